@@ -1,0 +1,33 @@
+"""Robots authenticate with `Authorization: Api-Key <key>`."""
+
+from rest_framework import authentication, exceptions
+
+from core import services
+from core.access import RobotPrincipal
+
+KEYWORD = "Api-Key"
+
+
+class RobotAPIKeyAuthentication(authentication.BaseAuthentication):
+    """Authenticates a robot. A request without the header falls through to session auth; a
+    request with a wrong, revoked or expired key is refused with 401 (never silently
+    anonymous)."""
+
+    def authenticate(self, request):
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        if not header:
+            return None
+        scheme, _, clear = header.partition(" ")
+        if scheme.lower() != KEYWORD.lower():
+            return None
+        clear = clear.strip()
+        if not clear or len(clear) > 200 or "\x00" in clear:
+            raise exceptions.AuthenticationFailed("Malformed API key.")
+        key = services.authenticate_api_key(clear)
+        if key is None:
+            raise exceptions.AuthenticationFailed("Invalid, revoked or expired API key.")
+        return RobotPrincipal(key.robot, key), key
+
+    def authenticate_header(self, request) -> str:
+        # Makes DRF answer 401 (with WWW-Authenticate) rather than 403 to anonymous callers.
+        return KEYWORD

@@ -1,0 +1,82 @@
+"""`Idempotency-Key` support for POST endpoints that a robot may retry.
+
+Same key, same body: the stored answer is replayed (`Idempotent-Replayed: true`). Same key,
+different body: 422. Same key while the first request runs: 409. Keys are scoped to the
+caller and expire (`IDEMPOTENCY_KEY_TTL_HOURS`). Answers of 5xx, and exceptions, release the
+key so the retry runs the request again.
+"""
+
+import functools
+import hashlib
+import json
+import re
+
+from django.core.serializers.json import DjangoJSONEncoder
+from rest_framework import exceptions
+from rest_framework.response import Response
+
+from core import services
+from core.access import principal_key
+from core.errors import DomainError
+from core.models import IdempotencyRecord
+
+HEADER = "Idempotency-Key"
+_VALID_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces
+
+
+def _fingerprint(request, kwargs) -> str:
+    body = json.dumps(request.data, sort_keys=True, cls=DjangoJSONEncoder, default=str)
+    material = f"{request.method}\n{request.path}\n{body}"
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def idempotent(handler):
+    """Decorate a viewset/APIView method handling POST."""
+
+    @functools.wraps(handler)
+    def wrapper(self, request, *args, **kwargs):
+        key = request.headers.get(HEADER)
+        if key is None:
+            return handler(self, request, *args, **kwargs)
+        if not _VALID_KEY.match(key):
+            raise exceptions.ValidationError(
+                {HEADER: ["Must be 1 to 255 printable ASCII characters without spaces."]}
+            )
+        record = services.begin_idempotent_request(
+            principal=principal_key(request.user),
+            key=key,
+            fingerprint=_fingerprint(request, kwargs),
+            method=request.method,
+            path=request.path,
+        )
+        if record.state == IdempotencyRecord.State.COMPLETED:
+            return Response(
+                record.response_body,
+                status=record.response_status,
+                headers={"Idempotent-Replayed": "true"},
+            )
+        try:
+            response = handler(self, request, *args, **kwargs)
+        except (exceptions.APIException, DomainError) as exc:
+            status = exc.status_code if isinstance(exc, exceptions.APIException) else exc.status
+            if status < 500:
+                # A deterministic refusal is an answer too: store it so a retry sees the same.
+                response = self.handle_exception(exc)
+                services.complete_idempotent_request(
+                    record=record, status=response.status_code, body=response.data
+                )
+                return response
+            services.release_idempotent_request(record=record)
+            raise
+        except Exception:
+            services.release_idempotent_request(record=record)
+            raise
+        if response.status_code >= 500:
+            services.release_idempotent_request(record=record)
+        else:
+            services.complete_idempotent_request(
+                record=record, status=response.status_code, body=response.data
+            )
+        return response
+
+    return wrapper

@@ -1,0 +1,20 @@
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from core.api import views
+
+router = SimpleRouter(trailing_slash="/?")
+router.register("teams", views.TeamViewSet, basename="team")
+router.register("embodiments", views.EmbodimentViewSet, basename="embodiment")
+router.register("robots", views.RobotViewSet, basename="robot")
+router.register("tasks", views.TaskViewSet, basename="task")
+router.register("task-versions", views.TaskVersionViewSet, basename="taskversion")
+router.register("conditions", views.ConditionViewSet, basename="condition")
+router.register("operators", views.OperatorViewSet, basename="operator")
+router.register("audit-events", views.AuditEventViewSet, basename="auditevent")
+
+urlpatterns = [
+    path("version", views.VersionView.as_view(), name="version"),
+    path("whoami", views.WhoAmIView.as_view(), name="whoami"),
+    *router.urls,
+]

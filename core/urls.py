@@ -1,0 +1,35 @@
+from django.contrib import admin
+from django.http import JsonResponse
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from core.api.exceptions import error_body
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include("core.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+]
+
+
+def not_found(request, exception=None):
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body("not_found", f"No endpoint at {request.path}."), status=404)
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception)
+
+
+def server_error(request):
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            error_body("server_error", "Internal error; it has been logged."), status=500
+        )
+    from django.views.defaults import server_error as default_server_error
+
+    return default_server_error(request)
+
+
+handler404 = not_found
+handler500 = server_error

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class TeleopConfig(AppConfig):
+    name = "teleop"
+    verbose_name = "Teleoperation and datasets"

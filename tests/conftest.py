@@ -1,0 +1,48 @@
+"""Shared fixtures: hermetic file storage, and the domain built through the real services."""
+
+import os
+
+import pytest
+from rest_framework.test import APIClient
+
+from tests.core import factories
+
+# Playwright's sync API and the threaded live server run inside pytest-django's event loop
+# guard; see design.md, known traps.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture(autouse=True)
+def _media_storage(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_throttles():
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
+@pytest.fixture
+def world(db):
+    """Two teams, each with an admin, an operator, a researcher, an embodiment, a robot with a
+    key, and a task; plus a stranger who belongs to no team."""
+    return factories.build_world()
+
+
+@pytest.fixture
+def api():
+    """An API client factory: `api(user)` signs a person in, `api(key=...)` sends a robot's
+    key, `api()` is anonymous."""
+
+    def make(user=None, *, key=None):
+        client = APIClient()
+        if user is not None:
+            client.force_authenticate(user)
+        if key is not None:
+            client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
+        return client
+
+    return make
