@@ -684,11 +684,12 @@ def _json_value_problems(
     problems: list[CriteriaProblem] = []
     nonfinite: list[CriteriaProblem] = []
     stack: list[tuple[object, tuple[str | int, ...]]] = [(spec, ())]
-    seen = 0
+    queued = 1
     while stack:
         value, parts = stack.pop()
-        seen += 1
-        if seen > _MAX_VALUES:
+        # Counted before a container's items are queued, so a million-item list costs nothing.
+        queued += len(value) if isinstance(value, list | dict) else 0
+        if queued > _MAX_VALUES:
             return [CriteriaProblem("", f"the spec holds more than {_MAX_VALUES} values")], []
         if len(parts) > _MAX_DEPTH:
             too_deep = CriteriaProblem(
