@@ -37,6 +37,7 @@ and the standard library only.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import hashlib
 import json
@@ -212,10 +213,11 @@ class _AutomaticCheck:
     def to_dict(self) -> dict[str, Any]:
         """The normalized spec of this check; unset optional parameters are left out."""
         out: dict[str, Any] = {"id": self.id, "type": self.type}
-        for name, value in vars(self).items():
-            if name == "id" or value is None or value == "" or value == ():
+        for spec_field in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, spec_field.name)
+            if spec_field.name == "id" or value is None or value == "" or value == ():
                 continue
-            out[name] = list(value) if isinstance(value, tuple) else value
+            out[spec_field.name] = list(value) if isinstance(value, tuple) else value
         return out
 
     def evaluate(self, episode: EpisodeSignals) -> CheckResult:
