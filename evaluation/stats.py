@@ -604,39 +604,29 @@ def pairwise_comparisons(
     level = _check_probability_level(alpha, "alpha")
     labels = list(totals)
     counts = [_check_counts(*totals[label], label=str(label)) for label in labels]
-    raw: list[tuple[int, int, float, float, float, float, str]] = []
-    for i in range(len(labels)):
-        for j in range(i + 1, len(labels)):
-            comparison = compare_two_policies(*counts[i], *counts[j], test=test)
-            raw.append(
-                (
-                    i,
-                    j,
-                    comparison.difference,
-                    comparison.difference_low,
-                    comparison.difference_high,
-                    comparison.p_value,
-                    comparison.test,
-                )
-            )
-    adjusted = holm_adjust([row[5] for row in raw])
+    compared = [
+        (i, j, compare_two_policies(*counts[i], *counts[j], test=test))
+        for i in range(len(labels))
+        for j in range(i + 1, len(labels))
+    ]
+    adjusted = holm_adjust([comparison.p_value for _, _, comparison in compared])
     pairs = tuple(
         PairComparison(
             first=labels[i],
             second=labels[j],
-            difference=diff,
-            difference_low=low,
-            difference_high=high,
-            p_value=p,
-            p_adjusted=p_adj,
-            significant=p_adj < level,
-            test=name,
+            difference=comparison.difference,
+            difference_low=comparison.difference_low,
+            difference_high=comparison.difference_high,
+            p_value=comparison.p_value,
+            p_adjusted=p_adjusted,
+            significant=p_adjusted < level,
+            test=comparison.test,
         )
-        for (i, j, diff, low, high, p, name), p_adj in zip(raw, adjusted, strict=True)
+        for (i, j, comparison), p_adjusted in zip(compared, adjusted, strict=True)
     )
     rates = [k / n for k, n in counts]
     significant = [
-        (row[0], row[1]) for row, pair in zip(raw, pairs, strict=True) if pair.significant
+        (i, j) for (i, j, _), pair in zip(compared, pairs, strict=True) if pair.significant
     ]
     letters = compact_letter_display(rates, significant)
     return PairwiseComparisons(
