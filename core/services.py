@@ -426,7 +426,7 @@ def revoke_api_key(*, actor, key: RobotAPIKey) -> RobotAPIKey:
 
 def parse_api_key(clear: str) -> str | None:
     """The lookup prefix of a well-formed key, else None."""
-    parts = clear.split("_")
+    parts = clear.split("_", 2)  # the secret itself may contain "_"
     if len(parts) != 3 or parts[0] != "pg" or len(parts[1]) != 2 * API_KEY_PREFIX_BYTES:
         return None
     return parts[1]

@@ -24,10 +24,10 @@ HEADER = "Idempotency-Key"
 _VALID_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces
 
 
-def _fingerprint(request, kwargs) -> str:
-    body = json.dumps(request.data, sort_keys=True, cls=DjangoJSONEncoder, default=str)
-    material = f"{request.method}\n{request.path}\n{body}"
-    return hashlib.sha256(material.encode()).hexdigest()
+def fingerprint(method: str, path: str, data) -> str:
+    """What makes two requests 'the same': method, path and the parsed body."""
+    body = json.dumps(data, sort_keys=True, cls=DjangoJSONEncoder, default=str)
+    return hashlib.sha256(f"{method}\n{path}\n{body}".encode()).hexdigest()
 
 
 def idempotent(handler):
@@ -45,7 +45,7 @@ def idempotent(handler):
         record = services.begin_idempotent_request(
             principal=principal_key(request.user),
             key=key,
-            fingerprint=_fingerprint(request, kwargs),
+            fingerprint=fingerprint(request.method, request.path, request.data),
             method=request.method,
             path=request.path,
         )

@@ -7,6 +7,7 @@ absurd numbers, are 4xx answers that say what was wrong.
 """
 
 import json
+import math
 
 from django.conf import settings
 from rest_framework import exceptions, parsers
@@ -18,6 +19,13 @@ MAX_DEPTH = 32
 
 def _reject_constant(name: str):
     raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):  # 1e999 parses as inf, which no database JSON column accepts
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
 
 
 def check_json_value(value, max_depth: int = MAX_DEPTH) -> None:
@@ -52,7 +60,7 @@ class StrictJSONParser(parsers.JSONParser):
         except UnicodeDecodeError as exc:
             raise exceptions.ParseError("The body is not valid UTF-8.") from exc
         try:
-            data = json.loads(text, parse_constant=_reject_constant)
+            data = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
         except RecursionError as exc:
             raise exceptions.ParseError(f"JSON is nested deeper than {MAX_DEPTH} levels.") from exc
         except ValueError as exc:  # JSONDecodeError, NaN/Infinity, over-long integers

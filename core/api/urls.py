@@ -3,7 +3,8 @@ from rest_framework.routers import SimpleRouter
 
 from core.api import views
 
-router = SimpleRouter(trailing_slash="/?")
+router = SimpleRouter()
+router.trailing_slash = "/?"  # robots may or may not send the slash; no redirects on POST
 router.register("teams", views.TeamViewSet, basename="team")
 router.register("embodiments", views.EmbodimentViewSet, basename="embodiment")
 router.register("robots", views.RobotViewSet, basename="robot")

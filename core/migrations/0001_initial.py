@@ -8,7 +8,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -17,240 +16,577 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Embodiment',
+            name="Embodiment",
             fields=[
-                ('visibility', models.CharField(choices=[('private', 'Private to the owning team'), ('shared', 'Shared with named teams'), ('public', 'Public')], default='private', max_length=10)),
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('name', models.SlugField(max_length=80, unique=True)),
-                ('description', models.TextField(blank=True)),
-                ('spec', models.JSONField()),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "visibility",
+                    models.CharField(
+                        choices=[
+                            ("private", "Private to the owning team"),
+                            ("shared", "Shared with named teams"),
+                            ("public", "Public"),
+                        ],
+                        default="private",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "id",
+                    models.UUIDField(
+                        default=uuid.uuid4, editable=False, primary_key=True, serialize=False
+                    ),
+                ),
+                ("name", models.SlugField(max_length=80, unique=True)),
+                ("description", models.TextField(blank=True)),
+                ("spec", models.JSONField()),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='Team',
+            name="Team",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('name', models.CharField(max_length=120, unique=True)),
-                ('slug', models.SlugField(max_length=60, unique=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.UUIDField(
+                        default=uuid.uuid4, editable=False, primary_key=True, serialize=False
+                    ),
+                ),
+                ("name", models.CharField(max_length=120, unique=True)),
+                ("slug", models.SlugField(max_length=60, unique=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='IdempotencyRecord',
+            name="IdempotencyRecord",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('principal', models.CharField(max_length=80)),
-                ('key', models.CharField(max_length=255)),
-                ('fingerprint', models.CharField(max_length=64)),
-                ('method', models.CharField(max_length=10)),
-                ('path', models.CharField(max_length=500)),
-                ('state', models.CharField(choices=[('in_flight', 'In flight'), ('completed', 'Completed')], default='in_flight', max_length=20)),
-                ('response_status', models.PositiveSmallIntegerField(blank=True, null=True)),
-                ('response_body', models.JSONField(blank=True, encoder=django.core.serializers.json.DjangoJSONEncoder, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('expires_at', models.DateTimeField(db_index=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("principal", models.CharField(max_length=80)),
+                ("key", models.CharField(max_length=255)),
+                ("fingerprint", models.CharField(max_length=64)),
+                ("method", models.CharField(max_length=10)),
+                ("path", models.CharField(max_length=500)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[("in_flight", "In flight"), ("completed", "Completed")],
+                        default="in_flight",
+                        max_length=20,
+                    ),
+                ),
+                ("response_status", models.PositiveSmallIntegerField(blank=True, null=True)),
+                (
+                    "response_body",
+                    models.JSONField(
+                        blank=True,
+                        encoder=django.core.serializers.json.DjangoJSONEncoder,
+                        null=True,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("expires_at", models.DateTimeField(db_index=True)),
             ],
             options={
-                'ordering': ['-created_at'],
-                'constraints': [models.UniqueConstraint(fields=('principal', 'key'), name='idempotency_unique_key')],
+                "ordering": ["-created_at"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("principal", "key"), name="idempotency_unique_key"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Operator',
+            name="Operator",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('code', models.CharField(max_length=32, unique=True)),
-                ('active', models.BooleanField(default=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('user', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='operator', to=settings.AUTH_USER_MODEL)),
-                ('team', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='operators', to='core.team')),
+                (
+                    "id",
+                    models.UUIDField(
+                        default=uuid.uuid4, editable=False, primary_key=True, serialize=False
+                    ),
+                ),
+                ("code", models.CharField(max_length=32, unique=True)),
+                ("active", models.BooleanField(default=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "user",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="operator",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "team",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="operators",
+                        to="core.team",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['code'],
+                "ordering": ["code"],
             },
         ),
         migrations.CreateModel(
-            name='OperatorIdentity',
+            name="OperatorIdentity",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('full_name', models.CharField(max_length=200)),
-                ('email', models.EmailField(blank=True, max_length=254)),
-                ('consent_given_at', models.DateTimeField(blank=True, null=True)),
-                ('consent_version', models.CharField(blank=True, max_length=40)),
-                ('consent_withdrawn_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('operator', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='identity', to='core.operator')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("full_name", models.CharField(max_length=200)),
+                ("email", models.EmailField(blank=True, max_length=254)),
+                ("consent_given_at", models.DateTimeField(blank=True, null=True)),
+                ("consent_version", models.CharField(blank=True, max_length=40)),
+                ("consent_withdrawn_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "operator",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="identity",
+                        to="core.operator",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'operator identities',
-                'ordering': ['operator__code'],
+                "verbose_name_plural": "operator identities",
+                "ordering": ["operator__code"],
             },
         ),
         migrations.CreateModel(
-            name='Robot',
+            name="Robot",
             fields=[
-                ('visibility', models.CharField(choices=[('private', 'Private to the owning team'), ('shared', 'Shared with named teams'), ('public', 'Public')], default='private', max_length=10)),
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('name', models.SlugField(max_length=80)),
-                ('site', models.CharField(blank=True, max_length=120)),
-                ('serial', models.CharField(blank=True, max_length=120)),
-                ('status', models.CharField(choices=[('active', 'Active'), ('maintenance', 'In maintenance'), ('retired', 'Retired')], default='active', max_length=20)),
-                ('software_version', models.CharField(blank=True, max_length=200)),
-                ('last_seen_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('embodiment', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='robots', to='core.embodiment')),
-                ('shared_with', models.ManyToManyField(blank=True, related_name='shared_%(app_label)s_%(class)s', to='core.team')),
-                ('team', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='core.team')),
+                (
+                    "visibility",
+                    models.CharField(
+                        choices=[
+                            ("private", "Private to the owning team"),
+                            ("shared", "Shared with named teams"),
+                            ("public", "Public"),
+                        ],
+                        default="private",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "id",
+                    models.UUIDField(
+                        default=uuid.uuid4, editable=False, primary_key=True, serialize=False
+                    ),
+                ),
+                ("name", models.SlugField(max_length=80)),
+                ("site", models.CharField(blank=True, max_length=120)),
+                ("serial", models.CharField(blank=True, max_length=120)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("active", "Active"),
+                            ("maintenance", "In maintenance"),
+                            ("retired", "Retired"),
+                        ],
+                        default="active",
+                        max_length=20,
+                    ),
+                ),
+                ("software_version", models.CharField(blank=True, max_length=200)),
+                ("last_seen_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "embodiment",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="robots",
+                        to="core.embodiment",
+                    ),
+                ),
+                (
+                    "shared_with",
+                    models.ManyToManyField(
+                        blank=True, related_name="shared_%(app_label)s_%(class)s", to="core.team"
+                    ),
+                ),
+                (
+                    "team",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="core.team",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['team__name', 'name'],
+                "ordering": ["team__name", "name"],
             },
         ),
         migrations.CreateModel(
-            name='RobotAPIKey',
+            name="RobotAPIKey",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('name', models.CharField(blank=True, max_length=120)),
-                ('prefix', models.CharField(max_length=16, unique=True)),
-                ('key_hash', models.CharField(editable=False, max_length=64)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('expires_at', models.DateTimeField(blank=True, null=True)),
-                ('revoked_at', models.DateTimeField(blank=True, null=True)),
-                ('last_used_at', models.DateTimeField(blank=True, null=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('robot', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='api_keys', to='core.robot')),
+                (
+                    "id",
+                    models.UUIDField(
+                        default=uuid.uuid4, editable=False, primary_key=True, serialize=False
+                    ),
+                ),
+                ("name", models.CharField(blank=True, max_length=120)),
+                ("prefix", models.CharField(max_length=16, unique=True)),
+                ("key_hash", models.CharField(editable=False, max_length=64)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("expires_at", models.DateTimeField(blank=True, null=True)),
+                ("revoked_at", models.DateTimeField(blank=True, null=True)),
+                ("last_used_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "robot",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="api_keys",
+                        to="core.robot",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'robot API key',
-                'ordering': ['robot__name', '-created_at'],
+                "verbose_name": "robot API key",
+                "ordering": ["robot__name", "-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='Task',
+            name="Task",
             fields=[
-                ('visibility', models.CharField(choices=[('private', 'Private to the owning team'), ('shared', 'Shared with named teams'), ('public', 'Public')], default='private', max_length=10)),
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('slug', models.SlugField(max_length=80)),
-                ('name', models.CharField(max_length=200)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('shared_with', models.ManyToManyField(blank=True, related_name='shared_%(app_label)s_%(class)s', to='core.team')),
-                ('team', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='core.team')),
+                (
+                    "visibility",
+                    models.CharField(
+                        choices=[
+                            ("private", "Private to the owning team"),
+                            ("shared", "Shared with named teams"),
+                            ("public", "Public"),
+                        ],
+                        default="private",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "id",
+                    models.UUIDField(
+                        default=uuid.uuid4, editable=False, primary_key=True, serialize=False
+                    ),
+                ),
+                ("slug", models.SlugField(max_length=80)),
+                ("name", models.CharField(max_length=200)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "shared_with",
+                    models.ManyToManyField(
+                        blank=True, related_name="shared_%(app_label)s_%(class)s", to="core.team"
+                    ),
+                ),
+                (
+                    "team",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="core.team",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='Membership',
+            name="Membership",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('role', models.CharField(choices=[('admin', 'Admin'), ('operator', 'Operator'), ('researcher', 'Researcher')], max_length=20)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='memberships', to=settings.AUTH_USER_MODEL)),
-                ('team', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='memberships', to='core.team')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[
+                            ("admin", "Admin"),
+                            ("operator", "Operator"),
+                            ("researcher", "Researcher"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="memberships",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "team",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="memberships",
+                        to="core.team",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['team__name', 'user__username', 'role'],
+                "ordering": ["team__name", "user__username", "role"],
             },
         ),
         migrations.AddField(
-            model_name='embodiment',
-            name='shared_with',
-            field=models.ManyToManyField(blank=True, related_name='shared_%(app_label)s_%(class)s', to='core.team'),
+            model_name="embodiment",
+            name="shared_with",
+            field=models.ManyToManyField(
+                blank=True, related_name="shared_%(app_label)s_%(class)s", to="core.team"
+            ),
         ),
         migrations.AddField(
-            model_name='embodiment',
-            name='team',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='core.team'),
+            model_name="embodiment",
+            name="team",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="+", to="core.team"
+            ),
         ),
         migrations.CreateModel(
-            name='Condition',
+            name="Condition",
             fields=[
-                ('visibility', models.CharField(choices=[('private', 'Private to the owning team'), ('shared', 'Shared with named teams'), ('public', 'Public')], default='private', max_length=10)),
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('factor', models.SlugField(max_length=60)),
-                ('level', models.SlugField(max_length=60)),
-                ('description', models.TextField(blank=True)),
-                ('reset_instructions', models.TextField(blank=True)),
-                ('reference_image', models.ImageField(blank=True, null=True, upload_to='conditions/')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('shared_with', models.ManyToManyField(blank=True, related_name='shared_%(app_label)s_%(class)s', to='core.team')),
-                ('team', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='core.team')),
+                (
+                    "visibility",
+                    models.CharField(
+                        choices=[
+                            ("private", "Private to the owning team"),
+                            ("shared", "Shared with named teams"),
+                            ("public", "Public"),
+                        ],
+                        default="private",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "id",
+                    models.UUIDField(
+                        default=uuid.uuid4, editable=False, primary_key=True, serialize=False
+                    ),
+                ),
+                ("factor", models.SlugField(max_length=60)),
+                ("level", models.SlugField(max_length=60)),
+                ("description", models.TextField(blank=True)),
+                ("reset_instructions", models.TextField(blank=True)),
+                (
+                    "reference_image",
+                    models.ImageField(blank=True, null=True, upload_to="conditions/"),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "shared_with",
+                    models.ManyToManyField(
+                        blank=True, related_name="shared_%(app_label)s_%(class)s", to="core.team"
+                    ),
+                ),
+                (
+                    "team",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="core.team",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['factor', 'level'],
+                "ordering": ["factor", "level"],
             },
         ),
         migrations.CreateModel(
-            name='AuditEvent',
+            name="AuditEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('actor_label', models.CharField(max_length=200)),
-                ('action', models.CharField(choices=[('create', 'Create'), ('update', 'Update'), ('delete', 'Delete'), ('revoke', 'Revoke'), ('lock', 'Lock'), ('erase', 'Erase')], max_length=20)),
-                ('object_type', models.CharField(max_length=100)),
-                ('object_id', models.CharField(max_length=64)),
-                ('object_repr', models.CharField(max_length=200)),
-                ('before', models.JSONField(blank=True, encoder=django.core.serializers.json.DjangoJSONEncoder, null=True)),
-                ('after', models.JSONField(blank=True, encoder=django.core.serializers.json.DjangoJSONEncoder, null=True)),
-                ('actor_user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('actor_robot', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='core.robot')),
-                ('team', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='core.team')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("actor_label", models.CharField(max_length=200)),
+                (
+                    "action",
+                    models.CharField(
+                        choices=[
+                            ("create", "Create"),
+                            ("update", "Update"),
+                            ("delete", "Delete"),
+                            ("revoke", "Revoke"),
+                            ("lock", "Lock"),
+                            ("erase", "Erase"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("object_type", models.CharField(max_length=100)),
+                ("object_id", models.CharField(max_length=64)),
+                ("object_repr", models.CharField(max_length=200)),
+                (
+                    "before",
+                    models.JSONField(
+                        blank=True,
+                        encoder=django.core.serializers.json.DjangoJSONEncoder,
+                        null=True,
+                    ),
+                ),
+                (
+                    "after",
+                    models.JSONField(
+                        blank=True,
+                        encoder=django.core.serializers.json.DjangoJSONEncoder,
+                        null=True,
+                    ),
+                ),
+                (
+                    "actor_user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "actor_robot",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="core.robot",
+                    ),
+                ),
+                (
+                    "team",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="core.team",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='TaskVersion',
+            name="TaskVersion",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('number', models.PositiveIntegerField()),
-                ('instruction', models.TextField()),
-                ('scene_setup', models.TextField(blank=True)),
-                ('time_limit_s', models.FloatField()),
-                ('criteria', models.JSONField()),
-                ('content_hash', models.CharField(editable=False, max_length=64)),
-                ('locked_at', models.DateTimeField(blank=True, editable=False, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('allowed_embodiments', models.ManyToManyField(related_name='task_versions', to='core.embodiment')),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('task', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='versions', to='core.task')),
+                (
+                    "id",
+                    models.UUIDField(
+                        default=uuid.uuid4, editable=False, primary_key=True, serialize=False
+                    ),
+                ),
+                ("number", models.PositiveIntegerField()),
+                ("instruction", models.TextField()),
+                ("scene_setup", models.TextField(blank=True)),
+                ("time_limit_s", models.FloatField()),
+                ("criteria", models.JSONField()),
+                ("content_hash", models.CharField(editable=False, max_length=64)),
+                ("locked_at", models.DateTimeField(blank=True, editable=False, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "allowed_embodiments",
+                    models.ManyToManyField(related_name="task_versions", to="core.embodiment"),
+                ),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "task",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="versions",
+                        to="core.task",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['task__name', '-number'],
-                'constraints': [models.UniqueConstraint(fields=('task', 'number'), name='taskversion_unique_number'), models.CheckConstraint(condition=models.Q(('time_limit_s__gt', 0)), name='taskversion_time_limit_positive')],
+                "ordering": ["task__name", "-number"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("task", "number"), name="taskversion_unique_number"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("time_limit_s__gt", 0)),
+                        name="taskversion_time_limit_positive",
+                    ),
+                ],
             },
         ),
         migrations.AddConstraint(
-            model_name='task',
-            constraint=models.UniqueConstraint(fields=('team', 'slug'), name='task_unique_slug_in_team'),
+            model_name="task",
+            constraint=models.UniqueConstraint(
+                fields=("team", "slug"), name="task_unique_slug_in_team"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='robot',
-            constraint=models.UniqueConstraint(fields=('team', 'name'), name='robot_unique_name_in_team'),
+            model_name="robot",
+            constraint=models.UniqueConstraint(
+                fields=("team", "name"), name="robot_unique_name_in_team"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='membership',
-            constraint=models.UniqueConstraint(fields=('team', 'user', 'role'), name='membership_unique_role'),
+            model_name="membership",
+            constraint=models.UniqueConstraint(
+                fields=("team", "user", "role"), name="membership_unique_role"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='condition',
-            constraint=models.UniqueConstraint(fields=('team', 'factor', 'level'), name='condition_unique_level_in_team'),
+            model_name="condition",
+            constraint=models.UniqueConstraint(
+                fields=("team", "factor", "level"), name="condition_unique_level_in_team"
+            ),
         ),
         migrations.AddIndex(
-            model_name='auditevent',
-            index=models.Index(fields=['object_type', 'object_id'], name='core_audite_object__bbabc4_idx'),
+            model_name="auditevent",
+            index=models.Index(
+                fields=["object_type", "object_id"], name="core_audite_object__bbabc4_idx"
+            ),
         ),
     ]

@@ -81,7 +81,9 @@ def test_key_use_is_recorded(api, world):
 
 
 def test_robot_lists_only_itself(api, world):
-    body = api(key=world.a.robot_key).get("/api/v1/robots/").json()
+    response = api(key=world.a.robot_key).get("/api/v1/robots/")
+    body = response.json()
+    assert response.status_code == 200, body
     assert [r["id"] for r in body["results"]] == [str(world.a.robot.pk)]
 
 
