@@ -158,7 +158,6 @@ _BT_MAX_NEWTON_STEPS = 100
 _BT_STEP_TOLERANCE = 1e-11
 
 _ALTERNATIVES = ("two-sided", "greater", "less")
-_SEQUENTIAL_STATES = ("continue", "a_better", "b_better", "inconclusive")
 
 
 class _Result:
