@@ -1,0 +1,573 @@
+"""The trial schedule of an evaluation campaign: planned, randomized, blinded, reproducible.
+
+A robot evaluation is an experiment, and it fails the way experiments fail when it is run
+the convenient way: policy A all morning, policy B all afternoon, an operator who knows which
+is which. This module turns a campaign's design (policies, cells, robots) and one stored seed
+into the ordered list of trials that the robots and operators work through. It is pure Python
+with numpy for the random bits, never imports Django (``import evaluation.scheduling`` works on
+a robot), and the same inputs and seed give the same schedule, trial for trial, on any machine
+and any future numpy.
+
+Why each rule (the user-facing explanation, with a worked example, is ``docs/scheduling.md``):
+
+* Interleave. Lighting changes over a day, motors warm up, cables and grippers wear, cameras
+  drift, operators tire and get better at resets. Anything that drifts with time is
+  confounded with the policy when policies run one after the other, and no statistics
+  afterwards can separate the two. So trials come in *blocks*: one block is one replicate of
+  one cell (a task version under a condition) in which every policy runs once, in a random
+  order. Policies compared inside a block share the scene set-up and the hour, so the
+  difference between them is not a difference between mornings (a randomized complete block
+  design; Fisher 1935, ch. IV).
+* Spread every cell over the campaign. Blocks are issued in *rounds*: round r holds replicate
+  r of every cell that has one, in a random order. A campaign stopped early, or a condition
+  that is only available for part of the day, leaves every cell and policy equally covered.
+* Blind. An operator who knows which policy runs scores borderline outcomes, resets the
+  scene and nudges the robot differently (observer-expectancy effects; Rosenthal 1966). The
+  operator sees an alias ("policy A"); the display name is never copied into a schedule and
+  the policy id only travels to the robot that must load the checkpoint. Aliases come from the
+  seed, not the registration order, so "policy A" is not "the one registered first".
+* Counterbalance (paired mode). A/B pairs run two policies back to back on the same cell,
+  matched on the scene as far as a reset allows, for a paired (McNemar) comparison. The
+  second run of a pair differs systematically from the first (the operator has just watched
+  a run, the objects were just handled), so which policy goes first is balanced exactly: over
+  the campaign each policy goes first in half of its pairs (±1/2 rounded, so within ±1), and
+  the order within each pair is drawn at random, so the operator cannot predict it (Fisher's
+  balance plus randomization, as in the AB/BA crossover design; Senn 2002).
+* Robots are a nuisance factor too: whole blocks are dealt to robots round-robin, so every
+  robot runs every policy equally often (to within one block), and a pair never spans robots.
+
+Randomness. The random source is the 64-bit integer stream of ``numpy.random.PCG64(seed)``,
+and nothing else from numpy's random module. NumPy guarantees that a PCG64 seeded with a given
+integer always produces the same integer stream; it does not guarantee that for
+``Generator.shuffle``, ``permutation`` or ``integers``, which may change in a feature release
+(numpy "Compatibility policy"), and Python only guarantees ``random.Random(seed).random()``,
+not ``shuffle`` or ``randrange`` (which did change in Python 3.2). A stored seed must give the
+same schedule years later, so the shuffles are ours: Fisher-Yates (Durstenfeld 1964) over
+unbiased bounded integers by rejection, both specified below and reproducible in any language
+that has PCG64 and numpy's SeedSequence seeding. A golden test pins the first words of the
+stream and whole schedules, so a silent change anywhere fails the suite.
+
+The algorithm, exactly (``SCHEDULE_ALGORITHM = "pg-schedule/1"``):
+
+0. Canonical order: policies sorted by id, cells by (task version id, condition id), robots
+   by id, all by Unicode code point. The schedule therefore depends on the set of inputs, not
+   on the order a database query happened to return them in.
+1. One stream S of 64-bit words from ``PCG64(seed)``. ``below(m)`` (0 <= value < m): let
+   ``limit = 2**64 - (2**64 mod m)``; take words until one is below ``limit``; return it mod
+   m. ``shuffle(x)``: for i from len(x)-1 down to 1, swap x[i] with x[below(i + 1)].
+2. Aliases: labels "policy A", "policy B", ... (then "policy AA", like spreadsheet columns),
+   one per policy; ``shuffle(labels)``; the i-th policy in canonical order gets labels[i].
+3. Robots: ``shuffle(robots)``; block b runs on robots[b mod len(robots)].
+4. Paired mode only: the comparisons are the policy pairs (i, j), i < j in canonical order.
+   For each cell with an odd number of replicates, one pair per comparison cannot be split
+   evenly; for each comparison, those odd cells (in canonical order) are taken two at a time:
+   ``below(2) == 0`` puts i first in the first of the two and j first in the second, else the
+   reverse. An odd cell left over makes an edge i-j of a graph on the policies, oriented by
+   greedy trails (step 4b) so every policy leads at most once more or less than it follows.
+   Then for each comparison and cell (canonical order) the list of who goes first in each
+   replicate, ``[i] * (n // 2) + [j] * (n // 2)`` plus the odd one, is shuffled.
+   4b. Trails: while edges remain, start at the smallest policy with an odd number of
+   remaining edges, or else the smallest with any; walk to the smallest remaining neighbour,
+   deleting the edge, until stuck; if ``below(2) == 1`` reverse the trail; each step a->b
+   means a goes first in that leftover pair.
+5. Rounds r = 0, 1, ... up to the largest replicate count: the cells with more than r
+   replicates, shuffled; for each, one block: interleaved mode shuffles the policies (one
+   trial each); paired mode shuffles the comparisons (one pair each: the replicate-r entry of
+   step 4 first, the other policy second). Orders, blocks and pair ids count up from 0 in
+   the order trials are emitted.
+
+References
+    Durstenfeld, R. (1964). Algorithm 235: Random permutation. CACM 7(7), 420.
+    Fisher, R. A. (1935). The Design of Experiments. Oliver & Boyd.
+    O'Neill, M. E. (2014). PCG: a family of simple fast space-efficient statistically good
+        algorithms for random number generation. Harvey Mudd College HMC-CS-2014-0905.
+    Rosenthal, R. (1966). Experimenter Effects in Behavioral Research. Appleton-Century-Crofts.
+    Senn, S. (2002). Cross-over Trials in Clinical Research, 2nd ed. Wiley.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import operator
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+__all__ = [
+    "ALIAS_PREFIX",
+    "MAX_SEED",
+    "MAX_TRIALS",
+    "MODES",
+    "SCHEDULE_ALGORITHM",
+    "CellSpec",
+    "PolicySpec",
+    "ScheduleMode",
+    "ScheduledTrial",
+    "alias_map",
+    "build_schedule",
+    "schedule_fingerprint",
+]
+
+# Names the algorithm above. Stored with a campaign's seed; any change to the steps, the
+# canonical order or the fingerprint's form must come with a new name, never silently.
+SCHEDULE_ALGORITHM = "pg-schedule/1"
+# A campaign of 100,000 trials is years of robot time; a larger request is a typo, and
+# refusing it keeps a bad request from building a huge list in a web worker.
+MAX_TRIALS = 100_000
+# The server stores the seed in a signed 64-bit column (PostgreSQL bigint).
+MAX_SEED = 2**63 - 1
+ALIAS_PREFIX = "policy "
+ScheduleMode = Literal["interleaved", "paired"]
+MODES: tuple[str, ...] = ("interleaved", "paired")
+
+_TWO_TO_64 = 2**64
+# Words are fetched from PCG64 in batches: one numpy call per batch instead of one per word.
+# The words used are the same either way; only unused words at the end differ.
+_WORD_BATCH = 1024
+_FINGERPRINT_FIELDS = 9
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySpec:
+    """One policy version taking part in a campaign.
+
+    ``policy_id`` identifies the version (the server uses its primary key or checkpoint
+    hash); it appears in the schedule so the robot can load the right checkpoint.
+    ``display_name`` is accepted so callers can hand over their rows as they are; it is never
+    copied into the schedule, because the operator must not see it.
+    """
+
+    policy_id: str
+    display_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CellSpec:
+    """One cell of the design: a task version under a condition, and how often to repeat it.
+
+    ``replicates`` (>= 1) is the number of blocks of this cell. In interleaved mode a block
+    runs every policy once, so each policy runs the cell ``replicates`` times. In paired mode
+    a block runs one pair per comparison (two policies), so each comparison gets
+    ``replicates`` pairs on the cell and each policy runs it ``replicates * (P - 1)`` times:
+    with the usual two policies, again ``replicates`` trials each.
+    """
+
+    task_version_id: str
+    condition_id: str
+    replicates: int
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledTrial:
+    """One planned trial.
+
+    ``order``: 0-based position in the campaign; each robot runs its own trials in increasing
+    order. ``block``: 0-based block index (one replicate of one cell). ``alias``: what the
+    operator sees instead of the policy. ``robot_id``: None when no robots were given.
+    ``pair_id`` (0-based) and ``pair_position`` (0 = runs first, 1 = second): paired mode
+    only, else None.
+    """
+
+    order: int
+    block: int
+    policy_id: str
+    alias: str
+    task_version_id: str
+    condition_id: str
+    robot_id: str | None = None
+    pair_id: int | None = None
+    pair_position: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (includes ``policy_id``: not for the operator's view)."""
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------------------------
+# Random source
+
+
+class _WordStream:
+    """The 64-bit words of ``PCG64(seed)`` in order, and the two primitives built on them."""
+
+    def __init__(self, seed: int) -> None:
+        self._bits = np.random.PCG64(seed)
+        self._buffer: list[int] = []
+
+    def word(self) -> int:
+        if not self._buffer:
+            # Reversed so pop() hands the words out in stream order.
+            self._buffer = self._bits.random_raw(_WORD_BATCH).tolist()[::-1]
+        return self._buffer.pop()
+
+    def below(self, bound: int) -> int:
+        """Uniform integer in [0, bound), unbiased: words at or above ``limit`` are rejected."""
+        limit = _TWO_TO_64 - _TWO_TO_64 % bound
+        while True:
+            word = self.word()
+            if word < limit:
+                return word % bound
+
+    def shuffle(self, items: list[Any]) -> None:
+        """Fisher-Yates in place, from the last element down."""
+        for i in range(len(items) - 1, 0, -1):
+            j = self.below(i + 1)
+            items[i], items[j] = items[j], items[i]
+
+
+# --------------------------------------------------------------------------------------------
+# Validation
+
+
+def _check_seed(seed: Any) -> int:
+    if isinstance(seed, bool):
+        raise TypeError("seed must be an integer, got a bool")
+    try:
+        value = operator.index(seed)
+    except TypeError:
+        raise TypeError(f"seed must be an integer, got {seed!r}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise ValueError(f"seed must be between 0 and 2**63 - 1, got {value}")
+    return value
+
+
+def _check_identifier(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a string, got {value!r}")
+    if not value:
+        raise ValueError(f"{what} must not be empty")
+    # Control characters (tabs, newlines) would make the fingerprint's line format ambiguous.
+    if any(unicodedata.category(char) == "Cc" for char in value):
+        raise ValueError(f"{what} {value!r} contains a control character")
+    return value
+
+
+def _check_unique_ids(ids: Iterable[str], what: str) -> None:
+    seen: set[str] = set()
+    for identifier in ids:
+        if identifier in seen:
+            raise ValueError(f"duplicate {what} {identifier!r}")
+        seen.add(identifier)
+
+
+def _check_policies(policies: Sequence[PolicySpec]) -> list[PolicySpec]:
+    if isinstance(policies, str | bytes) or not policies:
+        raise ValueError("a schedule needs at least one policy")
+    for policy in policies:
+        if not isinstance(policy, PolicySpec):
+            raise TypeError(f"policies must be PolicySpec, got {policy!r}")
+        _check_identifier(policy.policy_id, "policy id")
+        if policy.display_name is not None and not isinstance(policy.display_name, str):
+            raise TypeError(f"display name of {policy.policy_id!r} must be a string or None")
+    _check_unique_ids((policy.policy_id for policy in policies), "policy id")
+    return sorted(policies, key=lambda policy: policy.policy_id)
+
+
+def _check_cells(cells: Sequence[CellSpec]) -> list[CellSpec]:
+    if isinstance(cells, str | bytes) or not cells:
+        raise ValueError("a schedule needs at least one cell (task version x condition)")
+    seen: set[tuple[str, str]] = set()
+    for cell in cells:
+        if not isinstance(cell, CellSpec):
+            raise TypeError(f"cells must be CellSpec, got {cell!r}")
+        _check_identifier(cell.task_version_id, "task version id")
+        _check_identifier(cell.condition_id, "condition id")
+        key = (cell.task_version_id, cell.condition_id)
+        label = f"cell ({cell.task_version_id!r}, {cell.condition_id!r})"
+        if isinstance(cell.replicates, bool) or not isinstance(cell.replicates, int):
+            raise TypeError(f"{label}: replicates must be an integer, got {cell.replicates!r}")
+        if cell.replicates < 1:
+            raise ValueError(f"{label}: replicates must be at least 1, got {cell.replicates}")
+        if key in seen:
+            raise ValueError(f"duplicate {label}")
+        seen.add(key)
+    return sorted(cells, key=lambda cell: (cell.task_version_id, cell.condition_id))
+
+
+def _check_robots(robots: Sequence[str] | None) -> list[str]:
+    if robots is None:
+        return []
+    if isinstance(robots, str | bytes):
+        raise TypeError("robots must be a sequence of robot ids, not a single string")
+    checked = [_check_identifier(robot, "robot id") for robot in robots]
+    _check_unique_ids(checked, "robot id")
+    return sorted(checked)
+
+
+# --------------------------------------------------------------------------------------------
+# Aliases
+
+
+def _alias_label(index: int) -> str:
+    """0 -> "policy A", 25 -> "policy Z", 26 -> "policy AA" (bijective base 26)."""
+    letters = ""
+    index += 1
+    while index:
+        index, remainder = divmod(index - 1, 26)
+        letters = chr(ord("A") + remainder) + letters
+    return ALIAS_PREFIX + letters
+
+
+def _draw_aliases(sorted_ids: Sequence[str], stream: _WordStream) -> dict[str, str]:
+    labels = [_alias_label(index) for index in range(len(sorted_ids))]
+    stream.shuffle(labels)
+    return dict(zip(sorted_ids, labels, strict=True))
+
+
+def alias_map(policy_ids: Sequence[str], seed: int) -> dict[str, str]:
+    """The blinded alias of each policy in a campaign: ``{policy_id: "policy A", ...}``.
+
+    A bijection onto "policy A", "policy B", ... (one label per policy). It depends on the
+    set of ids and the seed only: the ids are sorted first, then the labels are shuffled with
+    the seed's stream (step 2 of the module docstring), so neither the registration order
+    nor the ids' sort order tells which label is which. ``build_schedule`` with the same ids
+    and seed uses exactly these aliases.
+
+    Raises ValueError for no ids, empty or duplicate ids, or a seed outside [0, 2**63 - 1].
+    """
+    if isinstance(policy_ids, str | bytes) or not policy_ids:
+        raise ValueError("alias_map needs at least one policy id")
+    checked = [_check_identifier(policy_id, "policy id") for policy_id in policy_ids]
+    _check_unique_ids(checked, "policy id")
+    return _draw_aliases(sorted(checked), _WordStream(_check_seed(seed)))
+
+
+# --------------------------------------------------------------------------------------------
+# Counterbalancing (paired mode)
+
+
+def _orient_by_trails(
+    edges: Sequence[tuple[int, int]], vertex_count: int, stream: _WordStream
+) -> list[tuple[int, int]]:
+    """Orient an undirected simple graph so every vertex's out- and in-degree differ by <= 1.
+
+    Greedy trails: a trail that starts at a vertex of odd degree can only get stuck at
+    another vertex of odd degree, so after it both are even; once all are even every trail
+    is closed. A vertex is therefore the open end of at most one trail, which is the whole
+    imbalance it gets. Each trail's direction is a coin flip, so who leads is not predictable.
+    Returns the directed edges (a, b): a goes first.
+    """
+    neighbours: list[list[int]] = [[] for _ in range(vertex_count)]
+    for a, b in edges:
+        neighbours[a].append(b)
+        neighbours[b].append(a)
+    for adjacent in neighbours:
+        adjacent.sort()
+    degree = [len(adjacent) for adjacent in neighbours]
+    # Lazy deletion: next_index[v] skips neighbours whose edge a trail has already used, so
+    # "smallest remaining neighbour" costs O(1) amortized instead of a scan.
+    next_index = [0] * vertex_count
+    used: set[tuple[int, int]] = set()
+
+    def smallest_remaining_neighbour(vertex: int) -> int:
+        adjacent = neighbours[vertex]
+        while True:
+            other = adjacent[next_index[vertex]]
+            next_index[vertex] += 1
+            if (min(vertex, other), max(vertex, other)) not in used:
+                return other
+
+    directed: list[tuple[int, int]] = []
+    while True:
+        start = next((v for v in range(vertex_count) if degree[v] % 2), None)
+        if start is None:
+            start = next((v for v in range(vertex_count) if degree[v]), None)
+        if start is None:
+            return directed
+        trail = [start]
+        vertex = start
+        while degree[vertex]:
+            other = smallest_remaining_neighbour(vertex)
+            used.add((min(vertex, other), max(vertex, other)))
+            degree[vertex] -= 1
+            degree[other] -= 1
+            trail.append(other)
+            vertex = other
+        if stream.below(2) == 1:
+            trail.reverse()
+        directed.extend(zip(trail, trail[1:], strict=False))
+
+
+def _first_movers(
+    comparisons: Sequence[tuple[int, int]],
+    policy_count: int,
+    replicates: Sequence[int],
+    stream: _WordStream,
+) -> list[list[list[int]]]:
+    """``result[c][k][r]``: the policy that goes first in comparison c, cell k, replicate r.
+
+    Within each (comparison, cell) each policy leads ``n // 2`` times; the odd replicates'
+    leaders alternate across cells per comparison, and the one left over is oriented by
+    ``_orient_by_trails``. Balance: within ±1/2 per (comparison, cell), per comparison over
+    the campaign, and per policy over all its pairs.
+    """
+    odd_cells = [k for k, count in enumerate(replicates) if count % 2]
+    odd_leader: dict[tuple[int, int], int] = {}
+    leftover_edges: list[tuple[int, int]] = []
+    leftover_cell: dict[tuple[int, int], tuple[int, int]] = {}
+    for c, (i, j) in enumerate(comparisons):
+        for t in range(0, len(odd_cells) - 1, 2):
+            first, second = (i, j) if stream.below(2) == 0 else (j, i)
+            odd_leader[c, odd_cells[t]] = first
+            odd_leader[c, odd_cells[t + 1]] = second
+        if len(odd_cells) % 2:
+            leftover_edges.append((i, j))
+            leftover_cell[i, j] = (c, odd_cells[-1])
+    for a, b in _orient_by_trails(leftover_edges, policy_count, stream):
+        odd_leader[leftover_cell[min(a, b), max(a, b)]] = a
+
+    leaders: list[list[list[int]]] = []
+    for c, (i, j) in enumerate(comparisons):
+        per_cell: list[list[int]] = []
+        for k, count in enumerate(replicates):
+            order = [i] * (count // 2) + [j] * (count // 2)
+            if count % 2:
+                order.append(odd_leader[c, k])
+            stream.shuffle(order)
+            per_cell.append(order)
+        leaders.append(per_cell)
+    return leaders
+
+
+# --------------------------------------------------------------------------------------------
+# The schedule
+
+
+def build_schedule(
+    policies: Sequence[PolicySpec],
+    cells: Sequence[CellSpec],
+    *,
+    seed: int,
+    robots: Sequence[str] | None = None,
+    mode: ScheduleMode = "interleaved",
+) -> list[ScheduledTrial]:
+    """The campaign's trials in the order they are to be run (algorithm: module docstring).
+
+    ``policies``: at least one (two for paired mode), unique ids. ``cells``: at least one,
+    unique (task version, condition), ``replicates >= 1``. ``robots``: optional unique ids;
+    empty or None leaves ``robot_id`` None. ``seed``: integer in [0, 2**63 - 1], stored with
+    the campaign. ``mode``: "interleaved" (every block runs each policy once) or "paired"
+    (every block runs one counterbalanced pair per two policies; odd replicate counts are
+    allowed, and the leader balance then holds to within one over the campaign).
+
+    Returns trials with ``order`` 0..N-1 in list order, N = P * sum(replicates) in
+    interleaved mode and P * (P - 1) * sum(replicates) in paired mode, at most
+    ``MAX_TRIALS``. Deterministic in (set of policy ids, set of cells, set of robots, seed,
+    mode); the order the inputs are listed in does not matter. No side effects.
+
+    Raises ValueError for a missing, empty, duplicate or malformed input, a seed out of range,
+    an unknown mode, paired mode with one policy, or more than ``MAX_TRIALS`` trials;
+    TypeError for a value of the wrong type.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+    seed = _check_seed(seed)
+    sorted_policies = _check_policies(policies)
+    sorted_cells = _check_cells(cells)
+    sorted_robots = _check_robots(robots)
+    policy_count = len(sorted_policies)
+    paired = mode == "paired"
+    if paired and policy_count < 2:
+        raise ValueError("paired mode needs at least two policies")
+    replicates = [cell.replicates for cell in sorted_cells]
+    trials_per_replicate = policy_count * (policy_count - 1) if paired else policy_count
+    total = trials_per_replicate * sum(replicates)
+    if total > MAX_TRIALS:
+        raise ValueError(
+            f"the design asks for {total:,} trials; a schedule holds at most {MAX_TRIALS:,}"
+        )
+
+    stream = _WordStream(seed)
+    policy_ids = [policy.policy_id for policy in sorted_policies]
+    aliases = _draw_aliases(policy_ids, stream)
+    alias_of = [aliases[policy_id] for policy_id in policy_ids]
+    stream.shuffle(sorted_robots)
+    robot_ids: list[str | None] = list(sorted_robots) or [None]
+
+    comparisons = [(i, j) for i in range(policy_count) for j in range(i + 1, policy_count)]
+    leaders = _first_movers(comparisons, policy_count, replicates, stream) if paired else []
+
+    trials: list[ScheduledTrial] = []
+    block = 0
+    pair_id = 0
+    for replicate in range(max(replicates)):
+        round_cells = [k for k, count in enumerate(replicates) if count > replicate]
+        stream.shuffle(round_cells)
+        for k in round_cells:
+            cell = sorted_cells[k]
+            robot_id = robot_ids[block % len(robot_ids)]
+            if not paired:
+                members = list(range(policy_count))
+                stream.shuffle(members)
+                for p in members:
+                    trials.append(
+                        ScheduledTrial(
+                            order=len(trials),
+                            block=block,
+                            policy_id=policy_ids[p],
+                            alias=alias_of[p],
+                            task_version_id=cell.task_version_id,
+                            condition_id=cell.condition_id,
+                            robot_id=robot_id,
+                        )
+                    )
+            else:
+                members = list(range(len(comparisons)))
+                stream.shuffle(members)
+                for c in members:
+                    i, j = comparisons[c]
+                    first = leaders[c][k][replicate]
+                    for position, p in enumerate((first, j if first == i else i)):
+                        trials.append(
+                            ScheduledTrial(
+                                order=len(trials),
+                                block=block,
+                                policy_id=policy_ids[p],
+                                alias=alias_of[p],
+                                task_version_id=cell.task_version_id,
+                                condition_id=cell.condition_id,
+                                robot_id=robot_id,
+                                pair_id=pair_id,
+                                pair_position=position,
+                            )
+                        )
+                    pair_id += 1
+            block += 1
+    return trials
+
+
+def schedule_fingerprint(trials: Iterable[ScheduledTrial]) -> str:
+    """SHA-256 (64 lowercase hex digits) of the schedule's canonical text.
+
+    The text is UTF-8: the line ``pg-schedule/1``, then one line per trial in list order
+    with its nine fields in declaration order (order, block, policy_id, alias,
+    task_version_id, condition_id, robot_id, pair_id, pair_position) separated by tabs,
+    integers in decimal, None as the empty string, each line ending in a newline. Ids cannot
+    hold tabs or newlines (``build_schedule`` refuses control characters), so the text is
+    unambiguous and any language can recompute it. The server stores it with the seed and
+    recomputes it to verify that the trials it holds are the schedule it generated.
+
+    Raises ValueError if a field contains a tab or newline.
+    """
+    digest = hashlib.sha256()
+    digest.update(f"{SCHEDULE_ALGORITHM}\n".encode())
+    for trial in trials:
+        fields = (
+            trial.order,
+            trial.block,
+            trial.policy_id,
+            trial.alias,
+            trial.task_version_id,
+            trial.condition_id,
+            trial.robot_id,
+            trial.pair_id,
+            trial.pair_position,
+        )
+        line = "\t".join("" if field is None else str(field) for field in fields)
+        if line.count("\t") != _FINGERPRINT_FIELDS - 1 or "\n" in line or "\r" in line:
+            raise ValueError(f"trial {trial.order}: a field contains a tab or newline")
+        digest.update(f"{line}\n".encode())
+    return digest.hexdigest()
