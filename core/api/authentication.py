@@ -1,5 +1,6 @@
 """Robots authenticate with `Authorization: Api-Key <key>`."""
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from core import services
@@ -31,3 +32,18 @@ class RobotAPIKeyAuthentication(authentication.BaseAuthentication):
     def authenticate_header(self, request) -> str:
         # Makes DRF answer 401 (with WWW-Authenticate) rather than 403 to anonymous callers.
         return KEYWORD
+
+
+class RobotAPIKeyScheme(OpenApiAuthenticationExtension):
+    """Documents the API key scheme in the OpenAPI schema."""
+
+    target_class = RobotAPIKeyAuthentication
+    name = "RobotApiKey"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "A robot's key, sent as `Authorization: Api-Key <key>`.",
+        }
