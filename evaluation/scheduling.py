@@ -30,11 +30,14 @@ Why each rule (the user-facing explanation, with a worked example, is ``docs/sch
   matched on the scene as far as a reset allows, for a paired (McNemar) comparison. The
   second run of a pair differs systematically from the first (the operator has just watched
   a run, the objects were just handled), so which policy goes first is balanced exactly: over
-  the campaign each policy goes first in half of its pairs (±1/2 rounded, so within ±1), and
-  the order within each pair is drawn at random, so the operator cannot predict it (Fisher's
-  balance plus randomization, as in the AB/BA crossover design; Senn 2002).
-* Robots are a nuisance factor too: whole blocks are dealt to robots round-robin, so every
-  robot runs every policy equally often (to within one block), and a pair never spans robots.
+  the campaign each policy goes first in half of its pairs, rounded up or down, and so does
+  each policy of each comparison; which pairs get which order is drawn at random, so the
+  operator cannot predict it (balance plus randomization, as in the AB/BA crossover design;
+  Senn 2002).
+* Robots are a nuisance factor too: whole blocks are dealt to robots, so a pair never spans
+  robots and every robot runs every policy equally often (to within one block); each cell's
+  replicates are spread over the robots too (to within one), so a condition is not tied to
+  one robot.
 
 Randomness. The random source is the 64-bit integer stream of ``numpy.random.PCG64(seed)``,
 and nothing else from numpy's random module. NumPy guarantees that a PCG64 seeded with a given
@@ -57,24 +60,28 @@ The algorithm, exactly (``SCHEDULE_ALGORITHM = "pg-schedule/1"``):
    m. ``shuffle(x)``: for i from len(x)-1 down to 1, swap x[i] with x[below(i + 1)].
 2. Aliases: labels "policy A", "policy B", ... (then "policy AA", like spreadsheet columns),
    one per policy; ``shuffle(labels)``; the i-th policy in canonical order gets labels[i].
-3. Robots: ``shuffle(robots)``; block b runs on robots[b mod len(robots)].
-4. Paired mode only: the comparisons are the policy pairs (i, j), i < j in canonical order.
-   For each cell with an odd number of replicates, one pair per comparison cannot be split
-   evenly; for each comparison, those odd cells (in canonical order) are taken two at a time:
-   ``below(2) == 0`` puts i first in the first of the two and j first in the second, else the
-   reverse. An odd cell left over makes an edge i-j of a graph on the policies, oriented by
-   greedy trails (step 4b) so every policy leads at most once more or less than it follows.
-   Then for each comparison and cell (canonical order) the list of who goes first in each
-   replicate, ``[i] * (n // 2) + [j] * (n // 2)`` plus the odd one, is shuffled.
-   4b. Trails: while edges remain, start at the smallest policy with an odd number of
+3. Paired mode only: the comparisons are the policy pairs (i, j), i < j in canonical order.
+   For each cell with an odd number n of replicates, one pair per comparison cannot be
+   split evenly. For each comparison, those odd cells (in canonical order) are taken two at
+   a time: ``below(2) == 0`` puts i first in the odd pair of the first of the two cells and
+   j first in the second, else the reverse. An odd cell left over makes an edge i-j of a
+   graph on the policies, oriented by trails (3b) so that no policy leads more than once
+   more or less often than it follows. Then for each comparison and each cell (canonical
+   order) the list of who leads in replicates 0..n-1, ``[i] * (n // 2) + [j] * (n // 2)``
+   plus the odd pair's leader at the end, is shuffled.
+   3b. Trails: while edges remain, start at the smallest policy with an odd number of
    remaining edges, or else the smallest with any; walk to the smallest remaining neighbour,
    deleting the edge, until stuck; if ``below(2) == 1`` reverse the trail; each step a->b
-   means a goes first in that leftover pair.
-5. Rounds r = 0, 1, ... up to the largest replicate count: the cells with more than r
+   means a leads in that left-over pair.
+4. Rounds r = 0, 1, ... up to the largest replicate count: the cells with more than r
    replicates, shuffled; for each, one block: interleaved mode shuffles the policies (one
-   trial each); paired mode shuffles the comparisons (one pair each: the replicate-r entry of
-   step 4 first, the other policy second). Orders, blocks and pair ids count up from 0 in
+   trial each); paired mode shuffles the comparisons (one pair each: the replicate-r leader
+   of step 3 first, the other policy second). Orders, blocks and pair ids count up from 0 in
    the order trials are emitted.
+5. Robots, if any: ``shuffle(robots)``, then ``shuffle(cells)`` (a copy of the canonical
+   indices); walk the cells in that order and each cell's replicates 0..n-1; the t-th block
+   of the walk runs on robots[t mod len(robots)]. Drawn last, so adding or removing robots
+   changes which robot runs a block, never the order.
 
 References
     Durstenfeld, R. (1964). Algorithm 235: Random permutation. CACM 7(7), 420.
@@ -433,6 +440,37 @@ def _first_movers(
 
 
 # --------------------------------------------------------------------------------------------
+# Robots
+
+
+def _deal_blocks_to_robots(
+    replicates: Sequence[int], robots: Sequence[str], stream: _WordStream
+) -> dict[tuple[int, int], str]:
+    """The robot of each block, keyed by (cell index, replicate); empty without robots.
+
+    The robots are shuffled, then the cells are walked in a shuffled order, each cell's
+    replicates 0..n-1 in turn, and the blocks are dealt to the robots round-robin. Dealing
+    whole blocks keeps every pair on one robot and gives each robot the same number of blocks
+    to within one, hence of every policy (each block holds each policy equally often). Each
+    cell's replicates are consecutive in the walk, so they too are split to within one, and a
+    condition is not tied to one robot. A shuffled walk rather than the canonical order, so
+    that the conditions of one task (adjacent when sorted) do not fall on alternate robots
+    in a pattern.
+    """
+    if not robots:
+        return {}
+    dealing_order = list(robots)
+    stream.shuffle(dealing_order)
+    cell_order = list(range(len(replicates)))
+    stream.shuffle(cell_order)
+    assignment: dict[tuple[int, int], str] = {}
+    for k in cell_order:
+        for replicate in range(replicates[k]):
+            assignment[k, replicate] = dealing_order[len(assignment) % len(dealing_order)]
+    return assignment
+
+
+# --------------------------------------------------------------------------------------------
 # The schedule
 
 
@@ -484,58 +522,59 @@ def build_schedule(
     policy_ids = [policy.policy_id for policy in sorted_policies]
     aliases = _draw_aliases(policy_ids, stream)
     alias_of = [aliases[policy_id] for policy_id in policy_ids]
-    stream.shuffle(sorted_robots)
-    robot_ids: list[str | None] = list(sorted_robots) or [None]
 
     comparisons = [(i, j) for i in range(policy_count) for j in range(i + 1, policy_count)]
     leaders = _first_movers(comparisons, policy_count, replicates, stream) if paired else []
 
-    trials: list[ScheduledTrial] = []
-    block = 0
-    pair_id = 0
+    # Step 4: blocks as (cell, replicate, members in running order), round by round.
+    blocks: list[tuple[int, int, list[int]]] = []
     for replicate in range(max(replicates)):
         round_cells = [k for k, count in enumerate(replicates) if count > replicate]
         stream.shuffle(round_cells)
         for k in round_cells:
-            cell = sorted_cells[k]
-            robot_id = robot_ids[block % len(robot_ids)]
-            if not paired:
-                members = list(range(policy_count))
-                stream.shuffle(members)
-                for p in members:
-                    trials.append(
-                        ScheduledTrial(
-                            order=len(trials),
-                            block=block,
-                            policy_id=policy_ids[p],
-                            alias=alias_of[p],
-                            task_version_id=cell.task_version_id,
-                            condition_id=cell.condition_id,
-                            robot_id=robot_id,
-                        )
+            members = list(range(len(comparisons) if paired else policy_count))
+            stream.shuffle(members)
+            blocks.append((k, replicate, members))
+    # Step 5 comes last so that adding or removing a robot leaves the order as it was.
+    robot_of = _deal_blocks_to_robots(replicates, sorted_robots, stream)
+
+    trials: list[ScheduledTrial] = []
+    pair_id = 0
+    for block, (k, replicate, members) in enumerate(blocks):
+        cell = sorted_cells[k]
+        robot_id = robot_of.get((k, replicate))
+        if not paired:
+            for p in members:
+                trials.append(
+                    ScheduledTrial(
+                        order=len(trials),
+                        block=block,
+                        policy_id=policy_ids[p],
+                        alias=alias_of[p],
+                        task_version_id=cell.task_version_id,
+                        condition_id=cell.condition_id,
+                        robot_id=robot_id,
                     )
-            else:
-                members = list(range(len(comparisons)))
-                stream.shuffle(members)
-                for c in members:
-                    i, j = comparisons[c]
-                    first = leaders[c][k][replicate]
-                    for position, p in enumerate((first, j if first == i else i)):
-                        trials.append(
-                            ScheduledTrial(
-                                order=len(trials),
-                                block=block,
-                                policy_id=policy_ids[p],
-                                alias=alias_of[p],
-                                task_version_id=cell.task_version_id,
-                                condition_id=cell.condition_id,
-                                robot_id=robot_id,
-                                pair_id=pair_id,
-                                pair_position=position,
-                            )
-                        )
-                    pair_id += 1
-            block += 1
+                )
+            continue
+        for c in members:
+            i, j = comparisons[c]
+            first = leaders[c][k][replicate]
+            for position, p in enumerate((first, j if first == i else i)):
+                trials.append(
+                    ScheduledTrial(
+                        order=len(trials),
+                        block=block,
+                        policy_id=policy_ids[p],
+                        alias=alias_of[p],
+                        task_version_id=cell.task_version_id,
+                        condition_id=cell.condition_id,
+                        robot_id=robot_id,
+                        pair_id=pair_id,
+                        pair_position=position,
+                    )
+                )
+            pair_id += 1
     return trials
 
 
