@@ -47,6 +47,7 @@ lint: install-dev
 # Django's checks, migrations in sync, the deploy checklist with production-like settings,
 # and the OpenAPI schema built and validated.
 check: install-dev
+	mkdir -p var
 	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) manage.py check --fail-level WARNING
 	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) manage.py makemigrations --check --dry-run
 	DJANGO_DEBUG=false DJANGO_SECRET_KEY=$$(head -c 48 /dev/urandom | base64) \
@@ -55,7 +56,7 @@ check: install-dev
 	$(PY) manage.py spectacular --validate --fail-on-warn --file var/openapi.yaml
 
 test-postgres: install-dev
-	./scripts/ensure-postgres.sh
+	./scripts/ensure-postgres.sh $(notdir $(TEST_DATABASE_URL))
 	DATABASE_URL=$(TEST_DATABASE_URL) $(VENV)/bin/pytest -n $(PYTEST_WORKERS) -q
 
 test-sqlite: install-dev
@@ -63,7 +64,7 @@ test-sqlite: install-dev
 	DATABASE_URL=$(SQLITE_TEST_DATABASE_URL) $(VENV)/bin/pytest -q -m "not postgres_only and not slow" tests
 
 test: install-dev
-	./scripts/ensure-postgres.sh
+	./scripts/ensure-postgres.sh $(notdir $(TEST_DATABASE_URL))
 	$(MAKE) lint
 	$(MAKE) check
 	$(MAKE) test-postgres
