@@ -357,8 +357,19 @@ def record_heartbeat(*, actor, robot: Robot, software_version: str | None = None
     fields = {"last_seen_at": timezone.now()}
     if software_version is not None:
         fields["software_version"] = software_version
-    Robot.objects.filter(pk=robot.pk).update(**fields)
-    robot.refresh_from_db()
+    with transaction.atomic():
+        before = Robot.objects.select_for_update().get(pk=robot.pk)
+        Robot.objects.filter(pk=robot.pk).update(**fields)
+        robot.refresh_from_db()
+        # A heartbeat is telemetry; only a change of software is worth an audit record.
+        if software_version is not None and software_version != before.software_version:
+            record_audit(
+                actor=actor,
+                action=AuditEvent.Action.UPDATE,
+                obj=robot,
+                before={"software_version": before.software_version},
+                after={"software_version": software_version},
+            )
     return robot
 
 

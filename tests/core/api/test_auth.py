@@ -106,6 +106,9 @@ def test_robot_heartbeat_for_itself_is_recorded(api, world):
     world.a.robot.refresh_from_db()
     assert world.a.robot.last_seen_at is not None
     assert world.a.robot.software_version == "client 0.1.0"
+    event = AuditEvent.objects.get(object_id=str(world.a.robot.pk), actor_robot=world.a.robot)
+    assert event.after == {"software_version": "client 0.1.0"}
+    assert event.actor_label == f"robot:{world.a.robot.name}"
 
 
 def test_robot_heartbeat_for_another_robot_is_403(api, world):
