@@ -39,6 +39,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_tasks",
+    "django_tasks_db",
     "core",
     "teleop",
     "evaluation",
@@ -180,6 +182,28 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": r"/api/v1",  # tags operations by resource, not "v1"
     "ENUM_NAME_OVERRIDES": {},
 }
+
+# --- Background jobs ------------------------------------------------------------------------
+# Django's task framework (the django-tasks backport) with its database backend: jobs are rows,
+# `manage.py db_worker` runs them, so the embedded default needs no broker.
+TASKS = {
+    "default": {
+        "BACKEND": env.str("PG_TASK_BACKEND", default="django_tasks_db.DatabaseBackend"),
+    }
+}
+
+# --- Recording ------------------------------------------------------------------------------
+# Uploads are staged here (a local disk: chunks are written at an offset), validated, then
+# moved into the default storage under their content address.
+UPLOAD_STAGING_DIR = Path(env.str("PG_UPLOAD_STAGING_DIR", default=str(VAR_DIR / "uploads")))
+MAX_EPISODE_BYTES = env.int("PG_MAX_EPISODE_BYTES", default=20 * 1024**3)
+MAX_UPLOAD_CHUNK_BYTES = 16 * 1024**2
+UPLOAD_EXPIRY_HOURS = env.int("PG_UPLOAD_EXPIRY_HOURS", default=72)
+# The validator runs in a child process with these limits.
+VALIDATOR_MEMORY_MB = env.int("PG_VALIDATOR_MEMORY_MB", default=1024)
+VALIDATOR_TIMEOUT_S = env.int("PG_VALIDATOR_TIMEOUT_S", default=600)
+# An episode processing for longer than this is taken to be stuck and is queued again.
+PROCESSING_STUCK_AFTER_MINUTES = env.int("PG_PROCESSING_STUCK_AFTER_MINUTES", default=30)
 
 IDEMPOTENCY_KEY_TTL_HOURS = env.int("PG_IDEMPOTENCY_KEY_TTL_HOURS", default=24)
 

@@ -1,0 +1,190 @@
+"""Recording API: sessions, episodes, labels, protocols, and tus uploads. Thin views."""
+
+from django.db.models import Prefetch
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import exceptions, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from core import access
+from core.api.idempotency import idempotent
+from core.api.permissions import IsPerson
+from core.api.serializers import ConditionOut, StrictInputSerializer
+from teleop import selectors, services
+from teleop.api import serializers as s
+from teleop.models import CollectionProtocol, Episode, Label, Session
+
+
+def _scoped(queryset, actor, robot_field="robot"):
+    """Sessions and episodes: a robot sees its own; people see their teams'."""
+    if access.is_robot(actor):
+        return queryset.filter(**{robot_field: actor.robot})
+    if actor.is_superuser:
+        return queryset
+    return queryset.filter(team_id__in=access.team_ids(actor))
+
+
+class _Filters(StrictInputSerializer):
+    robot = s.serializers.UUIDField(required=False)
+    session = s.serializers.UUIDField(required=False)
+    status = s.serializers.ChoiceField(choices=Session.Status.choices, required=False)
+    state = s.serializers.ChoiceField(choices=Episode.State.choices, required=False)
+    limit = s.serializers.IntegerField(min_value=1, max_value=1000, required=False)
+    offset = s.serializers.IntegerField(min_value=0, max_value=10**9, required=False)
+
+
+class _RecordingViewSet(viewsets.GenericViewSet):
+    http_method_names = ["get", "post", "head", "options"]
+    filter_fields: tuple[str, ...] = ()
+
+    def _input(self, serializer_class):
+        serializer = serializer_class(data=self.request.data, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        return dict(serializer.validated_data)
+
+    def _filtered(self, queryset):
+        params = _Filters(data=self.request.query_params.dict())
+        params.is_valid(raise_exception=True)
+        given = {k: v for k, v in params.validated_data.items() if k in self.filter_fields}
+        return queryset.filter(**given)
+
+    def list(self, request):
+        page = self.paginate_queryset(self._filtered(self.get_queryset()))
+        data = self.get_serializer(page, many=True).data
+        return self.get_paginated_response(data)
+
+    def retrieve(self, request, pk=None):
+        return Response(self.get_serializer(self.get_object()).data)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[OpenApiParameter("robot", str), OpenApiParameter("status", str)]
+    ),
+    create=extend_schema(request=s.SessionIn, responses={201: s.SessionOut}),
+)
+class SessionViewSet(_RecordingViewSet):
+    serializer_class = s.SessionOut
+    filter_fields = ("robot", "status")
+
+    def get_queryset(self):
+        return _scoped(Session.objects.select_related("robot", "operator"), self.request.user)
+
+    @idempotent
+    def create(self, request):
+        data = self._input(s.SessionIn)
+        session = services.open_session(
+            actor=request.user,
+            robot=data["robot"],
+            task_version=data["task_version"],
+            operator_code=data["operator"],
+            kind=data["kind"],
+            protocol=data.get("protocol"),
+        )
+        return Response(s.SessionOut(session).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses=s.SessionOut)
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def close(self, request, pk=None):
+        session = services.close_session(actor=request.user, session=self.get_object())
+        return Response(s.SessionOut(session).data)
+
+    @extend_schema(responses=s.SessionSummaryOut)
+    @action(detail=True, methods=["get"])
+    def summary(self, request, pk=None):
+        summary = selectors.session_summary(self.get_object())
+        return Response(s.SessionSummaryOut(summary).data)
+
+    @extend_schema(responses=s.NextConditionOut)
+    @action(detail=True, methods=["get"], url_path="next-condition")
+    def next_condition(self, request, pk=None):
+        """The condition to set up next (balanced coverage of the protocol's targets)."""
+        condition = services.next_condition(session=self.get_object())
+        body = ConditionOut(condition).data if condition is not None else None
+        return Response({"condition": body})
+
+
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[OpenApiParameter("session", str), OpenApiParameter("state", str)]
+    ),
+    create=extend_schema(request=s.EpisodeIn, responses={200: s.EpisodeOut, 201: s.EpisodeOut}),
+)
+class EpisodeViewSet(_RecordingViewSet):
+    serializer_class = s.EpisodeOut
+    filter_fields = ("session", "state")
+
+    def get_queryset(self):
+        current = Prefetch("labels", queryset=Label.objects.filter(superseded_at=None))
+        queryset = Episode.objects.select_related("robot", "operator").prefetch_related(current)
+        return _scoped(queryset, self.request.user)
+
+    @idempotent
+    def create(self, request):
+        data = self._input(s.EpisodeIn)
+        sessions = _scoped(Session.objects.select_related("robot"), request.user)
+        session = sessions.filter(pk=data["session"]).first()
+        if session is None:
+            raise exceptions.ValidationError({"session": ["No such session."]})
+        episode, upload, created = services.create_episode(
+            actor=request.user,
+            episode_id=data["id"],
+            session=session,
+            size_bytes=data["size_bytes"],
+            sha256=data["sha256"],
+            condition=data.get("condition"),
+        )
+        context = self.get_serializer_context() | {"upload": upload}
+        episode = self.get_queryset().get(pk=episode.pk)
+        return Response(
+            s.EpisodeOut(episode, context=context).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+    @extend_schema(request=s.LabelIn, responses={200: s.LabelOut(many=True), 201: s.LabelOut})
+    @action(detail=True, methods=["get", "post"], permission_classes=[IsPerson])
+    def labels(self, request, pk=None):
+        """The label history, newest first; POST a new label (it supersedes the current)."""
+        episode = self.get_object()
+        if request.method == "GET":
+            return Response(s.LabelOut(Label.objects.filter(episode=episode), many=True).data)
+        data = self._input(s.LabelIn)
+        label = services.label_episode(actor=request.user, episode=episode, **data)
+        return Response(s.LabelOut(label).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=s.DiscardIn, responses=s.EpisodeOut)
+    @action(detail=True, methods=["post"], permission_classes=[IsPerson])
+    def discard(self, request, pk=None):
+        """Discard with a reason: a tombstone; the file and row stay."""
+        data = self._input(s.DiscardIn)
+        services.discard_episode(actor=request.user, episode=self.get_object(), **data)
+        return Response(self.get_serializer(self.get_object()).data)
+
+
+@extend_schema_view(create=extend_schema(request=s.ProtocolIn, responses={201: s.ProtocolOut}))
+class ProtocolViewSet(_RecordingViewSet):
+    serializer_class = s.ProtocolOut
+
+    def get_queryset(self):
+        queryset = CollectionProtocol.objects.select_related("team").prefetch_related("targets")
+        return access.visible(queryset, self.request.user)
+
+    @idempotent
+    def create(self, request):
+        if access.is_robot(request.user):
+            raise exceptions.PermissionDenied("Robots do not define protocols.")
+        data = self._input(s.ProtocolIn)
+        targets = [(t["condition"], t["target_count"]) for t in data.pop("targets")]
+        protocol = services.create_protocol(actor=request.user, targets=targets, **data)
+        return Response(
+            s.ProtocolOut(self.get_queryset().get(pk=protocol.pk)).data,
+            status=status.HTTP_201_CREATED,
+        )
+
+    @extend_schema(responses=s.ConditionProgressOut(many=True))
+    @action(detail=True, methods=["get"])
+    def progress(self, request, pk=None):
+        """Accepted episodes (ready, labelled, not discarded) per condition vs target."""
+        rows = selectors.protocol_progress(self.get_object())
+        return Response(s.ConditionProgressOut(rows, many=True).data)

@@ -1,0 +1,44 @@
+"""Recording's domain errors (see core.errors for the base and the API mapping)."""
+
+from core.errors import Conflict, DomainError, InvalidInput
+
+
+class SessionClosed(Conflict):
+    code = "session_closed"
+
+
+class EmbodimentNotAllowed(InvalidInput):
+    code = "embodiment_not_allowed"
+
+
+class EpisodeIdConflict(Conflict):
+    code = "episode_id_conflict"
+
+
+class UploadOffsetMismatch(Conflict):
+    code = "upload_offset_mismatch"
+
+
+class UploadBusy(Conflict):
+    code = "upload_busy"
+
+
+class UploadNotActive(Conflict):
+    code = "upload_not_active"
+
+
+class UploadExpired(DomainError):
+    code = "upload_expired"
+    status = 410
+
+
+class ChunkTooLarge(DomainError):
+    code = "payload_too_large"
+    status = 413
+
+
+class ChecksumMismatch(DomainError):
+    """tus checksum extension: 460 Checksum Mismatch; nothing of the chunk is kept."""
+
+    code = "checksum_mismatch"
+    status = 460

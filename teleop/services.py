@@ -1,0 +1,677 @@
+"""Every write of the recording app: sessions, episodes, uploads, processing, labels.
+
+Rules enforced here, before anything is saved:
+- a robot records only on itself; people record as operators or admins of the robot's team;
+- an episode is added only to an open session, whose robot's embodiment the task version
+  allows (checked when the session opens; the version is locked from then on);
+- uploads take chunks one at a time under a row lock, at the current offset only;
+- processing is idempotent and runs after the upload's transaction commits.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import os
+import random
+from contextlib import nullcontext
+from datetime import timedelta
+from pathlib import Path
+from typing import BinaryIO
+
+from django.conf import settings
+from django.db import OperationalError, connection, transaction
+from django.utils import timezone
+
+from core import access
+from core import services as core_services
+from core.errors import InvalidInput, NotPermitted
+from core.models import Condition, Membership, Operator, Robot, TaskVersion
+from teleop import storage
+from teleop.errors import (
+    ChecksumMismatch,
+    ChunkTooLarge,
+    EmbodimentNotAllowed,
+    EpisodeIdConflict,
+    SessionClosed,
+    UploadBusy,
+    UploadExpired,
+    UploadNotActive,
+    UploadOffsetMismatch,
+)
+from teleop.models import CollectionProtocol, Episode, Label, ProtocolTarget, Session, Upload
+
+log = logging.getLogger(__name__)
+Role = Membership.Role
+READ_PIECE_BYTES = 1024 * 1024
+
+
+def _may_record_on(actor, robot: Robot) -> bool:
+    if access.is_robot(actor):
+        return actor.robot.pk == robot.pk
+    return access.has_role(actor, robot.team_id, Role.OPERATOR, Role.ADMIN)
+
+
+def _require_recorder(actor, robot: Robot) -> None:
+    if not _may_record_on(actor, robot):
+        raise NotPermitted(
+            "Only the robot itself, or an operator or admin of its team, may record on this robot."
+        )
+
+
+# --- Sessions -------------------------------------------------------------------------------
+
+
+def open_session(
+    *,
+    actor,
+    robot: Robot,
+    task_version: TaskVersion,
+    operator_code: str,
+    kind: str = Session.Kind.TELEOP,
+    protocol: CollectionProtocol | None = None,
+) -> Session:
+    """Open a session. Raises NotPermitted, InvalidInput (unknown operator, retired robot,
+    protocol for another task), EmbodimentNotAllowed. Locks the task version."""
+    _require_recorder(actor, robot)
+    if robot.status != Robot.Status.ACTIVE:
+        raise InvalidInput(f"Robot '{robot}' is {robot.status}, not active.")
+    operator = Operator.objects.filter(
+        code=operator_code, team_id=robot.team_id, active=True
+    ).first()
+    if operator is None:
+        raise InvalidInput(
+            f"No active operator '{operator_code}' in the robot's team.",
+            fields={"operator": ["Unknown operator code."]},
+        )
+    if not task_version.allowed_embodiments.filter(pk=robot.embodiment_id).exists():
+        raise EmbodimentNotAllowed(
+            f"Task version {task_version} does not allow embodiment '{robot.embodiment}'."
+        )
+    if protocol is not None and protocol.task_version_id != task_version.pk:
+        raise InvalidInput(
+            "The protocol is for another task version.",
+            fields={"protocol": ["Protocol and task version differ."]},
+        )
+    with transaction.atomic():
+        session = Session.objects.create(
+            team_id=robot.team_id,
+            operator=operator,
+            robot=robot,
+            task_version=task_version,
+            protocol=protocol,
+            kind=kind,
+            opened_by=access.actor_label(actor),
+        )
+        core_services.lock_task_version(actor=actor, version=task_version)
+        core_services.record_audit(
+            actor=actor, action="create", obj=session, after=core_services.snapshot(session)
+        )
+    return session
+
+
+def close_session(*, actor, session: Session) -> Session:
+    """Close a session (idempotent): no new episodes; uploads under way may finish."""
+    _require_recorder(actor, session.robot)
+    with transaction.atomic():
+        session = Session.objects.select_for_update().get(pk=session.pk)
+        if session.status == Session.Status.OPEN:
+            session.status = Session.Status.CLOSED
+            session.closed_at = timezone.now()
+            session.save(update_fields=["status", "closed_at"])
+            core_services.record_audit(
+                actor=actor,
+                action="update",
+                obj=session,
+                before={"status": "open"},
+                after={"status": "closed"},
+            )
+    return session
+
+
+def next_condition(*, session: Session, rng: random.Random | None = None) -> Condition | None:
+    """The condition to set up next: drawn at random among the protocol's conditions still
+    short of their target, so coverage stays balanced. None without a protocol or when every
+    target is met."""
+    from teleop.selectors import protocol_progress
+
+    if session.protocol_id is None:
+        return None
+    short = [row for row in protocol_progress(session.protocol) if row.accepted < row.target]
+    if not short:
+        return None
+    # Weighted by what is missing: the emptiest condition is the likeliest next.
+    chosen = (rng or random.SystemRandom()).choices(
+        short, weights=[row.target - row.accepted for row in short]
+    )[0]
+    return Condition.objects.get(pk=chosen.condition_id)
+
+
+# --- Episodes and uploads -------------------------------------------------------------------
+
+
+def create_episode(
+    *,
+    actor,
+    episode_id,
+    session: Session,
+    size_bytes: int,
+    sha256: str,
+    condition: Condition | None = None,
+) -> tuple[Episode, Upload, bool]:
+    """Register an episode the client recorded and open its upload.
+
+    Idempotent by the client's id: the same id with the same content returns the existing
+    episode (and its active upload, or a new one if none is active). Returns
+    (episode, upload, created). Raises NotPermitted, SessionClosed, InvalidInput,
+    EpisodeIdConflict (the id exists with other content)."""
+    _require_recorder(actor, session.robot)
+    sha256 = sha256.lower()
+    if size_bytes <= 0 or size_bytes > settings.MAX_EPISODE_BYTES:
+        raise InvalidInput(
+            f"size_bytes must be between 1 and {settings.MAX_EPISODE_BYTES}.",
+            fields={"size_bytes": ["Out of range."]},
+        )
+    existing = Episode.objects.filter(pk=episode_id).first()
+    if existing is not None:
+        same = (
+            existing.session_id == session.pk
+            and existing.declared_sha256 == sha256
+            and existing.declared_size_bytes == size_bytes
+        )
+        if not same:
+            raise EpisodeIdConflict(f"Episode {episode_id} exists with other content.")
+        return existing, _active_or_new_upload(existing), False
+    if session.status != Session.Status.OPEN:
+        raise SessionClosed("The session is closed; open a new one.")
+    if (
+        condition is not None
+        and session.protocol_id is not None
+        and not (
+            ProtocolTarget.objects.filter(
+                protocol_id=session.protocol_id, condition=condition
+            ).exists()
+        )
+    ):
+        raise InvalidInput(
+            "This condition is not part of the session's protocol.",
+            fields={"condition": ["Not in the protocol."]},
+        )
+    with transaction.atomic():
+        episode, created = Episode.objects.get_or_create(
+            pk=episode_id,
+            defaults={
+                "session": session,
+                "team_id": session.team_id,
+                "robot_id": session.robot_id,
+                "task_version_id": session.task_version_id,
+                "operator_id": session.operator_id,
+                "condition": condition,
+                "declared_size_bytes": size_bytes,
+                "declared_sha256": sha256,
+            },
+        )
+        if not created:  # lost a race with an identical retry
+            return create_episode(
+                actor=actor,
+                episode_id=episode_id,
+                session=session,
+                size_bytes=size_bytes,
+                sha256=sha256,
+                condition=condition,
+            )
+        upload = _new_upload(episode)
+        core_services.record_audit(
+            actor=actor, action="create", obj=episode, after=core_services.snapshot(episode)
+        )
+    return episode, upload, True
+
+
+def _new_upload(episode: Episode) -> Upload:
+    upload = Upload.objects.create(
+        episode=episode,
+        length=episode.declared_size_bytes,
+        expires_at=timezone.now() + timedelta(hours=settings.UPLOAD_EXPIRY_HOURS),
+    )
+    storage.create_staging_file(upload.pk)
+    return upload
+
+
+def _active_or_new_upload(episode: Episode) -> Upload:
+    with transaction.atomic():
+        Episode.objects.select_for_update().get(pk=episode.pk)
+        upload = episode.uploads.filter(state=Upload.State.ACTIVE).first()
+        if upload is not None:
+            return upload
+        done = episode.uploads.filter(state=Upload.State.COMPLETE).first()
+        if done is not None or episode.state != Episode.State.CREATED:
+            return done or episode.uploads.first()
+        return _new_upload(episode)
+
+
+def _require_uploader(actor, upload: Upload) -> None:
+    _require_recorder(actor, upload.episode.robot)
+
+
+def _lock_upload(upload_id) -> Upload:
+    """Lock the upload row for one chunk. A second chunk racing for it gets UploadBusy at
+    once on PostgreSQL (NOWAIT) rather than waiting behind a 16 MiB transfer."""
+    nowait = connection.features.has_select_for_update_nowait
+    try:
+        return (
+            Upload.objects.select_for_update(nowait=nowait)
+            .select_related("episode", "episode__robot")
+            .get(pk=upload_id)
+        )
+    except OperationalError as exc:
+        cause = getattr(exc, "__cause__", None)
+        if cause is not None and type(cause).__name__ == "LockNotAvailable":
+            raise UploadBusy("Another chunk of this upload is being received; retry.") from exc
+        raise
+
+
+def parse_checksum_header(value: str | None) -> bytes | None:
+    """`Upload-Checksum: sha256 <base64>` → the digest. Raises InvalidInput otherwise."""
+    if value is None:
+        return None
+    algorithm, _, encoded = value.strip().partition(" ")
+    if algorithm.lower() != "sha256":
+        raise InvalidInput("Upload-Checksum must use sha256.")
+    try:
+        digest = base64.b64decode(encoded.strip(), validate=True)
+    except ValueError as exc:
+        raise InvalidInput("Upload-Checksum is not valid base64.") from exc
+    if len(digest) != 32:
+        raise InvalidInput("Upload-Checksum is not a SHA-256 digest.")
+    return digest
+
+
+def receive_chunk(
+    *,
+    actor,
+    upload_id,
+    offset: int,
+    length: int,
+    stream: BinaryIO,
+    checksum: bytes | None = None,
+) -> Upload:
+    """Write one chunk of `length` bytes read from `stream` at `offset`.
+
+    The bytes stream to the staging file in 1 MiB pieces (never the chunk in memory). If the
+    client disconnects mid-chunk, what arrived is kept (unless a checksum was sent, which
+    cannot be verified on a part), so it can resume from the new offset. On the last byte,
+    the upload completes (see `_complete_upload`). Raises NotPermitted, UploadBusy,
+    UploadOffsetMismatch, UploadNotActive, UploadExpired, ChunkTooLarge, ChecksumMismatch."""
+    if length > settings.MAX_UPLOAD_CHUNK_BYTES:
+        raise ChunkTooLarge(f"Chunks are limited to {settings.MAX_UPLOAD_CHUNK_BYTES} bytes.")
+    with transaction.atomic():
+        upload = _lock_upload(upload_id)
+        _require_uploader(actor, upload)
+        if upload.state != Upload.State.ACTIVE:
+            raise UploadNotActive(f"The upload is {upload.state}.")
+        if upload.expires_at <= timezone.now():
+            raise UploadExpired("The upload expired; create the episode's upload again.")
+        if offset != upload.offset:
+            raise UploadOffsetMismatch(
+                f"Upload-Offset {offset} does not match the server's offset {upload.offset}."
+            )
+        if offset + length > upload.length:
+            raise ChunkTooLarge("The chunk goes past the declared Upload-Length.")
+        received, digest = _write_at(storage.staging_path(upload.pk), offset, stream, length)
+        if checksum is not None and (received < length or digest != checksum):
+            _truncate(storage.staging_path(upload.pk), offset)
+            if received < length:
+                raise InvalidInput("The chunk ended early; nothing of it was kept.")
+            raise ChecksumMismatch("The chunk's SHA-256 does not match Upload-Checksum.")
+        upload.offset = offset + received
+        upload.save(update_fields=["offset", "updated_at"])
+        if upload.episode.state == Episode.State.CREATED:
+            Episode.objects.filter(pk=upload.episode_id).update(state=Episode.State.UPLOADING)
+        if upload.offset == upload.length:
+            _complete_upload(upload)
+    return upload
+
+
+def _write_at(path: Path, offset: int, stream: BinaryIO, length: int) -> tuple[int, bytes]:
+    digest = hashlib.sha256()
+    received = 0
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        while received < length:
+            piece = stream.read(min(READ_PIECE_BYTES, length - received))
+            if not piece:
+                break  # the client went away; keep what arrived
+            f.write(piece)
+            digest.update(piece)
+            received += len(piece)
+        f.truncate(offset + received)  # drop anything a failed earlier attempt left beyond
+        f.flush()
+        os.fsync(f.fileno())
+    return received, digest.digest()
+
+
+def _truncate(path: Path, offset: int) -> None:
+    with open(path, "r+b") as f:
+        f.truncate(offset)
+
+
+def _complete_upload(upload: Upload) -> None:
+    """Inside the chunk's transaction: check the whole file against the declared SHA-256 and
+    queue processing after commit, or reject the episode and drop the bytes."""
+    episode = Episode.objects.select_for_update().get(pk=upload.episode_id)
+    upload.state = Upload.State.COMPLETE
+    upload.completed_at = timezone.now()
+    upload.save(update_fields=["state", "completed_at", "updated_at"])
+    actual = storage.file_sha256(storage.staging_path(upload.pk))
+    if actual != episode.declared_sha256:
+        episode.state = Episode.State.REJECTED
+        episode.rejection_code = "checksum_mismatch"
+        episode.validation_report = {
+            "ok": False,
+            "problems": [
+                {
+                    "code": "checksum_mismatch",
+                    "severity": "error",
+                    "path": "/",
+                    "message": f"The file's SHA-256 is {actual}, not the declared "
+                    f"{episode.declared_sha256}.",
+                }
+            ],
+        }
+        episode.save(update_fields=["state", "rejection_code", "validation_report", "updated_at"])
+        upload_id = upload.pk
+        transaction.on_commit(lambda: storage.discard_staging_file(upload_id))
+        return
+    episode.state = Episode.State.PROCESSING
+    episode.sha256 = actual
+    episode.size_bytes = upload.length
+    episode.save(update_fields=["state", "sha256", "size_bytes", "updated_at"])
+    enqueue_processing(episode.pk)
+
+
+def enqueue_processing(episode_id) -> None:
+    """Queue the processing job once the current transaction commits."""
+    from teleop.tasks import process_episode_job
+
+    transaction.on_commit(lambda: process_episode_job.enqueue(str(episode_id)))
+
+
+def terminate_upload(*, actor, upload_id) -> None:
+    """tus termination: drop the bytes; the episode goes back to `created`."""
+    with transaction.atomic():
+        upload = _lock_upload(upload_id)
+        _require_uploader(actor, upload)
+        if upload.state != Upload.State.ACTIVE:
+            raise UploadNotActive(f"The upload is {upload.state}.")
+        upload.state = Upload.State.TERMINATED
+        upload.save(update_fields=["state", "updated_at"])
+        Episode.objects.filter(pk=upload.episode_id, state=Episode.State.UPLOADING).update(
+            state=Episode.State.CREATED
+        )
+        upload_pk = upload.pk
+        transaction.on_commit(lambda: storage.discard_staging_file(upload_pk))
+
+
+# --- Labels and discards --------------------------------------------------------------------
+
+
+def label_episode(
+    *,
+    actor,
+    episode: Episode,
+    outcome: str,
+    stages_reached: list[str] | None = None,
+    failure_codes: list[str] | None = None,
+    notes: str = "",
+) -> Label:
+    """Label an episode; the current label, if any, is superseded (history kept). Stages and
+    failure codes must be those of the task version's criteria. Raises NotPermitted,
+    InvalidInput."""
+    from core.criteria import CriteriaError, parse_criteria, stage_score
+
+    if access.is_robot(actor) or not access.has_role(
+        actor, episode.team_id, Role.OPERATOR, Role.ADMIN, Role.RESEARCHER
+    ):
+        raise NotPermitted("Only people of the episode's team label episodes.")
+    if outcome not in Label.Outcome.values:
+        raise InvalidInput(f"Unknown outcome '{outcome}'.", fields={"outcome": ["Unknown."]})
+    criteria = parse_criteria(episode.task_version.criteria)
+    stages_reached = list(dict.fromkeys(stages_reached or []))
+    failure_codes = list(dict.fromkeys(failure_codes or []))
+    try:
+        score = stage_score(criteria, stages_reached)
+    except CriteriaError as exc:
+        raise InvalidInput(
+            "Unknown stage.", fields={"stages_reached": [p.message for p in exc.problems]}
+        ) from exc
+    known_codes = {code.code for code in criteria.failure_codes}
+    unknown = [code for code in failure_codes if code not in known_codes]
+    if unknown:
+        raise InvalidInput(
+            f"Unknown failure codes: {', '.join(unknown)}.",
+            fields={"failure_codes": [f"Unknown: {c}" for c in unknown]},
+        )
+    with transaction.atomic():
+        Episode.objects.select_for_update().get(pk=episode.pk)
+        now = timezone.now()
+        Label.objects.filter(episode=episode, superseded_at=None).update(superseded_at=now)
+        label = Label.objects.create(
+            episode=episode,
+            outcome=outcome,
+            stages_reached=stages_reached,
+            stage_score=score,
+            failure_codes=failure_codes,
+            notes=notes,
+            labeler=actor,
+            labeler_label=access.actor_label(actor),
+        )
+        core_services.record_audit(
+            actor=actor,
+            action="create",
+            obj=label,
+            team=episode.team,
+            after=core_services.snapshot(label),
+        )
+    return label
+
+
+def discard_episode(*, actor, episode: Episode, reason: str) -> Episode:
+    """Tombstone an episode with a reason; the row and the file stay. Raises NotPermitted,
+    InvalidInput (no reason)."""
+    if not reason.strip():
+        raise InvalidInput("Say why the episode is discarded.", fields={"reason": ["Required."]})
+    if not _may_record_on(actor, episode.robot) or access.is_robot(actor):
+        raise NotPermitted("Only an operator or admin of the team discards episodes.")
+    with transaction.atomic():
+        episode = Episode.objects.select_for_update().get(pk=episode.pk)
+        if episode.discarded_at is None:
+            episode.discarded_at = timezone.now()
+            episode.discard_reason = reason.strip()
+            episode.discarded_by = access.actor_label(actor)
+            episode.save(
+                update_fields=["discarded_at", "discard_reason", "discarded_by", "updated_at"]
+            )
+            core_services.record_audit(
+                actor=actor,
+                action="update",
+                obj=episode,
+                after={"discarded": True, "reason": reason.strip()},
+            )
+    return episode
+
+
+# --- Processing -----------------------------------------------------------------------------
+
+
+def process_episode(*, episode_id) -> Episode:
+    """Validate an uploaded episode in a child process, measure it, run the task version's
+    automatic checks, and store the file under its content address; or reject it and keep
+    no file. Idempotent: an episode that is not `processing` is left as it is."""
+    from teleop import hdf5
+    from teleop.checks import evaluate_episode_checks
+
+    with transaction.atomic():
+        episode = (
+            Episode.objects.select_for_update()
+            .select_related("robot__embodiment", "task_version", "session__protocol")
+            .get(pk=episode_id)
+        )
+        if episode.state != Episode.State.PROCESSING:
+            return episode
+        episode.processing_attempts += 1
+        episode.processing_started_at = timezone.now()
+        episode.save(update_fields=["processing_attempts", "processing_started_at", "updated_at"])
+    upload = episode.uploads.filter(state=Upload.State.COMPLETE).first()
+    staged = storage.staging_path(upload.pk) if upload is not None else None
+    if staged is not None and staged.exists():
+        source = nullcontext(staged)
+    elif episode.file:
+        source = storage.local_episode_file(episode.file)
+    else:
+        return _reject(episode, "file_missing", "The uploaded file is gone; upload it again.")
+
+    with source as path:
+        report = hdf5.validate_isolated(
+            path,
+            embodiment_spec=episode.robot.embodiment.spec,
+            memory_mb=settings.VALIDATOR_MEMORY_MB,
+            timeout_s=settings.VALIDATOR_TIMEOUT_S,
+        )
+        if not report.ok:
+            errors = [p for p in report.problems if p.severity == "error"]
+            episode = _reject(
+                episode, errors[0].code if errors else "invalid", report=report.to_dict()
+            )
+            if staged is not None:
+                storage.discard_staging_file(upload.pk)
+            return episode
+        results = evaluate_episode_checks(
+            path, episode.task_version.criteria, nominal_hz=episode.robot.embodiment.control_hz
+        )
+        key = episode.file or storage.store_episode_file(path, episode.sha256)
+
+    flags = sorted(
+        {p.code for p in report.problems if p.severity == "warning"}
+        | set(_protocol_gate_flags(episode.session.protocol, report))
+        | {f"check_failed:{r['check_id']}" for r in results if r["status"] == "failed"}
+    )
+    with transaction.atomic():
+        Episode.objects.filter(pk=episode.pk).update(
+            state=Episode.State.READY,
+            file=key,
+            num_steps=report.num_steps,
+            duration_s=report.duration_s,
+            measured_hz=report.measured_hz,
+            camera_frame_counts=report.frame_counts,
+            truncated=report.truncated,
+            validation_report=report.to_dict(),
+            quality_flags=flags,
+            check_results=results,
+            processed_at=timezone.now(),
+            updated_at=timezone.now(),
+        )
+    if staged is not None:
+        storage.discard_staging_file(upload.pk)
+    episode.refresh_from_db()
+    return episode
+
+
+def _reject(episode: Episode, code: str, message: str = "", *, report=None) -> Episode:
+    report = report or {
+        "ok": False,
+        "problems": [{"code": code, "severity": "error", "path": "/", "message": message}],
+    }
+    Episode.objects.filter(pk=episode.pk).update(
+        state=Episode.State.REJECTED,
+        rejection_code=code,
+        validation_report=report,
+        processed_at=timezone.now(),
+        updated_at=timezone.now(),
+    )
+    episode.refresh_from_db()
+    log.info("episode %s rejected: %s", episode.pk, code)
+    return episode
+
+
+def _protocol_gate_flags(protocol: CollectionProtocol | None, report) -> list[str]:
+    if protocol is None:
+        return []
+    flags = []
+    if protocol.min_control_hz and (report.measured_hz or 0) < protocol.min_control_hz:
+        flags.append("below_protocol_control_rate")
+    if protocol.min_duration_s and (report.duration_s or 0) < protocol.min_duration_s:
+        flags.append("shorter_than_protocol")
+    if protocol.max_duration_s and (report.duration_s or 0) > protocol.max_duration_s:
+        flags.append("longer_than_protocol")
+    missing = set(protocol.required_cameras) - set(report.frame_counts or {})
+    if missing:
+        flags.append("missing_required_camera")
+    return flags
+
+
+def requeue_stuck_episodes() -> int:
+    """Queue again every episode left `processing` longer than the stuck threshold (a worker
+    died mid-job). Processing is idempotent, so a duplicate run is harmless."""
+    cutoff = timezone.now() - timedelta(minutes=settings.PROCESSING_STUCK_AFTER_MINUTES)
+    stuck = list(
+        Episode.objects.filter(state=Episode.State.PROCESSING)
+        .exclude(processing_started_at__gt=cutoff)
+        .filter(updated_at__lt=cutoff)
+        .values_list("pk", flat=True)
+    )
+    with transaction.atomic():
+        for episode_id in stuck:
+            enqueue_processing(episode_id)
+    return len(stuck)
+
+
+# --- Collection protocols -------------------------------------------------------------------
+
+
+def create_protocol(
+    *,
+    actor,
+    team,
+    name: str,
+    task_version: TaskVersion,
+    targets: list[tuple[Condition, int]],
+    instructions: str = "",
+    min_control_hz: float | None = None,
+    min_duration_s: float | None = None,
+    max_duration_s: float | None = None,
+    required_cameras: list[str] | None = None,
+    visibility: str = "private",
+) -> CollectionProtocol:
+    """A protocol with its per-condition targets. Team admins only; locks the task version.
+    Raises NotPermitted, InvalidInput."""
+    if not access.can_manage(actor, team.pk):
+        raise NotPermitted("Only an admin of the team defines collection protocols.")
+    if not targets:
+        raise InvalidInput(
+            "A protocol needs at least one condition target.", fields={"targets": ["At least one."]}
+        )
+    if len({condition.pk for condition, _ in targets}) != len(targets):
+        raise InvalidInput("Each condition may appear once.", fields={"targets": ["Repeated."]})
+    if min_duration_s and max_duration_s and min_duration_s > max_duration_s:
+        raise InvalidInput("min_duration_s is above max_duration_s.")
+    with transaction.atomic():
+        protocol = CollectionProtocol.objects.create(
+            team=team,
+            name=name,
+            task_version=task_version,
+            instructions=instructions,
+            min_control_hz=min_control_hz,
+            min_duration_s=min_duration_s,
+            max_duration_s=max_duration_s,
+            required_cameras=list(required_cameras or []),
+            visibility=visibility,
+        )
+        ProtocolTarget.objects.bulk_create(
+            ProtocolTarget(protocol=protocol, condition=c, target_count=n) for c, n in targets
+        )
+        core_services.lock_task_version(actor=actor, version=task_version)
+        core_services.record_audit(
+            actor=actor, action="create", obj=protocol, after=core_services.snapshot(protocol)
+        )
+    return protocol

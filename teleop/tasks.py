@@ -1,0 +1,15 @@
+"""Background jobs of the recording app (Django's task framework, database backend).
+
+Jobs take ids, not objects, and are idempotent: a job run twice, or re-queued after a worker
+died, leaves the same result.
+"""
+
+from django_tasks import task
+
+from teleop import services
+
+
+@task()
+def process_episode_job(episode_id: str) -> str:
+    episode = services.process_episode(episode_id=episode_id)
+    return episode.state
