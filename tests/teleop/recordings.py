@@ -1,0 +1,51 @@
+"""Real episode files for tests, written by our own writer (no binary fixtures)."""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from teleop.hdf5 import EpisodeWriter, encode_jpeg
+from tests.core.factories import ARM_SPEC
+
+
+@functools.cache
+def distinct_frames(width: int = 640, height: int = 480, count: int = 6) -> tuple[bytes, ...]:
+    """A few different JPEG frames (noise over a gradient), encoded once per test run."""
+    rng = np.random.default_rng(7)
+    gradient = np.linspace(0, 255, width, dtype=np.float32)[None, :, None]
+    frames = []
+    for _ in range(count):
+        noise = rng.normal(0, 25, (height, width, 3))
+        image = np.clip(gradient + noise, 0, 255).astype(np.uint8)
+        frames.append(encode_jpeg(image, quality=80))
+    return tuple(frames)
+
+
+def record_episode(
+    path: Path, *, spec: dict = ARM_SPEC, seconds: float = 2.0, episode_id: str | None = None,
+    robot: str = "robot", task_version: str = "task-v1", operator: str = "OP-TEST",
+    stages: tuple[tuple[str, float], ...] = (("reach", 0.5), ("grasp", 1.0)),
+) -> Path:
+    """Record a synthetic episode: joints at the spec's control rate, every camera at its fps,
+    stage events; returns the final path."""
+    hz = spec["control_hz"]
+    episode_id = episode_id or str(uuid.uuid4())
+    frames = distinct_frames()
+    joints = spec["action"]["shape"][0]
+    with EpisodeWriter(path, spec, episode_id=episode_id, robot=robot,
+                       task_version=task_version, operator=operator) as writer:
+        steps = int(seconds * hz)
+        for i in range(steps):
+            t = i / hz
+            q = np.full(joints, np.sin(t), dtype=np.float32)
+            writer.add_step(t, {"qpos": q, "qvel": np.cos(q)}, q)
+        for cam in spec["cameras"]:
+            for j in range(int(seconds * cam["fps"])):
+                writer.add_frame(cam["name"], j / cam["fps"], frames[j % len(frames)])
+        for stage, t in stages:
+            writer.add_event("stage", stage, t)
+    return path

@@ -1,0 +1,311 @@
+"""Resumable uploads (tus 1.0.0) of episode files, end to end through the API."""
+
+import base64
+import hashlib
+import http.client
+import random
+import re
+import socket
+import threading
+import uuid
+from urllib.parse import urlsplit
+
+import pytest
+
+from core import services as core_services
+from teleop import services, storage
+from teleop.models import Episode, Upload
+from tests.teleop.recordings import record_episode
+
+pytestmark = pytest.mark.django_db
+TUS = {"HTTP_TUS_RESUMABLE": "1.0.0"}
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture
+def episode_file(tmp_path):
+    return record_episode(tmp_path / "episode.h5", seconds=1.0)
+
+
+def _create(client, session, data: bytes, episode_id=None):
+    body = {"id": str(episode_id or uuid.uuid4()), "session": str(session.pk),
+            "size_bytes": len(data), "sha256": _sha(data)}
+    response = client.post("/api/v1/episodes/", body)
+    assert response.status_code in (200, 201), response.json()
+    return response.json()
+
+
+def _patch(client, url, chunk: bytes, offset: int, *, checksum: bytes | None = None,
+           declared_length: int | None = None):
+    headers = dict(TUS, HTTP_UPLOAD_OFFSET=str(offset))
+    if checksum is not None:
+        headers["HTTP_UPLOAD_CHECKSUM"] = "sha256 " + base64.b64encode(checksum).decode()
+    if declared_length is not None:
+        headers["CONTENT_LENGTH"] = str(declared_length)
+    return client.generic("PATCH", urlsplit(url).path, data=chunk,
+                          content_type="application/offset+octet-stream", **headers)
+
+
+def _head(client, url):
+    response = client.head(urlsplit(url).path, **TUS)
+    assert response.status_code == 200
+    return int(response["Upload-Offset"])
+
+
+def test_upload_in_chunks_completes_and_queues_processing(api, world, session, episode_file):
+    data = episode_file.read_bytes()
+    client = api(key=world.a.robot_key)
+    episode = _create(client, session, data)
+    assert episode["state"] == "created" and episode["upload_url"]
+    offset = 0
+    for start in range(0, len(data), 64 * 1024):
+        chunk = data[start:start + 64 * 1024]
+        response = _patch(client, episode["upload_url"], chunk, offset,
+                          checksum=hashlib.sha256(chunk).digest())
+        assert response.status_code == 204, response.content
+        offset = int(response["Upload-Offset"])
+    row = Episode.objects.get(pk=episode["id"])
+    assert row.state == "processing" and row.sha256 == _sha(data)
+    staged = storage.staging_path(row.uploads.get().pk)
+    assert staged.read_bytes() == data
+
+
+def test_chunk_at_a_stale_offset_is_409(api, world, session, episode_file):
+    data = episode_file.read_bytes()
+    client = api(key=world.a.robot_key)
+    url = _create(client, session, data)["upload_url"]
+    assert _patch(client, url, data[:1000], 0).status_code == 204
+    response = _patch(client, url, data[:1000], 0)
+    assert response.status_code == 409
+    assert response.json()["error"] == "upload_offset_mismatch"
+    assert _head(client, url) == 1000
+
+
+def test_chunk_with_a_wrong_checksum_is_460_and_nothing_is_kept(api, world, session,
+                                                                episode_file):
+    data = episode_file.read_bytes()
+    client = api(key=world.a.robot_key)
+    url = _create(client, session, data)["upload_url"]
+    response = _patch(client, url, data[:5000], 0, checksum=hashlib.sha256(b"other").digest())
+    assert response.status_code == 460
+    assert response.json()["error"] == "checksum_mismatch"
+    assert _head(client, url) == 0
+
+
+def test_file_with_a_wrong_declared_checksum_is_rejected_and_not_kept(
+    api, world, session, episode_file, django_capture_on_commit_callbacks
+):
+    data = episode_file.read_bytes()
+    client = api(key=world.a.robot_key)
+    body = {"id": str(uuid.uuid4()), "session": str(session.pk), "size_bytes": len(data),
+            "sha256": _sha(b"something else")}
+    episode = client.post("/api/v1/episodes/", body).json()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert _patch(client, episode["upload_url"], data, 0).status_code == 204
+    row = Episode.objects.get(pk=episode["id"])
+    assert row.state == "rejected" and row.rejection_code == "checksum_mismatch"
+    assert not storage.staging_path(row.uploads.get().pk).exists()
+    assert not row.file
+
+
+def test_chunk_past_the_declared_length_is_413(api, world, session):
+    client = api(key=world.a.robot_key)
+    url = _create(client, session, b"x" * 100)["upload_url"]
+    assert _patch(client, url, b"x" * 101, 0).status_code == 413
+    assert _head(client, url) == 0
+
+
+def test_chunk_over_16_mib_is_413_before_it_is_read(api, world, session, settings):
+    settings.MAX_UPLOAD_CHUNK_BYTES = 1000
+    client = api(key=world.a.robot_key)
+    url = _create(client, session, b"x" * 5000)["upload_url"]
+    response = _patch(client, url, b"x" * 2000, 0)
+    assert response.status_code == 413
+
+
+def test_requests_without_tus_resumable_are_412(api, world, session):
+    client = api(key=world.a.robot_key)
+    url = _create(client, session, b"x" * 100)["upload_url"]
+    response = client.generic("PATCH", urlsplit(url).path, data=b"x",
+                              content_type="application/offset+octet-stream",
+                              HTTP_UPLOAD_OFFSET="0")
+    assert response.status_code == 412 and response["Tus-Version"] == "1.0.0"
+
+
+def test_options_advertises_the_tus_extensions(api, world):
+    response = api(key=world.a.robot_key).options("/api/v1/uploads/")
+    assert response.status_code == 204
+    assert response["Tus-Version"] == "1.0.0"
+    assert set(response["Tus-Extension"].split(",")) == {"creation", "checksum", "termination",
+                                                         "expiration"}
+
+
+def test_tus_creation_with_metadata_finds_the_episode_upload(api, world, session):
+    client = api(key=world.a.robot_key)
+    episode = _create(client, session, b"x" * 100)
+    metadata = "episode_id " + base64.b64encode(episode["id"].encode()).decode()
+    response = client.post("/api/v1/uploads/", HTTP_UPLOAD_LENGTH="100",
+                           HTTP_UPLOAD_METADATA=metadata, **TUS)
+    assert response.status_code == 201
+    assert response["Location"] == episode["upload_url"]
+
+
+def test_termination_drops_the_bytes_and_a_new_upload_can_start(api, world, session):
+    client = api(key=world.a.robot_key)
+    episode = _create(client, session, b"x" * 100)
+    url = episode["upload_url"]
+    _patch(client, url, b"x" * 10, 0)
+    assert client.delete(urlsplit(url).path, **TUS).status_code == 204
+    assert Episode.objects.get(pk=episode["id"]).state == "created"
+    again = _create(client, session, b"x" * 100, episode_id=episode["id"])
+    assert again["upload_url"] != url
+
+
+def test_expired_upload_is_410(api, world, session):
+    from django.utils import timezone
+
+    client = api(key=world.a.robot_key)
+    url = _create(client, session, b"x" * 100)["upload_url"]
+    Upload.objects.update(expires_at=timezone.now())
+    assert _patch(client, url, b"x" * 10, 0).status_code == 410
+
+
+def test_creating_an_episode_again_is_harmless(api, world, session):
+    client = api(key=world.a.robot_key)
+    first = _create(client, session, b"x" * 100)
+    again = _create(client, session, b"x" * 100, episode_id=first["id"])
+    assert again["upload_url"] == first["upload_url"]
+    assert Episode.objects.count() == 1
+    body = {"id": first["id"], "session": str(session.pk), "size_bytes": 101,
+            "sha256": _sha(b"y")}
+    response = client.post("/api/v1/episodes/", body)
+    assert response.status_code == 409 and response.json()["error"] == "episode_id_conflict"
+
+
+def test_another_robot_cannot_see_or_feed_the_upload(api, world, session):
+    url = _create(api(key=world.a.robot_key), session, b"x" * 100)["upload_url"]
+    _, other_key = core_services.issue_api_key(actor=world.a.admin, robot=world.a.other_robot)
+    assert _patch(api(key=other_key), url, b"x" * 10, 0).status_code == 404
+    assert _patch(api(key=world.b.robot_key), url, b"x" * 10, 0).status_code == 404
+
+
+def test_episode_in_a_closed_session_is_refused(api, world, session):
+    services.close_session(actor=world.a.operator, session=session)
+    body = {"id": str(uuid.uuid4()), "session": str(session.pk), "size_bytes": 10,
+            "sha256": _sha(b"x")}
+    response = api(key=world.a.robot_key).post("/api/v1/episodes/", body)
+    assert response.status_code == 409 and response.json()["error"] == "session_closed"
+
+
+# --- Over real HTTP -------------------------------------------------------------------------
+
+
+def _live(world, session, live_server, data: bytes):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {world.a.robot_key}")
+    body = {"id": str(uuid.uuid4()), "session": str(session.pk), "size_bytes": len(data),
+            "sha256": _sha(data)}
+    return client.post("/api/v1/episodes/", body, format="json").json()["upload_url"]
+
+
+def _raw_patch(live_server, key, url, body: bytes, offset: int, *, chunked=False):
+    parts = urlsplit(live_server.url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+    headers = {"Authorization": f"Api-Key {key}", "Tus-Resumable": "1.0.0",
+               "Upload-Offset": str(offset), "Content-Type": "application/offset+octet-stream"}
+    if chunked:
+        conn.putrequest("PATCH", urlsplit(url).path)
+        for name, value in (headers | {"Transfer-Encoding": "chunked"}).items():
+            conn.putheader(name, value)
+        conn.endheaders()
+        conn.send(f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n")
+    else:
+        conn.request("PATCH", urlsplit(url).path, body=body,
+                     headers=headers | {"Content-Length": str(len(body))})
+    response = conn.getresponse()
+    response.read()
+    conn.close()
+    return response.status
+
+
+def _open_live_session(tmp_path, settings):
+    from tests.core import factories
+
+    settings.UPLOAD_STAGING_DIR = tmp_path / "uploads"
+    world = factories.build_world()
+    operator = core_services.create_operator(actor=world.a.admin, team=world.a.team)
+    session = services.open_session(actor=world.a.admin, robot=world.a.robot,
+                                    task_version=world.a.task.versions.get(),
+                                    operator_code=operator.code)
+    return world, session
+
+
+def _send_and_drop(live_server, key, url, chunk: bytes, cut: int, offset: int) -> int:
+    """PATCH declaring the whole chunk, send only `cut` bytes, then end the stream, as a
+    robot losing its network mid-chunk. Returns the offset the server answers."""
+    parts = urlsplit(live_server.url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=60) as sock:
+        head = (f"PATCH {urlsplit(url).path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+                f"Authorization: Api-Key {key}\r\nTus-Resumable: 1.0.0\r\n"
+                f"Upload-Offset: {offset}\r\nContent-Length: {len(chunk)}\r\n"
+                "Content-Type: application/offset+octet-stream\r\nConnection: close\r\n\r\n")
+        sock.sendall(head.encode() + chunk[:cut])
+        sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        while block := sock.recv(65536):
+            answer += block
+    assert answer.startswith(b"HTTP/1.1 204"), answer[:300]
+    return int(re.search(rb"Upload-Offset: (\d+)", answer).group(1))
+
+
+@pytest.mark.slow
+def test_upload_interrupted_at_random_offsets_resumes_byte_identical(
+    transactional_db, live_server, tmp_path, settings
+):
+    world, session = _open_live_session(tmp_path, settings)
+    data = record_episode(tmp_path / "episode.h5", seconds=1.0).read_bytes()
+    url = _live(world, session, live_server, data)
+    rng, offset = random.Random(3), 0
+    while offset < len(data):
+        chunk = data[offset:offset + rng.randint(1, 300_000)]
+        cut = rng.randint(0, len(chunk))
+        new_offset = _send_and_drop(live_server, world.a.robot_key, url, chunk, cut, offset)
+        assert new_offset == offset + cut  # what arrived is kept; resume from there
+        offset = new_offset
+    row = Episode.objects.get()
+    assert row.state == "processing" and row.sha256 == _sha(data)
+    assert storage.staging_path(row.uploads.get().pk).read_bytes() == data
+
+
+@pytest.mark.slow
+def test_two_racing_chunks_at_one_offset_one_wins_one_gets_409(transactional_db, live_server,
+                                                               tmp_path, settings):
+    world, session = _open_live_session(tmp_path, settings)
+    data = bytes(random.Random(1).randbytes(24 * 1024 * 1024))
+    url = _live(world, session, live_server, data)
+    chunk = data[: 12 * 1024 * 1024]
+    statuses = []
+    threads = [threading.Thread(target=lambda: statuses.append(
+        _raw_patch(live_server, world.a.robot_key, url, chunk, 0))) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [204, 409]
+    upload = Upload.objects.get()
+    assert upload.offset == len(chunk)
+    assert storage.staging_path(upload.pk).read_bytes() == chunk
+
+
+@pytest.mark.slow
+def test_chunked_body_without_content_length_is_411(transactional_db, live_server, tmp_path,
+                                                    settings):
+    world, session = _open_live_session(tmp_path, settings)
+    url = _live(world, session, live_server, b"x" * 100)
+    assert _raw_patch(live_server, world.a.robot_key, url, b"x" * 10, 0, chunked=True) == 411
+    assert Upload.objects.get().offset == 0
