@@ -26,8 +26,14 @@ def distinct_frames(width: int = 640, height: int = 480, count: int = 6) -> tupl
 
 
 def record_episode(
-    path: Path, *, spec: dict = ARM_SPEC, seconds: float = 2.0, episode_id: str | None = None,
-    robot: str = "robot", task_version: str = "task-v1", operator: str = "OP-TEST",
+    path: Path,
+    *,
+    spec: dict = ARM_SPEC,
+    seconds: float = 2.0,
+    episode_id: str | None = None,
+    robot: str = "robot",
+    task_version: str = "task-v1",
+    operator: str = "OP-TEST",
     stages: tuple[tuple[str, float], ...] = (("reach", 0.5), ("grasp", 1.0)),
 ) -> Path:
     """Record a synthetic episode: joints at the spec's control rate, every camera at its fps,
@@ -36,8 +42,9 @@ def record_episode(
     episode_id = episode_id or str(uuid.uuid4())
     frames = distinct_frames()
     joints = spec["action"]["shape"][0]
-    with EpisodeWriter(path, spec, episode_id=episode_id, robot=robot,
-                       task_version=task_version, operator=operator) as writer:
+    with EpisodeWriter(
+        path, spec, episode_id=episode_id, robot=robot, task_version=task_version, operator=operator
+    ) as writer:
         steps = int(seconds * hz)
         for i in range(steps):
             t = i / hz
@@ -49,3 +56,22 @@ def record_episode(
         for stage, t in stages:
             writer.add_event("stage", stage, t)
     return path
+
+
+def ready_episode_row(session, condition=None):
+    """An episode row as processing leaves it, for tests of labels, progress and pages
+    (processing itself is tested with real files)."""
+    from teleop.models import Episode
+
+    return Episode.objects.create(
+        id=uuid.uuid4(),
+        session=session,
+        team_id=session.team_id,
+        robot=session.robot,
+        task_version=session.task_version,
+        operator=session.operator,
+        condition=condition,
+        declared_size_bytes=1,
+        declared_sha256="0" * 64,
+        state=Episode.State.READY,
+    )
