@@ -513,7 +513,7 @@ def process_episode(*, episode_id) -> Episode:
 
     with transaction.atomic():
         episode = (
-            Episode.objects.select_for_update()
+            Episode.objects.select_for_update(of=("self",))
             .select_related("robot__embodiment", "task_version", "session__protocol")
             .get(pk=episode_id)
         )
