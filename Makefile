@@ -37,8 +37,7 @@ seed: migrate
 
 run: seed
 	$(PY) manage.py collectstatic --noinput --verbosity 0
-	@echo "Proving Ground on http://$(HOST):$(PORT)/  (admin: /admin/, API docs: /api/docs/)"
-	$(PY) manage.py runserver $(HOST):$(PORT)
+	HOST=$(HOST) PORT=$(PORT) ./scripts/run-dev.sh
 
 lint: install-dev
 	$(VENV)/bin/ruff check .
