@@ -130,6 +130,11 @@ class Episode(models.Model):
     rejection_code = models.CharField(max_length=60, blank=True)
     quality_flags = models.JSONField(default=list, blank=True)
     check_results = models.JSONField(default=list, blank=True)
+    # The Rerun recording built from the file (regenerated on a Rerun upgrade).
+    rerun_file = models.CharField(max_length=300, blank=True)
+    rerun_version = models.CharField(max_length=40, blank=True)
+    rerun_size_bytes = models.BigIntegerField(null=True, blank=True)
+    rerun_build_s = models.FloatField(null=True, blank=True)
     processing_attempts = models.PositiveSmallIntegerField(default=0)
     processing_started_at = models.DateTimeField(null=True, blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
@@ -227,3 +232,89 @@ class Upload(models.Model):
 
     def __str__(self) -> str:
         return f"upload {self.pk} {self.offset}/{self.length}"
+
+
+class DatasetView(TeamOwned):
+    """A saved selection of episodes. Its content lives in immutable versions; changing a view
+    makes a new version. Files are never modified: trims and metadata are part of the view."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    created_by = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["team", "name"], name="datasetview_unique_name")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DatasetViewVersion(models.Model):
+    """One version of a view: filters + explicit includes/excludes + per-episode trims and
+    metadata, and the episode ids they resolved to when the version was made, so an export
+    of the version is the same set of episodes forever."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    view = models.ForeignKey(DatasetView, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    filters = models.JSONField(default=dict, blank=True)
+    includes = models.JSONField(default=list, blank=True)
+    excludes = models.JSONField(default=list, blank=True)
+    trims = models.JSONField(default=dict, blank=True)  # episode id -> [start_s, end_s]
+    episode_metadata = models.JSONField(default=dict, blank=True)  # episode id -> {key: value}
+    episode_ids = models.JSONField(default=list)  # resolved, in a stable order
+    content_hash = models.CharField(max_length=64)
+    created_by = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["view", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["view", "number"], name="viewversion_unique_number")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.view} v{self.number}"
+
+
+class DatasetExport(models.Model):
+    """A reproducible snapshot of a view version in a training format, built by a job."""
+
+    class Format(models.TextChoices):
+        LEROBOT = "lerobot", "LeRobot v3.0"
+        ROBOMIMIC = "robomimic", "robomimic HDF5"
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    view_version = models.ForeignKey(
+        DatasetViewVersion, on_delete=models.PROTECT, related_name="exports"
+    )
+    format = models.CharField(max_length=20, choices=Format.choices)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.QUEUED)
+    exporter_version = models.CharField(max_length=40, blank=True)
+    checksum = models.CharField(max_length=64, blank=True)
+    file = models.CharField(max_length=300, blank=True)
+    size_bytes = models.BigIntegerField(null=True, blank=True)
+    num_episodes = models.PositiveIntegerField(null=True, blank=True)
+    num_frames = models.PositiveIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_by = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.format} export of {self.view_version} ({self.state})"

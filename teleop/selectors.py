@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 import uuid
 from dataclasses import dataclass
@@ -90,3 +91,56 @@ def session_summary(session: Session) -> SessionSummary:
         median_duration_s=statistics.median(durations) if durations else None,
         flagged=kept.filter(~Q(quality_flags=[])).count(),
     )
+
+
+# --- Episode filters (the episode browser and dataset views share them) ----------------------
+
+FILTER_KEYS = {
+    "task": "task slug",
+    "task_version": "task version id",
+    "robot": "robot name",
+    "operator": "operator code",
+    "condition": "condition id",
+    "outcome": "success, failure, partial or unlabelled",
+    "state": "episode state (default: ready)",
+    "flags_any": "list: episodes with at least one of these quality flags",
+    "exclude_flagged": "true: only episodes without any quality flag",
+    "recorded_after": "ISO date or datetime (inclusive)",
+    "recorded_before": "ISO date or datetime (exclusive)",
+    "include_discarded": "true: keep discarded episodes too",
+}
+
+
+def filter_episodes(queryset, filters: dict):
+    """Apply validated filters (see `FILTER_KEYS`) to an episode queryset, in the database."""
+    current = Label.objects.filter(episode=OuterRef("pk"), superseded_at=None)
+    queryset = queryset.filter(state=filters.get("state", Episode.State.READY))
+    if not filters.get("include_discarded"):
+        queryset = queryset.filter(discarded_at=None)
+    simple = {
+        "task": "task_version__task__slug",
+        "task_version": "task_version_id",
+        "robot": "robot__name",
+        "operator": "operator__code",
+        "condition": "condition_id",
+        "recorded_after": "created_at__gte",
+        "recorded_before": "created_at__lt",
+    }
+    for key, lookup in simple.items():
+        if filters.get(key) not in (None, ""):
+            queryset = queryset.filter(**{lookup: filters[key]})
+    outcome = filters.get("outcome")
+    if outcome == "unlabelled":
+        queryset = queryset.filter(~Exists(current))
+    elif outcome:
+        queryset = queryset.filter(Exists(current.filter(outcome=outcome)))
+    if filters.get("flags_any"):
+        # Flags are slugs; matching the quoted slug in the JSON text works on PostgreSQL and
+        # SQLite alike (SQLite has no JSON containment lookup).
+        any_flag = Q()
+        for flag in filters["flags_any"]:
+            any_flag |= Q(quality_flags__icontains=json.dumps(flag))
+        queryset = queryset.filter(any_flag)
+    if filters.get("exclude_flagged"):
+        queryset = queryset.filter(quality_flags=[])
+    return queryset

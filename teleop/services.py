@@ -473,6 +473,7 @@ def label_episode(
             team=episode.team,
             after=core_services.snapshot(label),
         )
+        enqueue_recording(episode.pk)  # the timeline shows the current label
     return label
 
 
@@ -573,6 +574,13 @@ def process_episode(*, episode_id) -> Episode:
         )
     if staged is not None:
         storage.discard_staging_file(upload.pk)
+    try:
+        episode = build_episode_recording(episode_id=episode.pk)
+    except Exception:  # the episode stays ready; the viewer shows that replay is missing
+        log.exception("building the Rerun recording of episode %s failed", episode.pk)
+        Episode.objects.filter(pk=episode.pk).update(
+            quality_flags=sorted({*flags, "replay_unavailable"})
+        )
     episode.refresh_from_db()
     return episode
 
@@ -675,3 +683,62 @@ def create_protocol(
             actor=actor, action="create", obj=protocol, after=core_services.snapshot(protocol)
         )
     return protocol
+
+
+# --- Rerun recordings -----------------------------------------------------------------------
+
+
+def recording_key(episode: Episode) -> str:
+    return f"recordings/{episode.pk}.rrd"
+
+
+def build_episode_recording(*, episode_id) -> Episode:
+    """Build (or rebuild) a ready episode's `.rrd` from its HDF5 file, with its current label
+    and quality flags on the timeline; record the Rerun version, size and build time.
+    Idempotent: the recording is replaced as a whole."""
+    import tempfile
+
+    from django.core.files import File
+    from django.core.files.storage import default_storage
+
+    from teleop import rerun_export
+
+    episode = Episode.objects.get(pk=episode_id)
+    if episode.state != Episode.State.READY or not episode.file:
+        return episode
+    labels = [
+        {
+            "outcome": label.outcome,
+            "stages_reached": label.stages_reached,
+            "failure_codes": label.failure_codes,
+            "notes": label.notes,
+            "labeler": label.labeler_label,
+            "created_at": label.created_at.isoformat(),
+        }
+        for label in Label.objects.filter(episode=episode, superseded_at=None)
+    ]
+    with tempfile.TemporaryDirectory(prefix="pg-rrd-") as tmp:
+        out = Path(tmp) / "episode.rrd"
+        with storage.local_episode_file(episode.file) as path:
+            stats = rerun_export.build_recording(
+                path, out, labels=labels, quality_flags=episode.quality_flags
+            )
+        key = recording_key(episode)
+        if default_storage.exists(key):
+            default_storage.delete(key)
+        with open(out, "rb") as f:
+            stored = default_storage.save(key, File(f))
+    Episode.objects.filter(pk=episode.pk).update(
+        rerun_file=stored,
+        rerun_version=stats.rerun_version,
+        rerun_size_bytes=stats.size_bytes,
+        rerun_build_s=stats.seconds,
+    )
+    episode.refresh_from_db()
+    return episode
+
+
+def enqueue_recording(episode_id) -> None:
+    from teleop.tasks import build_recording_job
+
+    transaction.on_commit(lambda: build_recording_job.enqueue(str(episode_id)))

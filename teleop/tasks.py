@@ -13,3 +13,15 @@ from teleop import services
 def process_episode_job(episode_id: str) -> str:
     episode = services.process_episode(episode_id=episode_id)
     return episode.state
+
+
+@task()
+def build_export_job(export_id: str) -> str:
+    from teleop import datasets
+
+    return datasets.build_export(export_id=export_id).state
+
+
+@task()
+def build_recording_job(episode_id: str) -> str:
+    return services.build_episode_recording(episode_id=episode_id).rerun_version

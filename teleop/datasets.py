@@ -1,0 +1,341 @@
+"""Dataset views and exports: every write, owning its transaction (the services of the
+dataset side of the recording app).
+
+A view version freezes the episode ids its filters resolved to, so an export of a version is
+the same episodes, trims and labels every time; the export records the view version, the
+exporter version and a checksum of what it wrote.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from django.db.models import Prefetch
+from django.utils import timezone
+
+from core import access
+from core import services as core_services
+from core.criteria import canonical_json
+from core.errors import Conflict, InvalidInput, NotPermitted
+from core.models import Membership, Team
+from teleop import storage
+from teleop.models import DatasetExport, DatasetView, DatasetViewVersion, Episode, Label
+from teleop.selectors import FILTER_KEYS, filter_episodes
+
+log = logging.getLogger(__name__)
+Role = Membership.Role
+
+
+def _require_curator(actor, team_id) -> None:
+    if access.is_robot(actor) or not access.has_role(actor, team_id, Role.RESEARCHER, Role.ADMIN):
+        raise NotPermitted("Only researchers and admins of the team curate datasets.")
+
+
+def _check_definition(filters, includes, excludes, trims, metadata) -> None:
+    unknown = set(filters) - set(FILTER_KEYS)
+    if unknown:
+        raise InvalidInput(
+            f"Unknown filters: {', '.join(sorted(unknown))}.",
+            fields={"filters": [f"Unknown: {k}" for k in sorted(unknown)]},
+        )
+    for episode_id, bounds in trims.items():
+        if (
+            not isinstance(bounds, list | tuple)
+            or len(bounds) != 2
+            or not all(isinstance(b, int | float) for b in bounds)
+            or not 0 <= bounds[0] < bounds[1]
+        ):
+            raise InvalidInput(
+                f"Trim of {episode_id} must be [start_s, end_s], 0 <= start < end.",
+                fields={"trims": [str(episode_id)]},
+            )
+    for episode_id, values in metadata.items():
+        if not isinstance(values, dict):
+            raise InvalidInput(
+                f"Metadata of {episode_id} must be an object.",
+                fields={"episode_metadata": [str(episode_id)]},
+            )
+
+
+def _resolve(team: Team, filters, includes, excludes) -> list[str]:
+    team_episodes = Episode.objects.filter(team=team)
+    chosen = set(filter_episodes(team_episodes, filters).values_list("pk", flat=True))
+    if includes:
+        included = set(
+            team_episodes.filter(pk__in=includes, state=Episode.State.READY).values_list(
+                "pk", flat=True
+            )
+        )
+        missing = {str(i) for i in includes} - {str(i) for i in included}
+        if missing:
+            raise InvalidInput(
+                "Included episodes must be ready episodes of the team.",
+                fields={"includes": sorted(missing)},
+            )
+        chosen |= included
+    chosen -= set(team_episodes.filter(pk__in=excludes).values_list("pk", flat=True))
+    ordered = team_episodes.filter(pk__in=chosen).order_by("created_at", "pk")
+    return [str(pk) for pk in ordered.values_list("pk", flat=True)]
+
+
+def _new_version(
+    *, actor, view: DatasetView, filters, includes, excludes, trims, metadata
+) -> DatasetViewVersion:
+    filters, trims, metadata = dict(filters or {}), dict(trims or {}), dict(metadata or {})
+    includes = sorted({str(i) for i in includes or []})
+    excludes = sorted({str(i) for i in excludes or []})
+    _check_definition(filters, includes, excludes, trims, metadata)
+    episode_ids = _resolve(view.team, filters, includes, excludes)
+    content = {
+        "filters": filters,
+        "includes": includes,
+        "excludes": excludes,
+        "trims": trims,
+        "episode_metadata": metadata,
+        "episode_ids": episode_ids,
+    }
+    content_hash = hashlib.sha256(canonical_json(content).encode()).hexdigest()
+    latest = view.versions.order_by("-number").first()
+    if latest is not None and latest.content_hash == content_hash:
+        return latest
+    version = DatasetViewVersion.objects.create(
+        view=view,
+        number=(latest.number + 1) if latest else 1,
+        filters=filters,
+        includes=includes,
+        excludes=excludes,
+        trims=trims,
+        episode_metadata=metadata,
+        episode_ids=episode_ids,
+        content_hash=content_hash,
+        created_by=access.actor_label(actor),
+    )
+    core_services.record_audit(
+        actor=actor,
+        action="create",
+        obj=version,
+        team=view.team,
+        after={"number": version.number, "episodes": len(episode_ids)},
+    )
+    return version
+
+
+def create_view(
+    *,
+    actor,
+    team: Team,
+    name: str,
+    description: str = "",
+    filters=None,
+    includes=(),
+    excludes=(),
+    trims=None,
+    episode_metadata=None,
+    visibility: str = "private",
+) -> DatasetView:
+    """A view with its first version. Raises NotPermitted, InvalidInput, Conflict."""
+    _require_curator(actor, team.pk)
+    try:
+        with transaction.atomic():
+            view = DatasetView.objects.create(
+                team=team,
+                name=name,
+                description=description,
+                visibility=visibility,
+                created_by=access.actor_label(actor),
+            )
+            _new_version(
+                actor=actor,
+                view=view,
+                filters=filters,
+                includes=includes,
+                excludes=excludes,
+                trims=trims,
+                metadata=episode_metadata,
+            )
+    except IntegrityError as exc:
+        raise Conflict(f"The team has a view named '{name}' already.") from exc
+    return view
+
+
+def create_view_version(
+    *,
+    actor,
+    view: DatasetView,
+    filters=None,
+    includes=(),
+    excludes=(),
+    trims=None,
+    episode_metadata=None,
+) -> DatasetViewVersion:
+    """A new version of a view (or the latest, if the content is the same)."""
+    _require_curator(actor, view.team_id)
+    with transaction.atomic():
+        DatasetView.objects.select_for_update().get(pk=view.pk)
+        return _new_version(
+            actor=actor,
+            view=view,
+            filters=filters,
+            includes=includes,
+            excludes=excludes,
+            trims=trims,
+            metadata=episode_metadata,
+        )
+
+
+def start_export(*, actor, version: DatasetViewVersion, format: str) -> DatasetExport:
+    """Queue an export of a view version; the job builds it. Raises NotPermitted,
+    InvalidInput (unknown format, empty view)."""
+    _require_curator(actor, version.view.team_id)
+    if format not in DatasetExport.Format.values:
+        raise InvalidInput(f"Unknown format '{format}'.", fields={"format": ["Unknown."]})
+    if not version.episode_ids:
+        raise InvalidInput("This view version holds no episodes.")
+    with transaction.atomic():
+        export = DatasetExport.objects.create(
+            view_version=version, format=format, created_by=access.actor_label(actor)
+        )
+        core_services.record_audit(
+            actor=actor,
+            action="create",
+            obj=export,
+            team=version.view.team,
+            after={"format": format},
+        )
+        from teleop.tasks import build_export_job
+
+        export_id = str(export.pk)
+        transaction.on_commit(lambda: build_export_job.enqueue(export_id))
+    return export
+
+
+# --- Building ---------------------------------------------------------------------------------
+
+
+def export_episodes(version: DatasetViewVersion, paths: dict[str, Path]):
+    """The exporter's inputs for a version: each episode with its task, trim, current label
+    and metadata, in the version's order."""
+    from teleop.exports import ExportEpisode
+
+    current = Prefetch(
+        "labels", queryset=Label.objects.filter(superseded_at=None), to_attr="current_labels"
+    )
+    episodes = {
+        str(e.pk): e
+        for e in Episode.objects.filter(pk__in=version.episode_ids)
+        .select_related("task_version")
+        .prefetch_related(current)
+    }
+    inputs = []
+    for episode_id in version.episode_ids:
+        episode = episodes[episode_id]
+        label = episode.current_labels[0] if episode.current_labels else None
+        trim = version.trims.get(episode_id)
+        metadata = dict(version.episode_metadata.get(episode_id, {}))
+        inputs.append(
+            ExportEpisode(
+                path=paths[episode_id],
+                episode_id=episode_id,
+                task=episode.task_version.instruction,
+                start_s=trim[0] if trim else None,
+                end_s=trim[1] if trim else None,
+                label=None
+                if label is None
+                else {
+                    "outcome": label.outcome,
+                    "stages_reached": label.stages_reached,
+                    "failure_codes": label.failure_codes,
+                    "stage_score": label.stage_score,
+                },
+                metadata=metadata,
+                split=metadata.get("split"),
+            )
+        )
+    return inputs
+
+
+def write_export(version: DatasetViewVersion, format: str, out: Path) -> Any:
+    """Write a version in `format` to `out` (a directory for LeRobot, a file for robomimic).
+    Used by the job and by `manage.py export_view`."""
+    from teleop import exports
+
+    episodes = Episode.objects.filter(pk__in=version.episode_ids).select_related(
+        "robot__embodiment"
+    )
+    with contextlib.ExitStack() as stack:
+        paths = {
+            str(e.pk): stack.enter_context(storage.local_episode_file(e.file)) for e in episodes
+        }
+        inputs = export_episodes(version, paths)
+        spec = episodes[0].robot.embodiment.spec
+        if format == DatasetExport.Format.LEROBOT:
+            fps = min((c["fps"] for c in spec["cameras"]), default=spec["control_hz"])
+            return exports.export_lerobot(
+                inputs,
+                out,
+                fps=fps,
+                robot_type=episodes[0].robot.embodiment.name,
+                joint_names=spec["joint_names"],
+            )
+        return exports.export_robomimic(inputs, out)
+
+
+def build_export(*, export_id) -> DatasetExport:
+    """The export job: write the dataset, pack it (a tar of the LeRobot directory; the
+    robomimic file as is), store it, and record checksum and counts. Idempotent: only a
+    queued export is built."""
+    with transaction.atomic():
+        export = DatasetExport.objects.select_for_update().get(pk=export_id)
+        if export.state != DatasetExport.State.QUEUED:
+            return export
+        export.state = DatasetExport.State.RUNNING
+        export.started_at = timezone.now()
+        export.save(update_fields=["state", "started_at"])
+    started = time.perf_counter()
+    try:
+        with tempfile.TemporaryDirectory(prefix="pg-export-") as tmp:
+            tmp = Path(tmp)
+            if export.format == DatasetExport.Format.LEROBOT:
+                result = write_export(export.view_version, export.format, tmp / "dataset")
+                packed = tmp / "dataset.tar"
+                with tarfile.open(packed, "w") as tar:
+                    tar.add(tmp / "dataset", arcname=f"export-{export.pk}")
+                key = f"exports/{export.pk}.tar"
+            else:
+                packed = tmp / "dataset.hdf5"
+                result = write_export(export.view_version, export.format, packed)
+                key = f"exports/{export.pk}.hdf5"
+            with open(packed, "rb") as f:
+                stored = default_storage.save(key, File(f))
+            size = packed.stat().st_size
+    except Exception as exc:  # the job records any failure on the row, then re-raises
+        log.exception("export %s failed", export_id)
+        DatasetExport.objects.filter(pk=export_id).update(
+            state=DatasetExport.State.FAILED,
+            error=f"{type(exc).__name__}: {exc}"[:2000],
+            finished_at=timezone.now(),
+        )
+        raise
+    DatasetExport.objects.filter(pk=export_id).update(
+        state=DatasetExport.State.DONE,
+        file=stored,
+        size_bytes=size,
+        checksum=result.sha256,
+        exporter_version=result.exporter_version,
+        num_episodes=result.num_episodes,
+        num_frames=result.num_frames,
+        finished_at=timezone.now(),
+    )
+    log.info("export %s built in %.1f s", export_id, time.perf_counter() - started)
+    export.refresh_from_db()
+    return export
