@@ -4,7 +4,16 @@ from rest_framework import serializers
 
 from core.api.serializers import StrictInputSerializer, TeamField
 from core.models import Condition, Robot, TaskVersion
-from teleop.models import CollectionProtocol, Episode, Label, ProtocolTarget, Session
+from teleop.models import (
+    CollectionProtocol,
+    DatasetExport,
+    DatasetView,
+    DatasetViewVersion,
+    Episode,
+    Label,
+    ProtocolTarget,
+    Session,
+)
 
 SHA256_HEX = r"^[0-9a-fA-F]{64}$"
 
@@ -257,3 +266,134 @@ class ProtocolOut(serializers.ModelSerializer):
 
 class NextConditionOut(serializers.Serializer):
     condition = serializers.DictField(allow_null=True)
+
+
+# --- Dataset views and exports --------------------------------------------------------------
+
+
+class EpisodeFiltersIn(StrictInputSerializer):
+    """The episode filters shared by the browser and dataset views."""
+
+    task = serializers.SlugField(max_length=80, required=False)
+    task_version = serializers.UUIDField(required=False)
+    robot = serializers.SlugField(max_length=80, required=False)
+    operator = serializers.CharField(max_length=32, required=False)
+    condition = serializers.UUIDField(required=False)
+    outcome = serializers.ChoiceField(choices=[*Label.Outcome.values, "unlabelled"], required=False)
+    state = serializers.ChoiceField(choices=Episode.State.choices, required=False)
+    flags_any = serializers.ListField(
+        child=serializers.SlugField(max_length=64), required=False, max_length=32
+    )
+    exclude_flagged = serializers.BooleanField(required=False)
+    recorded_after = serializers.DateTimeField(required=False)
+    recorded_before = serializers.DateTimeField(required=False)
+    include_discarded = serializers.BooleanField(required=False)
+
+    def to_representation(self, instance):
+        return instance
+
+
+def _json_filters(data: dict) -> dict:
+    """Validated filters as JSON-ready values (stored on the view version)."""
+    return {k: (str(v) if not isinstance(v, bool | list | str) else v) for k, v in data.items()}
+
+
+class ViewVersionIn(StrictInputSerializer):
+    filters = EpisodeFiltersIn(required=False)
+    includes = serializers.ListField(
+        child=serializers.UUIDField(), required=False, max_length=100_000
+    )
+    excludes = serializers.ListField(
+        child=serializers.UUIDField(), required=False, max_length=100_000
+    )
+    trims = serializers.DictField(
+        child=serializers.ListField(
+            child=serializers.FloatField(min_value=0, max_value=86400), min_length=2, max_length=2
+        ),
+        required=False,
+    )
+    episode_metadata = serializers.DictField(child=serializers.DictField(), required=False)
+
+    def validate(self, data):
+        data["filters"] = _json_filters(data.get("filters", {}))
+        return data
+
+
+class ViewIn(ViewVersionIn):
+    team = TeamField()
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(max_length=5000, required=False, allow_blank=True)
+
+
+class ViewVersionOut(serializers.ModelSerializer):
+    class Meta:
+        model = DatasetViewVersion
+        fields = [
+            "id",
+            "view",
+            "number",
+            "filters",
+            "includes",
+            "excludes",
+            "trims",
+            "episode_metadata",
+            "episode_ids",
+            "content_hash",
+            "created_by",
+            "created_at",
+        ]
+
+
+class ViewOut(serializers.ModelSerializer):
+    team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    latest_version = serializers.SerializerMethodField()
+
+    class Meta:
+        model = DatasetView
+        fields = [
+            "id",
+            "name",
+            "description",
+            "team",
+            "visibility",
+            "created_by",
+            "created_at",
+            "latest_version",
+        ]
+
+    def get_latest_version(self, view) -> ViewVersionOut:
+        versions = sorted(view.versions.all(), key=lambda v: -v.number)
+        return ViewVersionOut(versions[0]).data if versions else None
+
+
+class ExportIn(StrictInputSerializer):
+    format = serializers.ChoiceField(choices=DatasetExport.Format.choices)
+
+
+class ExportOut(serializers.ModelSerializer):
+    download_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = DatasetExport
+        fields = [
+            "id",
+            "view_version",
+            "format",
+            "state",
+            "exporter_version",
+            "checksum",
+            "size_bytes",
+            "num_episodes",
+            "num_frames",
+            "error",
+            "created_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "download_url",
+        ]
+
+    def get_download_url(self, export) -> str | None:
+        if export.state != DatasetExport.State.DONE:
+            return None
+        return f"/api/v1/exports/{export.pk}/download"

@@ -1,6 +1,8 @@
 """Recording API: sessions, episodes, labels, protocols, and tus uploads. Thin views."""
 
+from django.core.files.storage import default_storage
 from django.db.models import Prefetch
+from django.http import FileResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import exceptions, status, viewsets
 from rest_framework.decorators import action
@@ -10,9 +12,17 @@ from core import access
 from core.api.idempotency import idempotent
 from core.api.permissions import IsPerson
 from core.api.serializers import ConditionOut, StrictInputSerializer
-from teleop import selectors, services
+from teleop import datasets, selectors, services
 from teleop.api import serializers as s
-from teleop.models import CollectionProtocol, Episode, Label, Session
+from teleop.models import (
+    CollectionProtocol,
+    DatasetExport,
+    DatasetView,
+    DatasetViewVersion,
+    Episode,
+    Label,
+    Session,
+)
 
 
 def _scoped(queryset, actor, robot_field="robot"):
@@ -188,3 +198,93 @@ class ProtocolViewSet(_RecordingViewSet):
         """Accepted episodes (ready, labelled, not discarded) per condition vs target."""
         rows = selectors.protocol_progress(self.get_object())
         return Response(s.ConditionProgressOut(rows, many=True).data)
+
+
+# --- Dataset views and exports --------------------------------------------------------------
+
+
+def _visible_views(actor):
+    if access.is_robot(actor):
+        return DatasetView.objects.none()
+    return access.visible(
+        DatasetView.objects.select_related("team").prefetch_related("versions"), actor
+    )
+
+
+@extend_schema_view(create=extend_schema(request=s.ViewIn, responses={201: s.ViewOut}))
+class DatasetViewViewSet(_RecordingViewSet):
+    """Saved, versioned selections of episodes."""
+
+    serializer_class = s.ViewOut
+    permission_classes = [IsPerson]
+
+    def get_queryset(self):
+        return _visible_views(self.request.user)
+
+    @idempotent
+    def create(self, request):
+        data = self._input(s.ViewIn)
+        view = datasets.create_view(actor=request.user, **data)
+        return Response(
+            s.ViewOut(self.get_queryset().get(pk=view.pk)).data, status=status.HTTP_201_CREATED
+        )
+
+    @extend_schema(
+        request=s.ViewVersionIn, responses={200: s.ViewVersionOut(many=True), 201: s.ViewVersionOut}
+    )
+    @action(detail=True, methods=["get", "post"])
+    def versions(self, request, pk=None):
+        """A view's versions; POST makes a new one (changing a view never edits a version)."""
+        view = self.get_object()
+        if request.method == "GET":
+            return Response(s.ViewVersionOut(view.versions.all(), many=True).data)
+        data = self._input(s.ViewVersionIn)
+        version = datasets.create_view_version(actor=request.user, view=view, **data)
+        return Response(s.ViewVersionOut(version).data, status=status.HTTP_201_CREATED)
+
+
+class DatasetViewVersionViewSet(_RecordingViewSet):
+    serializer_class = s.ViewVersionOut
+    permission_classes = [IsPerson]
+
+    def get_queryset(self):
+        return DatasetViewVersion.objects.filter(view__in=_visible_views(self.request.user))
+
+    @extend_schema(request=s.ExportIn, responses={200: s.ExportOut(many=True), 201: s.ExportOut})
+    @action(detail=True, methods=["get", "post"])
+    @idempotent
+    def exports(self, request, pk=None):
+        """Exports of this version; POST starts one (built by a background job)."""
+        version = self.get_object()
+        if request.method == "GET":
+            return Response(s.ExportOut(version.exports.all(), many=True).data)
+        data = self._input(s.ExportIn)
+        export = datasets.start_export(actor=request.user, version=version, **data)
+        return Response(s.ExportOut(export).data, status=status.HTTP_201_CREATED)
+
+
+class DatasetExportViewSet(_RecordingViewSet):
+    serializer_class = s.ExportOut
+    permission_classes = [IsPerson]
+
+    def get_queryset(self):
+        return DatasetExport.objects.filter(
+            view_version__view__in=_visible_views(self.request.user)
+        )
+
+    @extend_schema(responses={(200, "application/octet-stream"): bytes})
+    @action(detail=True, methods=["get"])
+    def download(self, request, pk=None):
+        """The export's file, streamed (a tar for LeRobot, an HDF5 file for robomimic)."""
+        export = self.get_object()
+        if export.state != DatasetExport.State.DONE:
+            raise exceptions.NotFound("The export is not built yet.")
+        suffix = ".tar" if export.format == DatasetExport.Format.LEROBOT else ".hdf5"
+        response = FileResponse(
+            default_storage.open(export.file, "rb"),
+            as_attachment=True,
+            filename=f"{export.view_version.view.name}-v"
+            f"{export.view_version.number}-{export.format}{suffix}",
+        )
+        response["X-Checksum-Sha256"] = export.checksum
+        return response

@@ -1,0 +1,57 @@
+"""`manage.py export_view <view> --format lerobot|robomimic --out DIR`: write a view version
+to a directory, for scripted use (the same writer the export job uses)."""
+
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from teleop import datasets
+from teleop.models import DatasetExport, DatasetView
+
+
+class Command(BaseCommand):
+    help = "Export a dataset view version to LeRobot v3.0 or robomimic."
+
+    def add_arguments(self, parser):
+        parser.add_argument("view", help="view name (or id)")
+        parser.add_argument("--team", help="team slug, when several teams have the name")
+        parser.add_argument("--version", type=int, help="version number (default: latest)")
+        parser.add_argument("--format", required=True, choices=DatasetExport.Format.values)
+        parser.add_argument(
+            "--out", required=True, type=Path, help="output directory (must not exist yet)"
+        )
+
+    def handle(self, *args, view, team, version, format, out, **options):
+        views = DatasetView.objects.filter(name=view)
+        if team:
+            views = views.filter(team__slug=team)
+        found = list(views[:2])
+        if not found:
+            found = list(DatasetView.objects.filter(pk=view)) if _is_uuid(view) else []
+        if len(found) != 1:
+            raise CommandError(f"No single view '{view}' (use --team or the id).")
+        versions = found[0].versions.order_by("-number")
+        chosen = versions.filter(number=version).first() if version else versions.first()
+        if chosen is None:
+            raise CommandError(f"View '{view}' has no version {version}.")
+        if out.exists():
+            raise CommandError(f"{out} exists; exports never overwrite.")
+        target = out if format == DatasetExport.Format.LEROBOT else out / "dataset.hdf5"
+        if format != DatasetExport.Format.LEROBOT:
+            out.mkdir(parents=True)
+        result = datasets.write_export(chosen, format, target)
+        self.stdout.write(
+            f"Exported {result.num_episodes} episodes, {result.num_frames} "
+            f"frames of '{found[0].name}' v{chosen.number} to {target} "
+            f"(sha256 {result.sha256}, {result.exporter_version})."
+        )
+
+
+def _is_uuid(value: str) -> bool:
+    import uuid
+
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
