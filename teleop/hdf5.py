@@ -14,12 +14,12 @@ Design choices, each measured on the development machine (numbers in docs/benchm
   the frames back to back, an ``int64`` ``(F, 2)`` index of (offset, length), and a
   ``float64`` timestamp per frame. Variable-length datasets reached 0.6-0.8 of a plain file
   write; this layout is as fast as the disk once writes are whole chunks (next point).
-- **Whole-chunk writes, no filters on camera streams.** JPEG does not compress further, so
-  stream chunks are written with ``write_direct_chunk``: no chunk cache, no filter pipeline,
-  each 256 KiB chunk written once. Writing the same bytes as ordinary slices reached ~0.73
-  of ``numpy.tofile``; direct chunks reach ~0.95. The cost is that the last, partly filled
-  chunk of each stream waits in memory until the next flush (or close), so a crash loses up
-  to one chunk (256 KiB, ~0.2 s of one 640x480 camera) beyond the flush interval.
+- **Direct chunk writes, no filters on camera streams.** JPEG does not compress further,
+  so stream chunks are written with ``write_direct_chunk``: no chunk cache, no filter
+  pipeline. Each flush writes the new whole 256 KiB chunks once, plus the partly filled last
+  chunk zero-padded; the next flush rewrites that one chunk in place with more frames. In a
+  side-by-side run, ordinary slice writes of the same bytes reached ~0.73 of
+  ``numpy.tofile``; direct chunks 0.75-0.95 (the machine was shared; see the benchmark).
 - **Buffered appends, flushed about once a second.** `add_step` / `add_frame` append to
   in-memory buffers; once `flush_interval_s` has passed (wall clock) the buffers go to
   chunked, resizable datasets in one resize and one write per dataset, then the file is
@@ -100,8 +100,8 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 RESERVED_OBSERVATION_KEYS = ("images",)  # /observations/images holds the cameras
 
 # Chunking. Joints: a few thousand rows (at most ~1 MiB a chunk), so an hour at 200 Hz is
-# ~180 chunks per dataset. Camera streams: 256 KiB, the size at which whole-chunk writes
-# matched plain file writes while keeping the in-memory tail (lost on a crash) small.
+# ~180 chunks per dataset. Camera streams: 256 KiB (64 KiB to 1 MiB measured alike; larger
+# chunks bypass nothing more and make the rewritten last chunk costlier).
 STEP_CHUNK_ROWS = 4096
 STEP_CHUNK_MAX_BYTES = 1 << 20
 FRAME_STREAM_CHUNK_BYTES = 256 * 1024
@@ -361,12 +361,11 @@ class _StepBuffer:
 
 
 class _CameraBuffer:
-    """Frames of one camera not yet indexed on disk.
+    """Frames of one camera since the last flush, and the stream's partly filled last chunk.
 
-    ``written`` bytes of the stream are on disk (whole chunks until close); ``tail`` holds
-    the stream bytes after them; ``pending`` lists (offset, length, t) of frames whose index
-    row is not on disk yet. A frame is indexed only once all its bytes are on disk, so the
-    index of a crashed file never points past its data.
+    The stream on disk is ``written`` bytes of whole chunks followed by ``tail``, the bytes
+    of the last, partly filled chunk, kept in memory because the next flush rewrites that
+    chunk with more frames appended.
     """
 
     def __init__(self, spec: CameraSpec, encoding: str):
@@ -374,11 +373,11 @@ class _CameraBuffer:
         self.encoding = encoding
         self.magic = _MAGIC[encoding]
         self.new_frames: list[bytes] = []
-        self.pending: list[tuple[int, int, float]] = []
+        self.new_rows: list[tuple[int, int]] = []  # (offset, length) of each new frame
+        self.new_times: list[float] = []
         self.tail = b""
         self.written = 0
         self.stream_end = 0  # offset after the last frame added
-        self.indexed = 0  # index rows on disk
         self.last_t = -np.inf
 
 
@@ -572,7 +571,8 @@ class EpisodeWriter:
         if encoded[: len(cam.magic)] != cam.magic:
             raise ValueError(f"frame is not {cam.encoding} ({camera})")
         cam.new_frames.append(encoded)
-        cam.pending.append((cam.stream_end, len(encoded), t))
+        cam.new_rows.append((cam.stream_end, len(encoded)))
+        cam.new_times.append(t)
         cam.stream_end += len(encoded)
         cam.last_t = t
         self._maybe_flush()
@@ -601,7 +601,7 @@ class EpisodeWriter:
     def flush(self) -> None:
         """Write every buffer to the file and flush it (a few ms for a second of data)."""
         self._check_open()
-        self._write_buffers(final=False)
+        self._write_buffers()
         self._file.flush()
         self._last_flush = time.monotonic()
 
@@ -612,7 +612,7 @@ class EpisodeWriter:
             dataset.resize(n + len(rows), axis=0)
             dataset[n:] = rows
 
-    def _write_buffers(self, *, final: bool) -> None:
+    def _write_buffers(self) -> None:
         f = self._file
         buf = self._steps
         k = buf.size
@@ -624,7 +624,7 @@ class EpisodeWriter:
             self._append(f["timestamps"], buf.times[:k])
             buf.size = 0
         for name, cam in self._cameras.items():
-            self._write_camera(f[f"observations/images/{name}"], cam, final=final)
+            self._write_camera(f[f"observations/images/{name}"], cam)
         if self._events:
             kinds, names, times = zip(*self._events, strict=True)
             self._append(f["events/name"], np.array([n.encode() for n in names], _EVENT_NAME_DTYPE))
@@ -632,40 +632,32 @@ class EpisodeWriter:
             self._append(f["events/t"], np.array(times, np.float64))
             self._events.clear()
 
-    def _write_camera(self, group: h5py.Group, cam: _CameraBuffer, *, final: bool) -> None:
-        if not cam.new_frames and not (final and cam.tail):
+    def _write_camera(self, group: h5py.Group, cam: _CameraBuffer) -> None:
+        if not cam.new_frames:
             return
         data = group["data"]
         stream = b"".join([cam.tail, *cam.new_frames])
-        cam.new_frames.clear()
+        view = memoryview(stream)
         chunk = FRAME_STREAM_CHUNK_BYTES
         whole = len(stream) // chunk * chunk
-        end = cam.written + (len(stream) if final else whole)
-        if end > data.shape[0]:
-            data.resize((end,))
-        view = memoryview(stream)
+        data.resize((cam.written + len(stream),))
         # Whole chunks go straight to disk: no chunk cache, no filters, each written once.
         for start in range(0, whole, chunk):
             data.id.write_direct_chunk((cam.written + start,), view[start : start + chunk])
-        if final and whole < len(stream):
-            last = bytearray(chunk)  # the edge chunk is stored full size, padded with zeros
+        if whole < len(stream):
+            # The last chunk is stored full size, zero-padded, and rewritten in place by the
+            # next flush; rewriting bytes already indexed with the same bytes is crash-safe.
+            last = bytearray(chunk)
             last[: len(stream) - whole] = view[whole:]
             data.id.write_direct_chunk((cam.written + whole,), bytes(last))
-            whole = len(stream)
         cam.written += whole
         cam.tail = bytes(view[whole:])
-        ready = 0
-        for offset, length, _ in cam.pending:
-            if offset + length > cam.written:
-                break
-            ready += 1
-        if ready:
-            rows = cam.pending[:ready]
-            del cam.pending[:ready]
-            self._append(group["timestamps"], np.array([r[2] for r in rows], np.float64))
-            # The index last, so that every indexed frame has its bytes and its time.
-            self._append(group["index"], np.array([r[:2] for r in rows], np.int64))
-            cam.indexed += ready
+        # Times, then the index: an indexed frame always has its bytes and its time on disk.
+        self._append(group["timestamps"], np.array(cam.new_times, np.float64))
+        self._append(group["index"], np.array(cam.new_rows, np.int64))
+        cam.new_frames.clear()
+        cam.new_rows.clear()
+        cam.new_times.clear()
 
     # -- ending ---------------------------------------------------------------------------
 
@@ -675,7 +667,7 @@ class EpisodeWriter:
         if self._state == "closed":
             return self.path
         self._check_open()
-        self._write_buffers(final=True)
+        self._write_buffers()
         self._file.close()
         self._state = "finishing"
         # SWMR forbids changing attributes, so end_time goes in through a plain reopen.
@@ -703,7 +695,7 @@ class EpisodeWriter:
     def _close_truncated(self) -> None:
         """Flush what is buffered and leave ``<path>.partial`` without ``end_time``."""
         try:
-            self._write_buffers(final=True)
+            self._write_buffers()
         finally:
             self._file.close()
             self._state = "interrupted"
@@ -759,16 +751,44 @@ class CameraInfo:
     fps: float
 
 
+_SWMR_WRITE_FLAGS = 0b101  # superblock v3 consistency flags: open for write, SWMR write
+
+
+def _left_by_swmr_writer(path: str | os.PathLike[str]) -> bool:
+    """True if the superblock (version 3, at offset 0) still says "open for SWMR write" and
+    the file holds every byte up to its stored end-of-file address.
+
+    Layout (HDF5 file format spec, superblock v2/v3): signature (8), version (1), size of
+    offsets O (1), size of lengths (1), consistency flags (1), base address (O), superblock
+    extension address (O), end-of-file address (O), root object header address (O), checksum.
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(12 + 3 * 8)
+        size = os.fstat(fh.fileno()).st_size
+    if len(head) < 12 or head[8] != 3 or head[11] & _SWMR_WRITE_FLAGS != _SWMR_WRITE_FLAGS:
+        return False
+    width = head[9]
+    if width not in (2, 4, 8) or len(head) < 12 + 3 * width:
+        return False
+    base = int.from_bytes(head[12 : 12 + width], "little")
+    eof = int.from_bytes(head[12 + 2 * width : 12 + 3 * width], "little")
+    return base == 0 and eof <= size
+
+
 def open_episode_file(path: str | os.PathLike[str]) -> h5py.File:
-    """Open read-only; a file whose SWMR writer crashed is still flagged open for writing and
-    opens only in SWMR read mode, so fall back to that. Raises OSError if neither works."""
+    """Open read-only. Raises OSError if HDF5 cannot open the file.
+
+    A file whose SWMR writer was killed is still flagged "open for write", which a plain open
+    refuses; it opens in SWMR read mode. That mode skips HDF5's end-of-file check and retries
+    metadata reads whose checksum fails, so a file cut short would hang in it: the fallback is
+    taken only when the superblock says SWMR and the file is as long as the superblock says.
+    """
     try:
         return h5py.File(path, "r")
-    except OSError as first:
-        try:
-            return h5py.File(path, "r", swmr=True)
-        except OSError:
-            raise first from None
+    except OSError:
+        if not _left_by_swmr_writer(path):
+            raise
+    return h5py.File(path, "r", swmr=True)
 
 
 def attr_value(value: Any) -> Any:
