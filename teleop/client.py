@@ -459,6 +459,20 @@ class ProvingGroundClient:
 
     # -- catalog ----------------------------------------------------------------------------
 
+    def embodiment(self) -> dict[str, Any]:
+        """This robot's embodiment, whose ``spec`` (joints, observation and action keys,
+        cameras, ``control_hz``) is what `EpisodeWriter` records against."""
+        name = self.whoami()["robot"]["embodiment"]
+        url: str | None = "embodiments/"
+        params: dict[str, Any] | None = {"limit": 1000}
+        while url:
+            page = self._json("GET", url, params=params)
+            for embodiment in page["results"]:
+                if embodiment["name"] == name:
+                    return embodiment
+            url, params = page.get("next"), None
+        raise ProvingGroundError(f"embodiment {name!r} is not visible", error="not_found")
+
     def tasks(self, *, team: str | None = None) -> list[dict[str, Any]]:
         """Tasks this robot may see (each with ``latest_version``), every page."""
         params: dict[str, Any] = {"limit": 1000}
