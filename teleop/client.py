@@ -682,7 +682,11 @@ class ProvingGroundClient:
     ) -> tuple[int, int]:
         """Act on a PATCH answer: (where to go on from, failed attempts in a row)."""
         if response.status_code == 204:
-            return int(response.headers["Upload-Offset"]), stalls
+            try:
+                return int(response.headers["Upload-Offset"]), stalls
+            except (KeyError, ValueError):
+                # Accepted, but where are we? Only the server knows: ask it.
+                return server_offset(), stalls
         if response.status_code == 460:
             # Corrupted on the way; the server kept none of it. Same chunk again.
             log.warning("%s: checksum mismatch at the server; resending", label)
@@ -1112,7 +1116,7 @@ def _main(argv: list[str] | None = None) -> int:
             if args.wait:
                 episode = client.wait_until_processed(episode["id"])
             print(json.dumps(episode, indent=1))
-    except ProvingGroundError as exc:
+    except (ProvingGroundError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
