@@ -18,6 +18,13 @@ def _media_storage(settings, tmp_path):
 
 
 @pytest.fixture(autouse=True)
+def _no_persistent_connections(settings):
+    # Live-server threads would keep their connections open for a minute, and the test
+    # database could not be dropped until they close.
+    settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     # PBKDF2's deliberate slowness (~0.3 s a user) buys nothing in tests.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
