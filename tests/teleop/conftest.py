@@ -12,9 +12,10 @@ def _staging_dir(settings, tmp_path):
 @pytest.fixture
 def session(world):
     """An open teleop session on team a's robot, for its public task's first version."""
-    operator = core_services.create_operator(actor=world.a.admin, team=world.a.team,
-                                             code="OP-TEST")
+    operator = core_services.create_operator(actor=world.a.admin, team=world.a.team, code="OP-TEST")
     return services.open_session(
-        actor=world.a.operator, robot=world.a.robot,
-        task_version=world.a.task.versions.get(), operator_code=operator.code,
+        actor=world.a.operator,
+        robot=world.a.robot,
+        task_version=world.a.task.versions.get(),
+        operator_code=operator.code,
     )

@@ -31,22 +31,38 @@ def episode_file(tmp_path):
 
 
 def _create(client, session, data: bytes, episode_id=None):
-    body = {"id": str(episode_id or uuid.uuid4()), "session": str(session.pk),
-            "size_bytes": len(data), "sha256": _sha(data)}
+    body = {
+        "id": str(episode_id or uuid.uuid4()),
+        "session": str(session.pk),
+        "size_bytes": len(data),
+        "sha256": _sha(data),
+    }
     response = client.post("/api/v1/episodes/", body)
     assert response.status_code in (200, 201), response.json()
     return response.json()
 
 
-def _patch(client, url, chunk: bytes, offset: int, *, checksum: bytes | None = None,
-           declared_length: int | None = None):
+def _patch(
+    client,
+    url,
+    chunk: bytes,
+    offset: int,
+    *,
+    checksum: bytes | None = None,
+    declared_length: int | None = None,
+):
     headers = dict(TUS, HTTP_UPLOAD_OFFSET=str(offset))
     if checksum is not None:
         headers["HTTP_UPLOAD_CHECKSUM"] = "sha256 " + base64.b64encode(checksum).decode()
     if declared_length is not None:
         headers["CONTENT_LENGTH"] = str(declared_length)
-    return client.generic("PATCH", urlsplit(url).path, data=chunk,
-                          content_type="application/offset+octet-stream", **headers)
+    return client.generic(
+        "PATCH",
+        urlsplit(url).path,
+        data=chunk,
+        content_type="application/offset+octet-stream",
+        **headers,
+    )
 
 
 def _head(client, url):
@@ -62,9 +78,10 @@ def test_upload_in_chunks_completes_and_queues_processing(api, world, session, e
     assert episode["state"] == "created" and episode["upload_url"]
     offset = 0
     for start in range(0, len(data), 64 * 1024):
-        chunk = data[start:start + 64 * 1024]
-        response = _patch(client, episode["upload_url"], chunk, offset,
-                          checksum=hashlib.sha256(chunk).digest())
+        chunk = data[start : start + 64 * 1024]
+        response = _patch(
+            client, episode["upload_url"], chunk, offset, checksum=hashlib.sha256(chunk).digest()
+        )
         assert response.status_code == 204, response.content
         offset = int(response["Upload-Offset"])
     row = Episode.objects.get(pk=episode["id"])
@@ -84,8 +101,7 @@ def test_chunk_at_a_stale_offset_is_409(api, world, session, episode_file):
     assert _head(client, url) == 1000
 
 
-def test_chunk_with_a_wrong_checksum_is_460_and_nothing_is_kept(api, world, session,
-                                                                episode_file):
+def test_chunk_with_a_wrong_checksum_is_460_and_nothing_is_kept(api, world, session, episode_file):
     data = episode_file.read_bytes()
     client = api(key=world.a.robot_key)
     url = _create(client, session, data)["upload_url"]
@@ -100,8 +116,12 @@ def test_file_with_a_wrong_declared_checksum_is_rejected_and_not_kept(
 ):
     data = episode_file.read_bytes()
     client = api(key=world.a.robot_key)
-    body = {"id": str(uuid.uuid4()), "session": str(session.pk), "size_bytes": len(data),
-            "sha256": _sha(b"something else")}
+    body = {
+        "id": str(uuid.uuid4()),
+        "session": str(session.pk),
+        "size_bytes": len(data),
+        "sha256": _sha(b"something else"),
+    }
     episode = client.post("/api/v1/episodes/", body).json()
     with django_capture_on_commit_callbacks(execute=True):
         assert _patch(client, episode["upload_url"], data, 0).status_code == 204
@@ -129,9 +149,13 @@ def test_chunk_over_16_mib_is_413_before_it_is_read(api, world, session, setting
 def test_requests_without_tus_resumable_are_412(api, world, session):
     client = api(key=world.a.robot_key)
     url = _create(client, session, b"x" * 100)["upload_url"]
-    response = client.generic("PATCH", urlsplit(url).path, data=b"x",
-                              content_type="application/offset+octet-stream",
-                              HTTP_UPLOAD_OFFSET="0")
+    response = client.generic(
+        "PATCH",
+        urlsplit(url).path,
+        data=b"x",
+        content_type="application/offset+octet-stream",
+        HTTP_UPLOAD_OFFSET="0",
+    )
     assert response.status_code == 412 and response["Tus-Version"] == "1.0.0"
 
 
@@ -139,16 +163,21 @@ def test_options_advertises_the_tus_extensions(api, world):
     response = api(key=world.a.robot_key).options("/api/v1/uploads/")
     assert response.status_code == 204
     assert response["Tus-Version"] == "1.0.0"
-    assert set(response["Tus-Extension"].split(",")) == {"creation", "checksum", "termination",
-                                                         "expiration"}
+    assert set(response["Tus-Extension"].split(",")) == {
+        "creation",
+        "checksum",
+        "termination",
+        "expiration",
+    }
 
 
 def test_tus_creation_with_metadata_finds_the_episode_upload(api, world, session):
     client = api(key=world.a.robot_key)
     episode = _create(client, session, b"x" * 100)
     metadata = "episode_id " + base64.b64encode(episode["id"].encode()).decode()
-    response = client.post("/api/v1/uploads/", HTTP_UPLOAD_LENGTH="100",
-                           HTTP_UPLOAD_METADATA=metadata, **TUS)
+    response = client.post(
+        "/api/v1/uploads/", HTTP_UPLOAD_LENGTH="100", HTTP_UPLOAD_METADATA=metadata, **TUS
+    )
     assert response.status_code == 201
     assert response["Location"] == episode["upload_url"]
 
@@ -179,8 +208,7 @@ def test_creating_an_episode_again_is_harmless(api, world, session):
     again = _create(client, session, b"x" * 100, episode_id=first["id"])
     assert again["upload_url"] == first["upload_url"]
     assert Episode.objects.count() == 1
-    body = {"id": first["id"], "session": str(session.pk), "size_bytes": 101,
-            "sha256": _sha(b"y")}
+    body = {"id": first["id"], "session": str(session.pk), "size_bytes": 101, "sha256": _sha(b"y")}
     response = client.post("/api/v1/episodes/", body)
     assert response.status_code == 409 and response.json()["error"] == "episode_id_conflict"
 
@@ -194,8 +222,12 @@ def test_another_robot_cannot_see_or_feed_the_upload(api, world, session):
 
 def test_episode_in_a_closed_session_is_refused(api, world, session):
     services.close_session(actor=world.a.operator, session=session)
-    body = {"id": str(uuid.uuid4()), "session": str(session.pk), "size_bytes": 10,
-            "sha256": _sha(b"x")}
+    body = {
+        "id": str(uuid.uuid4()),
+        "session": str(session.pk),
+        "size_bytes": 10,
+        "sha256": _sha(b"x"),
+    }
     response = api(key=world.a.robot_key).post("/api/v1/episodes/", body)
     assert response.status_code == 409 and response.json()["error"] == "session_closed"
 
@@ -208,16 +240,24 @@ def _live(world, session, live_server, data: bytes):
 
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Api-Key {world.a.robot_key}")
-    body = {"id": str(uuid.uuid4()), "session": str(session.pk), "size_bytes": len(data),
-            "sha256": _sha(data)}
+    body = {
+        "id": str(uuid.uuid4()),
+        "session": str(session.pk),
+        "size_bytes": len(data),
+        "sha256": _sha(data),
+    }
     return client.post("/api/v1/episodes/", body, format="json").json()["upload_url"]
 
 
 def _raw_patch(live_server, key, url, body: bytes, offset: int, *, chunked=False):
     parts = urlsplit(live_server.url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
-    headers = {"Authorization": f"Api-Key {key}", "Tus-Resumable": "1.0.0",
-               "Upload-Offset": str(offset), "Content-Type": "application/offset+octet-stream"}
+    headers = {
+        "Authorization": f"Api-Key {key}",
+        "Tus-Resumable": "1.0.0",
+        "Upload-Offset": str(offset),
+        "Content-Type": "application/offset+octet-stream",
+    }
     if chunked:
         conn.putrequest("PATCH", urlsplit(url).path)
         for name, value in (headers | {"Transfer-Encoding": "chunked"}).items():
@@ -225,8 +265,12 @@ def _raw_patch(live_server, key, url, body: bytes, offset: int, *, chunked=False
         conn.endheaders()
         conn.send(f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n")
     else:
-        conn.request("PATCH", urlsplit(url).path, body=body,
-                     headers=headers | {"Content-Length": str(len(body))})
+        conn.request(
+            "PATCH",
+            urlsplit(url).path,
+            body=body,
+            headers=headers | {"Content-Length": str(len(body))},
+        )
     response = conn.getresponse()
     response.read()
     conn.close()
@@ -239,9 +283,12 @@ def _open_live_session(tmp_path, settings):
     settings.UPLOAD_STAGING_DIR = tmp_path / "uploads"
     world = factories.build_world()
     operator = core_services.create_operator(actor=world.a.admin, team=world.a.team)
-    session = services.open_session(actor=world.a.admin, robot=world.a.robot,
-                                    task_version=world.a.task.versions.get(),
-                                    operator_code=operator.code)
+    session = services.open_session(
+        actor=world.a.admin,
+        robot=world.a.robot,
+        task_version=world.a.task.versions.get(),
+        operator_code=operator.code,
+    )
     return world, session
 
 
@@ -250,10 +297,12 @@ def _send_and_drop(live_server, key, url, chunk: bytes, cut: int, offset: int) -
     robot losing its network mid-chunk. Returns the offset the server answers."""
     parts = urlsplit(live_server.url)
     with socket.create_connection((parts.hostname, parts.port), timeout=60) as sock:
-        head = (f"PATCH {urlsplit(url).path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
-                f"Authorization: Api-Key {key}\r\nTus-Resumable: 1.0.0\r\n"
-                f"Upload-Offset: {offset}\r\nContent-Length: {len(chunk)}\r\n"
-                "Content-Type: application/offset+octet-stream\r\nConnection: close\r\n\r\n")
+        head = (
+            f"PATCH {urlsplit(url).path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+            f"Authorization: Api-Key {key}\r\nTus-Resumable: 1.0.0\r\n"
+            f"Upload-Offset: {offset}\r\nContent-Length: {len(chunk)}\r\n"
+            "Content-Type: application/offset+octet-stream\r\nConnection: close\r\n\r\n"
+        )
         sock.sendall(head.encode() + chunk[:cut])
         sock.shutdown(socket.SHUT_WR)
         answer = b""
@@ -272,7 +321,7 @@ def test_upload_interrupted_at_random_offsets_resumes_byte_identical(
     url = _live(world, session, live_server, data)
     rng, offset = random.Random(3), 0
     while offset < len(data):
-        chunk = data[offset:offset + rng.randint(1, 300_000)]
+        chunk = data[offset : offset + rng.randint(1, 300_000)]
         cut = rng.randint(0, len(chunk))
         new_offset = _send_and_drop(live_server, world.a.robot_key, url, chunk, cut, offset)
         assert new_offset == offset + cut  # what arrived is kept; resume from there
@@ -283,15 +332,22 @@ def test_upload_interrupted_at_random_offsets_resumes_byte_identical(
 
 
 @pytest.mark.slow
-def test_two_racing_chunks_at_one_offset_one_wins_one_gets_409(transactional_db, live_server,
-                                                               tmp_path, settings):
+def test_two_racing_chunks_at_one_offset_one_wins_one_gets_409(
+    transactional_db, live_server, tmp_path, settings
+):
     world, session = _open_live_session(tmp_path, settings)
     data = bytes(random.Random(1).randbytes(24 * 1024 * 1024))
     url = _live(world, session, live_server, data)
     chunk = data[: 12 * 1024 * 1024]
     statuses = []
-    threads = [threading.Thread(target=lambda: statuses.append(
-        _raw_patch(live_server, world.a.robot_key, url, chunk, 0))) for _ in range(2)]
+    threads = [
+        threading.Thread(
+            target=lambda: statuses.append(
+                _raw_patch(live_server, world.a.robot_key, url, chunk, 0)
+            )
+        )
+        for _ in range(2)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -303,8 +359,9 @@ def test_two_racing_chunks_at_one_offset_one_wins_one_gets_409(transactional_db,
 
 
 @pytest.mark.slow
-def test_chunked_body_without_content_length_is_411(transactional_db, live_server, tmp_path,
-                                                    settings):
+def test_chunked_body_without_content_length_is_411(
+    transactional_db, live_server, tmp_path, settings
+):
     world, session = _open_live_session(tmp_path, settings)
     url = _live(world, session, live_server, b"x" * 100)
     assert _raw_patch(live_server, world.a.robot_key, url, b"x" * 10, 0, chunked=True) == 411
