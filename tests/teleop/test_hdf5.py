@@ -502,3 +502,38 @@ def test_importing_teleop_hdf5_does_not_import_django():
         [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_h5py_example_in_the_format_spec_runs_on_a_file_we_wrote(tmp_path, monkeypatch, capsys):
+    doc = (PROJECT_ROOT / "docs" / "hdf5-format.md").read_text()
+    start = doc.index("```python\n", doc.index("<!-- example: h5py-read -->")) + len("```python\n")
+    example = doc[start : doc.index("```", start)]
+    assert len(example.strip().splitlines()) <= 16
+    write_episode(tmp_path / "episode.h5")
+    monkeypatch.chdir(tmp_path)
+    exec(compile(example, "docs/hdf5-format.md", "exec"), {})
+    printed = capsys.readouterr().out
+    assert "pg-episode/1" in printed and "(200, 7) (200, 7) (64, 48)" in printed
+    assert "b'grasp'" in printed
+
+
+def test_add_steps_records_the_same_file_as_add_step(tmp_path):
+    rng = np.random.default_rng(3)
+    t = np.arange(50) / 200
+    qpos, qvel, action = (rng.normal(size=(50, 7)).astype(np.float32) for _ in range(3))
+    with _writer(tmp_path / "one.h5") as writer:
+        for i in range(50):
+            writer.add_step(t[i], {"qpos": qpos[i], "qvel": qvel[i]}, action[i])
+    with _writer(tmp_path / "batch.h5") as writer:
+        writer.add_steps(t[:20], {"qpos": qpos[:20], "qvel": qvel[:20]}, action[:20])
+        writer.add_steps(t[20:], {"qpos": qpos[20:], "qvel": qvel[20:]}, action[20:])
+        with pytest.raises(ValueError, match="increasing"):
+            writer.add_steps(t[:5], {"qpos": qpos[:5], "qvel": qvel[:5]}, action[:5])
+        with pytest.raises(ValueError, match="shape"):
+            writer.add_steps(t[:5] + 20, {"qpos": qpos[:5], "qvel": qvel[:4]}, action[:5])
+    with EpisodeReader(tmp_path / "one.h5") as one, EpisodeReader(tmp_path / "batch.h5") as batch:
+        assert batch.num_steps == 50
+        for key in ("qpos", "qvel"):
+            np.testing.assert_array_equal(one.observation(key), batch.observation(key))
+        np.testing.assert_array_equal(one.action(), batch.action())
+        np.testing.assert_array_equal(one.timestamps(), batch.timestamps())
