@@ -1,0 +1,322 @@
+"""The files of a LeRobot v3.0 dataset: where each lives, how parquet and MP4 files are cut
+into chunks, how camera frames become video.
+
+Facts from LeRobot's source (``huggingface/lerobot`` at commit 7427f318, package 0.6.2), each
+cited where it is used: path templates and size defaults (``src/lerobot/datasets/utils.py``),
+``DEFAULT_FEATURES`` (``src/lerobot/utils/constants.py``), encoder defaults
+(``src/lerobot/configs/video.py``), the roll-over rule of ``dataset_writer.py``, the video
+info of ``video_utils.get_video_info`` and the tasks file of ``io_utils.write_tasks``.
+
+Video: our stored frames are decoded by FFmpeg through PyAV (2-3x faster here than Pillow
+for 640x480 JPEG) and encoded with LeRobot's default encoder, SVT-AV1 (``libsvtav1``,
+yuv420p, GOP 2, CRF 30, preset 12), or H.264 (``libx264``) on request. One MP4 per camera
+holds consecutive episodes, as LeRobot's writer concatenates them; each frame's
+presentation time is its position in the file over ``fps``.
+"""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from teleop.exports import sample_rows
+from teleop.hdf5 import EpisodeReader
+from teleop.lerobot_stats import downsampled
+
+# src/lerobot/datasets/dataset_metadata.py: CODEBASE_VERSION
+CODEBASE_VERSION = "v3.0"
+# src/lerobot/datasets/utils.py: DEFAULT_CHUNK_SIZE, DEFAULT_*_FILE_SIZE_IN_MB, *_PATH
+DEFAULT_CHUNK_SIZE = 1000
+DEFAULT_DATA_FILE_SIZE_IN_MB = 100
+DEFAULT_VIDEO_FILE_SIZE_IN_MB = 200
+INFO_PATH = "meta/info.json"
+STATS_PATH = "meta/stats.json"
+TASKS_PATH = "meta/tasks.parquet"
+CHUNK_FILE_PATTERN = "chunk-{chunk_index:03d}/file-{file_index:03d}"
+EPISODES_PATH = "meta/episodes/" + CHUNK_FILE_PATTERN + ".parquet"
+DATA_PATH = "data/" + CHUNK_FILE_PATTERN + ".parquet"
+VIDEO_PATH = "videos/{video_key}/" + CHUNK_FILE_PATTERN + ".mp4"
+# Ours, beside LeRobot's files (its loader reads only the paths above): how this was made.
+PROVENANCE_PATH = "meta/pg_export.json"
+
+# src/lerobot/utils/constants.py: DEFAULT_FEATURES (every frame carries them)
+DEFAULT_FEATURES: dict[str, dict[str, Any]] = {
+    "timestamp": {"dtype": "float32", "shape": [1], "names": None},
+    "frame_index": {"dtype": "int64", "shape": [1], "names": None},
+    "episode_index": {"dtype": "int64", "shape": [1], "names": None},
+    "index": {"dtype": "int64", "shape": [1], "names": None},
+    "task_index": {"dtype": "int64", "shape": [1], "names": None},
+}
+# src/lerobot/configs/video.py: VideoEncoderConfig defaults (g=2, crf=30, pix_fmt yuv420p,
+# libsvtav1 preset 12, fast_decode 0) and get_codec_options' mapping to codec options.
+VIDEO_ENCODERS: dict[str, dict[str, Any]] = {
+    "libsvtav1": {"g": 2, "crf": 30, "preset": 12, "fast_decode": 0},
+    "h264": {"g": 2, "crf": 30, "preset": None, "fast_decode": 0},
+}
+PIX_FMT = "yuv420p"
+# LeRobot's writers use snappy with dictionary encoding; pinned so bytes are reproducible.
+PARQUET_OPTIONS: dict[str, Any] = {"compression": "snappy", "use_dictionary": True}
+_MB = 1024 * 1024
+
+
+def arrow_type(shape: tuple[int, ...], dtype: str) -> pa.DataType:
+    """How LeRobot's features become arrow columns (feature_utils.get_hf_features_from_
+    features): shape (1,) is a scalar column, shape (n,) a fixed-size list of n, higher ranks
+    nest fixed-size lists."""
+    value_type = pa.from_numpy_dtype(np.dtype(dtype))
+    if shape == (1,):
+        return value_type
+    for n in reversed(shape):
+        value_type = pa.list_(value_type, n)
+    return value_type
+
+
+def arrow_column(values: np.ndarray, shape: tuple[int, ...]) -> pa.Array:
+    """(rows, *shape) numpy -> an arrow array of `arrow_type` (no per-row Python objects)."""
+    rows = values.shape[0]
+    if shape == (1,):
+        return pa.array(values.reshape(rows))
+    array: pa.Array = pa.array(np.ascontiguousarray(values).reshape(-1))
+    for n in reversed(shape):
+        array = pa.FixedSizeListArray.from_arrays(array, n)
+    return array
+
+
+class _Shards:
+    """Chunk/file numbering and LeRobot's roll-over rule, shared by data and video files."""
+
+    def __init__(self, chunks_size: int, limit_mb: int):
+        self.chunks_size, self.limit_bytes = chunks_size, limit_mb * _MB
+        self.chunk = self.file = 0
+        self.rows_in_file = 0
+        self.open = False
+
+    def roll_needed(self, path: Path, rows: int) -> bool:
+        if not self.open or self.rows_in_file == 0:
+            return False
+        size = path.stat().st_size if path.exists() else 0
+        return size + size / self.rows_in_file * rows >= self.limit_bytes
+
+    def advance(self) -> None:
+        # utils.update_chunk_file_indices
+        if self.file == self.chunks_size - 1:
+            self.chunk, self.file = self.chunk + 1, 0
+        else:
+            self.file += 1
+        self.rows_in_file = 0
+
+
+class DataFiles(_Shards):
+    def __init__(self, root: Path, schema: pa.Schema, chunks_size: int, limit_mb: int):
+        super().__init__(chunks_size, limit_mb)
+        self.root, self.schema = root, schema
+        self.writer: pq.ParquetWriter | None = None
+
+    def path(self) -> Path:
+        return self.root / DATA_PATH.format(chunk_index=self.chunk, file_index=self.file)
+
+    def write_episode(self, table: pa.Table) -> tuple[int, int]:
+        if self.roll_needed(self.path(), table.num_rows):
+            self.close()
+            self.advance()
+        if self.writer is None:
+            self.path().parent.mkdir(parents=True, exist_ok=True)
+            self.writer = pq.ParquetWriter(self.path(), self.schema, **PARQUET_OPTIONS)
+            self.open = True
+        # One row group per episode, as io_utils.write_table_one_row_group_per_episode.
+        self.writer.write_table(table, row_group_size=max(1, table.num_rows))
+        self.rows_in_file += table.num_rows
+        return self.chunk, self.file
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer, self.open = None, False
+
+
+class VideoFiles(_Shards):
+    """One camera's MP4 files: frames get pts = their position in the file (time base
+    1/fps), so an episode's frames sit at ``from_timestamp + frame_index / fps``."""
+
+    def __init__(
+        self, root: Path, key: str, fps: int, size: tuple[int, int], vcodec: str,
+        chunks_size: int, limit_mb: int,
+    ):  # fmt: skip
+        super().__init__(chunks_size, limit_mb)
+        self.root, self.key, self.fps, self.size, self.vcodec = root, key, fps, size, vcodec
+        self.container: Any = None
+        self.stream: Any = None
+
+    def path(self) -> Path:
+        return self.root / VIDEO_PATH.format(
+            video_key=self.key, chunk_index=self.chunk, file_index=self.file
+        )
+
+    def begin_episode(self, rows: int) -> tuple[int, int, float]:
+        """Open or roll the file for an episode of `rows` frames: (chunk, file, from_s)."""
+        if self.roll_needed(self.path(), rows):
+            self.close()
+            self.advance()
+        if self.container is None:
+            self._open()
+        return self.chunk, self.file, self.rows_in_file / self.fps
+
+    def _open(self) -> None:
+        self.path().parent.mkdir(parents=True, exist_ok=True)
+        settings = VIDEO_ENCODERS[self.vcodec]
+        options = {"g": str(settings["g"]), "crf": str(settings["crf"])}
+        if self.vcodec == "libsvtav1":
+            options["preset"] = str(settings["preset"])
+            options["svtav1-params"] = f"fast-decode={settings['fast_decode']}"
+        self.container = av.open(str(self.path()), "w", format="mp4")
+        self.stream = self.container.add_stream(self.vcodec, rate=self.fps, options=options)
+        self.stream.width, self.stream.height = self.size
+        self.stream.pix_fmt = PIX_FMT
+        self.stream.time_base = Fraction(1, self.fps)
+        self.open = True
+
+    def add(self, frame: av.VideoFrame) -> None:
+        frame.pts = self.rows_in_file
+        frame.time_base = Fraction(1, self.fps)
+        for packet in self.stream.encode(frame):
+            self.container.mux(packet)
+        self.rows_in_file += 1
+
+    def close(self) -> None:
+        if self.container is not None:
+            for packet in self.stream.encode(None):
+                self.container.mux(packet)
+            self.container.close()
+            self.container = self.stream = None
+            self.open = False
+
+
+def encode_camera(
+    reader: EpisodeReader,
+    cam: str,
+    encoding: str,
+    frame_rows: np.ndarray,
+    video: VideoFiles,
+) -> list[np.ndarray]:
+    """Decode the camera frames the rows use, in order, and encode one video frame per row.
+    Frames no row uses are skipped undecoded. Returns downsampled RGB samples for stats."""
+    decoder = av.CodecContext.create("mjpeg" if encoding == "jpeg" else "png", "r")
+    sampled = set(sample_rows(len(frame_rows)).tolist())
+    samples: list[np.ndarray] = []
+    first, last = int(frame_rows[0]), int(frame_rows[-1])
+    encoded = reader.frames(cam, first, last + 1)
+    current, current_index = None, first - 1
+    for row, wanted in enumerate(frame_rows.tolist()):
+        while current_index < wanted:
+            data = next(encoded)
+            current_index += 1
+            if current_index == wanted:
+                current = _decode(decoder, data, video.size, cam)
+        assert current is not None
+        # Limited-range yuv420p, as LeRobot's RGB -> yuv420p conversion produces (JPEG is
+        # full range). A new frame per row, so a repeated camera frame is never a frame
+        # object the encoder may still hold.
+        video.add(
+            current.reformat(
+                format=PIX_FMT,
+                src_color_range=current.color_range or None,
+                dst_color_range="MPEG",
+            )
+        )
+        if row in sampled:
+            samples.append(downsampled(current.to_ndarray(format="rgb24")))
+    return samples
+
+
+def _decode(decoder: Any, data: bytes, size: tuple[int, int], cam: str) -> av.VideoFrame:
+    frames = decoder.decode(av.Packet(data))
+    if len(frames) != 1:
+        raise ValueError(f"camera {cam}: a stored frame did not decode to one image")
+    frame = frames[0]
+    if (frame.width, frame.height) != size:
+        raise ValueError(
+            f"camera {cam}: a frame is {frame.width}x{frame.height}, "
+            f"the file says {size[0]}x{size[1]}"
+        )
+    return frame
+
+
+def video_info(path: Path, vcodec: str) -> dict[str, Any]:
+    """video_utils.get_video_info: probed from the file, plus the encoder settings."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        info: dict[str, Any] = {
+            "video.height": stream.height,
+            "video.width": stream.width,
+            "video.codec": stream.codec.canonical_name,
+            "video.pix_fmt": stream.pix_fmt,
+            "video.fps": int(stream.base_rate),
+            "video.channels": 3,
+            "has_audio": bool(container.streams.audio),
+        }
+    settings = VIDEO_ENCODERS[vcodec]
+    info.update({f"video.{k}": v for k, v in settings.items() if v is not None})
+    info["video.video_backend"] = "pyav"
+    info["is_depth_map"] = False
+    return info
+
+
+def write_tasks(path: Path, tasks: list[str]) -> None:
+    """meta/tasks.parquet as LeRobot writes it (``DataFrame.to_parquet`` of a frame indexed
+    by task text): columns task_index (int64) and task (string), plus the pandas metadata
+    that makes ``pandas.read_parquet`` restore ``task`` as the index, which
+    ``io_utils.load_tasks`` and ``meta.tasks.iloc[i].name`` rely on."""
+    pandas_metadata = {
+        "index_columns": ["task"],
+        "column_indexes": [
+            {
+                "name": None,
+                "field_name": None,
+                "pandas_type": "unicode",
+                "numpy_type": "object",
+                "metadata": {"encoding": "UTF-8"},
+            }
+        ],
+        "columns": [
+            {
+                "name": "task_index",
+                "field_name": "task_index",
+                "pandas_type": "int64",
+                "numpy_type": "int64",
+                "metadata": None,
+            },
+            {
+                "name": "task",
+                "field_name": "task",
+                "pandas_type": "unicode",
+                "numpy_type": "object",
+                "metadata": None,
+            },
+        ],
+        "attributes": {},
+        "creator": {"library": "pyarrow", "version": pa.__version__},
+        "pandas_version": "2.3.3",  # the pandas whose to_parquet output this mirrors
+    }
+    schema = pa.schema(
+        [("task_index", pa.int64()), ("task", pa.string())],
+        metadata={b"pandas": json.dumps(pandas_metadata).encode()},
+    )
+    table = pa.table(
+        {"task_index": pa.array(range(len(tasks)), pa.int64()), "task": tasks}, schema=schema
+    )
+    pq.write_table(table, path, **PARQUET_OPTIONS)
+
+
+def write_json(path: Path, data: Any) -> None:
+    # lerobot.utils.io_utils.write_json: indent=4, ensure_ascii=False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=4, ensure_ascii=False)
+        fh.write("\n")
