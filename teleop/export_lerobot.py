@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +35,7 @@ from teleop.exports import (
     EXPORTER_VERSION,
     ExportEpisode,
     ExportResult,
+    Layout,
     align_episode,
     check_episodes,
     manifest_sha256,
@@ -127,29 +127,6 @@ def export_lerobot(
     )
 
 
-@dataclass(frozen=True)
-class _Layout:
-    """Keys, shapes and dtypes of the first episode; later episodes must match."""
-
-    observations: tuple[tuple[str, tuple[int, ...], str], ...]  # (source key, shape, dtype)
-    action: tuple[tuple[int, ...], str]
-    cameras: tuple[tuple[str, int, int, str], ...]  # (name, width, height, encoding)
-
-    @classmethod
-    def of(cls, reader: EpisodeReader) -> _Layout:
-        def described(values: np.ndarray) -> tuple[tuple[int, ...], str]:
-            return tuple(int(n) for n in values.shape[1:]), values.dtype.name
-
-        # qpos becomes observation.state; it leads, as LeRobot's state feature does.
-        keys = sorted(reader.observation_keys, key=lambda k: (k != "qpos", k))
-        observations = tuple((k, *described(reader.observation(k, 0, 1))) for k in keys)
-        cameras = []
-        for cam in reader.cameras:
-            info = reader.camera_info(cam)
-            cameras.append((cam, info.width, info.height, info.encoding))
-        return cls(observations, described(reader.action(0, 1)), tuple(cameras))
-
-
 def _feature_name(observation_key: str) -> str:
     return "observation.state" if observation_key == "qpos" else f"observation.{observation_key}"
 
@@ -173,7 +150,7 @@ class _DatasetWriter:
             return list(self.joint_names)
         return None
 
-    def _features(self, layout: _Layout) -> dict[str, dict[str, Any]]:
+    def _features(self, layout: Layout) -> dict[str, dict[str, Any]]:
         shape, dtype = layout.action
         features = {"action": {"dtype": dtype, "shape": list(shape), "names": self._names(shape)}}
         for key, shape, dtype in layout.observations:
@@ -194,7 +171,7 @@ class _DatasetWriter:
 
     def write(self) -> int:
         with EpisodeReader(self.episodes[0].path) as first:
-            layout = _Layout.of(first)
+            layout = Layout.of(first)
         features = self._features(layout)
         data_features = {k: f for k, f in features.items() if f["dtype"] != "video"}
         schema = pa.schema(
@@ -235,7 +212,7 @@ class _DatasetWriter:
         self,
         index: int,
         episode: ExportEpisode,
-        layout: _Layout,
+        layout: Layout,
         data_features: dict[str, dict[str, Any]],
         first_row: int,
         data: DataFiles,
@@ -243,11 +220,7 @@ class _DatasetWriter:
     ) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]:
         task_index = self.tasks.setdefault(episode.task, len(self.tasks))
         with EpisodeReader(episode.path) as reader:
-            if _Layout.of(reader) != layout:
-                raise ValueError(
-                    f"episode {episode.episode_id} has other observation keys, shapes, dtypes "
-                    "or cameras than the first episode"
-                )
+            layout.check(reader, episode.episode_id)
             aligned = align_episode(
                 reader,
                 self.fps,

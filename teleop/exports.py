@@ -33,6 +33,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -53,6 +54,8 @@ OUTCOMES = ("success", "failure", "partial")
 TIME_EPSILON_S = 1e-6
 
 _HASH_BLOCK_BYTES = 1 << 20
+# Split names become HDF5 dataset names (robomimic's mask/<split>) and column values.
+_SPLIT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -83,8 +86,11 @@ class ExportEpisode:
             raise ValueError(f"episode {self.episode_id}: end_s must be a finite number")
         if self.end_s is not None and self.end_s <= (self.start_s or 0.0):
             raise ValueError(f"episode {self.episode_id}: end_s must be after start_s")
-        if self.split is not None and not self.split:
-            raise ValueError(f"episode {self.episode_id}: split must be a non-empty name")
+        if self.split is not None and not _SPLIT_NAME.match(self.split):
+            raise ValueError(
+                f"episode {self.episode_id}: split must match {_SPLIT_NAME.pattern} "
+                "(it names a robomimic mask)"
+            )
         normalized_label(self)  # raises ValueError on an unknown outcome or a malformed label
 
 
@@ -137,6 +143,39 @@ def normalized_label(episode: ExportEpisode) -> Label:
             raise ValueError(f"episode {episode.episode_id}: {key} must be a list of strings")
         lists[key] = tuple(values)
     return Label(outcome, score, lists["stages_reached"], lists["failure_codes"])
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What every episode of one export must share: observation keys with their row shape
+    and dtype, the action's, and cameras with (width, height, encoding). Read from a file's
+    first row; compare with ``==``."""
+
+    observations: tuple[tuple[str, tuple[int, ...], str], ...]  # (source key, shape, dtype)
+    action: tuple[tuple[int, ...], str]
+    cameras: tuple[tuple[str, int, int, str], ...]  # (name, width, height, encoding)
+
+    @classmethod
+    def of(cls, reader: EpisodeReader) -> Layout:
+        def described(values: np.ndarray) -> tuple[tuple[int, ...], str]:
+            return tuple(int(n) for n in values.shape[1:]), values.dtype.name
+
+        # qpos (joint positions) first: LeRobot's observation.state leads its features.
+        keys = sorted(reader.observation_keys, key=lambda k: (k != "qpos", k))
+        observations = tuple((k, *described(reader.observation(k, 0, 1))) for k in keys)
+        cameras = []
+        for cam in reader.cameras:
+            info = reader.camera_info(cam)
+            cameras.append((cam, info.width, info.height, info.encoding))
+        return cls(observations, described(reader.action(0, 1)), tuple(cameras))
+
+    def check(self, reader: EpisodeReader, episode_id: str) -> None:
+        """Raise ValueError if `reader`'s episode differs from this layout."""
+        if Layout.of(reader) != self:
+            raise ValueError(
+                f"episode {episode_id} has other observation keys, shapes, dtypes or cameras "
+                "than the first episode"
+            )
 
 
 # --------------------------------------------------------------------------------------------

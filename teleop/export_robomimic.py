@@ -1,0 +1,258 @@
+"""Export episodes as one robomimic HDF5 file.
+
+The structure is robomimic's dataset format (``ARISE-Initiative/robomimic``,
+``docs/datasets/overview.md``, read at commit d309eaec) as its loader reads it
+(``robomimic/utils/dataset.py`` ``SequenceDataset``, ``robomimic/utils/file_utils.py``)::
+
+    data                attrs: total (rows in all demos), env_args (JSON: env_name, type,
+                        env_kwargs)
+      demo_<i>          attrs: num_samples; ours, beside them: pg_episode_id, pg_task,
+                        pg_outcome, pg_stage_score, pg_stages_reached, pg_failure_codes,
+                        pg_split, pg_metadata (JSON), pg_source_from_s, pg_source_to_s
+        obs/<key>       (N, *shape) every observation, source dtype
+        obs/<cam>_image (N, H, W, 3) uint8 RGB, channel-last (robomimic's image convention)
+        next_obs/...    the same keys, row i holding row i + 1 (the last row repeats)
+        actions         (N, A) source dtype
+        rewards         (N,) float64: 1.0 on the last row of a successful episode, else 0.0
+        dones           (N,) int64: 1 on the last row
+    mask/<filter key>   demo names as fixed-length bytes: success, failure, partial (always
+                        present, possibly empty) and one per split present (train, valid...)
+
+Rows follow the grid of `teleop.exports.align_episode`, like the LeRobot export. robomimic
+has no frame rate; ``fps`` defaults to the lowest camera rate when images are written (every
+image row a distinct camera frame) and to the control rate otherwise.
+
+Sizes: images are stored decoded, as robomimic trains on them: 640x480 RGB is 921,600 bytes
+a row per camera, about 27.6 MB a second at 30 fps, some 20-40 times our JPEG frames, and
+``next_obs`` doubles it. They are stored without compression: gzip gains little on camera
+images and costs far more time than the write (measured for the episode format, see
+``docs/hdf5-format.md``). ``include_images=False`` or ``include_next_obs=False`` drop them
+(robomimic's default config loads ``next_obs``; set ``train.hdf5_load_next_obs=False``).
+
+robomimic expects actions normalized to [-1, 1] (``docs/datasets/overview.md``, "Storing
+actions"); ours are written as recorded (joint targets, in the robot's units), so configure
+robomimic's action normalization or normalize before training.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from teleop.exports import (
+    EXPORTER_VERSION,
+    OUTCOMES,
+    Alignment,
+    ExportEpisode,
+    ExportResult,
+    Layout,
+    align_episode,
+    check_episodes,
+    file_sha256,
+    normalized_label,
+    rows_of,
+    staged_file,
+)
+from teleop.hdf5 import EpisodeReader
+
+# robomimic/envs/env_base.py EnvType: 1 robosuite, 2 gym, 3 ig_momart. robomimic reads the
+# type only to build a simulator for rollouts; a real robot has none, so we declare the
+# generic gym type and training runs with experiment.rollout.enabled=False.
+ENV_TYPE_GYM = 2
+# Images are decoded and written this many rows at a time, to bound memory on long episodes.
+_IMAGE_BLOCK_ROWS = 64
+
+
+def export_robomimic(
+    episodes: Sequence[ExportEpisode],
+    out_path: Path | str,
+    *,
+    env_name: str = "proving-ground",
+    fps: float | None = None,
+    include_images: bool = True,
+    include_next_obs: bool = True,
+) -> ExportResult:
+    """Write `episodes`, in order, as ``data/demo_0``, ``data/demo_1``, ... of one robomimic
+    HDF5 file at `out_path`.
+
+    `fps` (rows per second) sets the grid; None takes the lowest camera rate of the first
+    episode when images are written and cameras exist, else its nominal control rate.
+    Masks: ``success`` / ``failure`` / ``partial`` from the labels, and one per split.
+
+    Side effects: creates `out_path` atomically (see `teleop.exports.staged_file`). Raises
+    FileExistsError if it exists, ValueError for inputs that cannot be exported.
+    """
+    started = time.perf_counter()
+    check_episodes(episodes)
+    if any(ep.split in OUTCOMES for ep in episodes):
+        raise ValueError(f"a split may not be named like an outcome mask ({', '.join(OUTCOMES)})")
+    out_path = Path(out_path)
+    with EpisodeReader(episodes[0].path) as first:
+        layout = Layout.of(first)
+        if fps is None:
+            camera_rates = [first.camera_info(c[0]).fps for c in layout.cameras]
+            fps = (
+                min(camera_rates)
+                if include_images and camera_rates
+                else first.attrs.get("nominal_hz")
+            )
+    if fps is None or not fps > 0:
+        raise ValueError("fps must be positive (the first episode declares no rate)")
+    cameras = [c[0] for c in layout.cameras] if include_images else []
+    masks: dict[str, list[str]] = {outcome: [] for outcome in OUTCOMES}
+    total = 0
+    with staged_file(out_path) as staging:
+        with h5py.File(staging, "w") as f:
+            data = f.create_group("data")
+            for index, episode in enumerate(episodes):
+                demo = f"demo_{index}"
+                with EpisodeReader(episode.path) as reader:
+                    layout.check(reader, episode.episode_id)
+                    aligned = align_episode(
+                        reader,
+                        fps,
+                        cameras=cameras,
+                        start_s=episode.start_s,
+                        end_s=episode.end_s,
+                        episode_id=episode.episode_id,
+                    )
+                    _write_demo(
+                        data.create_group(demo), reader, episode, aligned, cameras, include_next_obs
+                    )
+                total += len(aligned)
+                outcome = normalized_label(episode).outcome
+                if outcome is not None:
+                    masks[outcome].append(demo)
+                if episode.split is not None:
+                    masks.setdefault(episode.split, []).append(demo)
+            data.attrs["total"] = total
+            data.attrs["env_args"] = json.dumps(
+                {"env_name": env_name, "type": ENV_TYPE_GYM, "env_kwargs": {}}
+            )
+            data.attrs["pg_exporter_version"] = EXPORTER_VERSION
+            data.attrs["pg_fps"] = float(fps)
+            data.attrs["pg_alignment"] = (
+                f"rows every 1/{fps:g} s from the first instant every stream has a sample; "
+                "each row holds the latest control step and camera frame at or before it"
+            )
+            mask = f.create_group("mask")
+            for name, demos in masks.items():
+                # file_utils.create_hdf5_filter_key: np.array(demo_keys, dtype="S")
+                mask.create_dataset(name, data=np.array(demos, dtype="S" if demos else "S1"))
+        sha256 = file_sha256(staging)
+        size = staging.stat().st_size
+    return ExportResult(
+        files=(out_path.name,),
+        num_episodes=len(episodes),
+        num_frames=total,
+        sha256=sha256,
+        exporter_version=EXPORTER_VERSION,
+        seconds=time.perf_counter() - started,
+        size_bytes=size,
+    )
+
+
+def _write_demo(
+    group: h5py.Group,
+    reader: EpisodeReader,
+    episode: ExportEpisode,
+    aligned: Alignment,
+    cameras: Sequence[str],
+    include_next_obs: bool,
+) -> None:
+    """One episode as ``data/demo_<i>``: observations, images, actions, rewards, dones and
+    the label and metadata as attributes."""
+    n = len(aligned)
+    label = normalized_label(episode)
+    group.attrs["num_samples"] = n
+    obs = group.create_group("obs")
+    next_obs = group.create_group("next_obs") if include_next_obs else None
+    for key in reader.observation_keys:
+        values = rows_of(reader, key, aligned.steps)
+        obs.create_dataset(key, data=values)
+        if next_obs is not None:
+            next_obs.create_dataset(key, data=np.concatenate([values[1:], values[-1:]]))
+    for cam in cameras:
+        _write_images(reader, cam, aligned.frames[cam], obs, next_obs)
+    actions = rows_of(reader, None, aligned.steps)
+    # SequenceDataset / get_shape_metadata_from_dataset expect actions of shape (N, A).
+    group.create_dataset("actions", data=actions.reshape(n, -1))
+    rewards = np.zeros(n, dtype=np.float64)
+    rewards[-1] = 1.0 if label.outcome == "success" else 0.0
+    group.create_dataset("rewards", data=rewards)
+    dones = np.zeros(n, dtype=np.int64)
+    dones[-1] = 1
+    group.create_dataset("dones", data=dones)
+
+    attrs: dict[str, Any] = {
+        "pg_episode_id": episode.episode_id,
+        "pg_task": episode.task,
+        "pg_stages_reached": np.array(label.stages_reached, dtype=h5py.string_dtype()),
+        "pg_failure_codes": np.array(label.failure_codes, dtype=h5py.string_dtype()),
+        "pg_metadata": json.dumps(dict(episode.metadata), sort_keys=True, default=str),
+        "pg_source_from_s": aligned.source_from_s,
+        "pg_source_to_s": aligned.source_to_s,
+    }
+    # HDF5 attributes have no null: an absent attribute means "none".
+    if label.outcome is not None:
+        attrs["pg_outcome"] = label.outcome
+    if label.stage_score is not None:
+        attrs["pg_stage_score"] = label.stage_score
+    if episode.split is not None:
+        attrs["pg_split"] = episode.split
+    group.attrs.update(attrs)
+
+
+def _write_images(
+    reader: EpisodeReader,
+    cam: str,
+    frame_rows: np.ndarray,
+    obs: h5py.Group,
+    next_obs: h5py.Group | None,
+) -> None:
+    """Decode the frames the rows use into ``obs/<cam>_image`` (and ``next_obs``), a block of
+    rows at a time; each distinct frame is decoded once, frames no row uses not at all."""
+    from PIL import Image  # Pillow decodes here, so a robomimic export needs no PyAV
+
+    info = reader.camera_info(cam)
+    n = len(frame_rows)
+    shape = (n, info.height, info.width, 3)
+    name = f"{cam}_image"
+    target = obs.create_dataset(name, shape=shape, dtype=np.uint8)
+    shifted = next_obs.create_dataset(name, shape=shape, dtype=np.uint8) if next_obs else None
+    first, last = int(frame_rows[0]), int(frame_rows[-1])
+    encoded = reader.frames(cam, first, last + 1)
+    current: np.ndarray | None = None
+    current_index = first - 1
+    block = np.empty((min(n, _IMAGE_BLOCK_ROWS), *shape[1:]), dtype=np.uint8)
+    for block_start in range(0, n, _IMAGE_BLOCK_ROWS):
+        rows = frame_rows[block_start : block_start + _IMAGE_BLOCK_ROWS].tolist()
+        for i, wanted in enumerate(rows):
+            while current_index < wanted:
+                data = next(encoded)
+                current_index += 1
+                if current_index == wanted:
+                    current = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+                    if current.shape != shape[1:]:
+                        raise ValueError(
+                            f"camera {cam}: a frame is {current.shape[1]}x{current.shape[0]}, "
+                            f"the file says {info.width}x{info.height}"
+                        )
+            block[i] = current
+        count = len(rows)
+        target[block_start : block_start + count] = block[:count]
+        if shifted is not None:
+            # next_obs[i] = obs[i + 1]: this block's rows land one row earlier.
+            if block_start == 0:
+                shifted[0 : count - 1] = block[1:count]
+            else:
+                shifted[block_start - 1 : block_start + count - 1] = block[:count]
+    if shifted is not None:
+        shifted[n - 1] = block[(n - 1) % _IMAGE_BLOCK_ROWS]
