@@ -22,8 +22,10 @@ Design choices:
   way, past the browser viewer's ~2 GB memory ceiling. So the ``.rrd`` stays about the size of
   the HDF5 file and raw frames are never put in it.
 - **Bounded memory.** Steps are read `STEP_ROWS_PER_CHUNK` rows at a time and frames
-  `FRAMES_PER_CHUNK` at a time, and the stream is flushed to disk after every camera block,
-  so a long episode costs a few blocks of memory, not the episode.
+  `FRAMES_PER_CHUNK` at a time, and the build waits for the stream to reach the file every
+  `FRAME_BLOCKS_IN_FLIGHT` camera blocks, so a long episode holds a few blocks (~20 MB) in
+  memory, not the episode. Waiting after every block was measured slower (0.56 s against
+  0.36 s for a 60 s, 150 MB episode): reading the next block then overlaps Rerun's writing.
 - **Its own stream.** A private `rr.RecordingStream` writes to a file sink; the process-wide
   global recording is never touched, so builds can run side by side in one worker. Rerun
   API misuse raises (strict mode, thread-local) instead of becoming a warning and a quietly
@@ -45,7 +47,8 @@ Design choices:
 - **Deterministic and atomic.** The recording id is the episode id, and no wall-clock
   timeline is logged (``send_columns`` and static logs add no ``log_time``), so building
   twice gives the same recording. The file is written under a temporary name in the target
-  directory, fsynced and renamed into place: a reader sees the old file or the new one.
+  directory, fsynced (unless ``durable=False``) and renamed into place: a reader sees the
+  old file or the new one.
 """
 
 from __future__ import annotations
@@ -88,6 +91,8 @@ STEP_ROWS_PER_CHUNK = 4096
 # Frames per image chunk: ~4 s at 30 fps, ~5 MB of 40 KB JPEGs; the unit of memory held while
 # converting, and of what the viewer loads to show one frame.
 FRAMES_PER_CHUNK = 128
+# Camera blocks sent before waiting for them to reach the file: bounds what Rerun buffers.
+FRAME_BLOCKS_IN_FLIGHT = 4
 
 TIMELINE = "time"
 STEP_TIMELINE = "step"
@@ -144,6 +149,7 @@ def build_recording(
     labels: Sequence[Mapping[str, Any]] = (),
     quality_flags: Sequence[str] = (),
     application_id: str = APPLICATION_ID,
+    durable: bool = True,
 ) -> RecordingStats:
     """Write the ``.rrd`` recording of the episode at ``episode_path`` to ``out_path``.
 
@@ -151,7 +157,9 @@ def build_recording(
     ``outcome``, ``stages_reached``, ``failure_codes``, ``notes``, ``labeler``,
     ``created_at``; unknown keys are shown too, missing ones skipped); ``quality_flags`` are
     flag codes. ``out_path`` is replaced atomically (its directory must exist); nothing is
-    left behind on failure. The episode file is only read.
+    left behind on failure. The episode file is only read. ``durable`` fsyncs the file
+    before the rename and the directory after it (about 0.1-0.3 s for 150 MB here); a caller
+    that copies the file elsewhere at once may pass False.
 
     Raises OSError if the episode cannot be opened or the output written, ValueError for a
     camera encoding Rerun cannot show, and Rerun's own errors for malformed data.
@@ -183,9 +191,11 @@ def build_recording(
         # Closing the file sink writes the footer (the chunk manifest the viewer seeks with).
         rec.disconnect()
     try:
-        _fsync(partial)
+        if durable:
+            _fsync(partial)
         os.replace(partial, out_path)
-        _fsync(out_path.parent, directory=True)
+        if durable:
+            _fsync(out_path.parent, directory=True)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
@@ -312,7 +322,7 @@ def _log_camera(rec: rr.RecordingStream, reader: EpisodeReader, cam: str, clock:
         raise ValueError(f"camera {cam!r}: encoding {encoding!r} is not one of {list(MEDIA_TYPES)}")
     entity = entity_for_camera(cam)
     n = reader.frame_count(cam)
-    for start in range(0, n, FRAMES_PER_CHUNK):
+    for block, start in enumerate(range(0, n, FRAMES_PER_CHUNK), start=1):
         stop = min(start + FRAMES_PER_CHUNK, n)
         blobs = list(reader.frames(cam, start, stop))
         rec.send_columns(
@@ -320,8 +330,9 @@ def _log_camera(rec: rr.RecordingStream, reader: EpisodeReader, cam: str, clock:
             indexes=clock.columns(reader.frame_timestamps(cam, start, stop)),
             columns=rr.EncodedImage.columns(blob=blobs, media_type=[media_type] * len(blobs)),
         )
-        # Wait for the block to reach the file, so memory holds one block, not the episode.
-        rec.flush()
+        if block % FRAME_BLOCKS_IN_FLIGHT == 0:
+            # Wait for the blocks to reach the file: memory holds a few, not the episode.
+            rec.flush()
     return n
 
 
