@@ -127,10 +127,11 @@ def run_writer(
     end = time.perf_counter()
     return {
         "total_s": end - start,
-        "close_s": end - close_start,
+        "write_s": sum(flushes),
+        "sync_s": end - close_start,
+        "calls_s": close_start - start - sum(flushes),
         "flush_median_ms": statistics.median(flushes) * 1e3,
         "flush_max_ms": max(flushes) * 1e3,
-        "flush_total_s": sum(flushes),
         "size": path.stat().st_size,
     }
 
@@ -153,8 +154,16 @@ def run_tofile(path: Path, seconds: int, joints: dict, frames: dict[str, list[by
                 index.tofile(fh)
                 (np.arange(second * FPS, (second + 1) * FPS) / FPS).tofile(fh)
         fh.flush()
+        sync_start = time.perf_counter()
         os.fsync(fh.fileno())
-    return {"total_s": time.perf_counter() - start, "size": path.stat().st_size}
+    end = time.perf_counter()
+    return {
+        "total_s": end - start,
+        "write_s": sync_start - start,
+        "sync_s": end - sync_start,
+        "calls_s": 0.0,
+        "size": path.stat().st_size,
+    }
 
 
 def main() -> None:
@@ -210,20 +219,22 @@ def main() -> None:
         ("EpisodeWriter, add_step per step", writer_runs),
         ("EpisodeWriter, add_steps per second", batched_runs),
     ]
-    print(f"{'(writers include close: fsync, rename)':<40}{'seconds':>9}{'MB/s':>7}{'ratio':>7}")
+    print(f"{'':<38}{'total s':>8}{'MB/s':>6}{'ratio':>7}{'write s':>9}{'sync s':>8}{'calls s':>9}")
     for label, runs in rows:
-        seconds = median(runs, "total_s")
+        total = median(runs, "total_s")
         print(
-            f"{label:<40}{seconds:>9.3f}{payload / seconds / 1e6:>7.0f}{tofile_s / seconds:>7.2f}"
+            f"{label:<38}{total:>8.3f}{payload / total / 1e6:>6.0f}{tofile_s / total:>7.2f}"
+            f"{median(runs, 'write_s'):>9.3f}{median(runs, 'sync_s'):>8.3f}"
+            f"{median(runs, 'calls_s'):>9.3f}"
         )
-    print()
-    for label, runs in rows[1:]:
-        calls_s = median(runs, "total_s") - median(runs, "flush_total_s") - median(runs, "close_s")
-        print(
-            f"{label}: flush of one second {median(runs, 'flush_median_ms'):.1f} ms median, "
-            f"{median(runs, 'flush_max_ms'):.1f} ms max; close {median(runs, 'close_s') * 1e3:.0f}"
-            f" ms; add_* calls {calls_s * 1e3:.0f} ms in all"
-        )
+    print(
+        "write: tofile calls, or the writer's 60 flushes; sync: fsync, or close (end_time, "
+        "fsync, rename, directory fsync); calls: add_step/add_steps/add_frame"
+    )
+    print(
+        f"one flush (a second of data): {median(writer_runs, 'flush_median_ms'):.1f} ms median, "
+        f"{median(writer_runs, 'flush_max_ms'):.1f} ms max"
+    )
     print(f"HDF5 file {writer_runs[0]['size'] / payload:.4f} x the payload size")
 
 

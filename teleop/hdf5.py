@@ -29,12 +29,15 @@ Design choices, each measured on the development machine (numbers in docs/benchm
   file on disk is consistent at every flush: a writer killed with SIGKILL (tested in
   ``tests/teleop/test_hdf5.py``) leaves a file that opens with everything up to its last
   flush. Found here with HDF5 2.0: such a file is still marked "open for SWMR write", so
-  ``h5py.File(path, "r")`` refuses it; ``h5py.File(path, "r", swmr=True)`` opens it
-  (`EpisodeReader` falls back to that). Without SWMR, a ``libver="latest"`` file killed
-  mid-episode does not open at all (its status flags need ``h5clear``); a default-libver file
-  happened to open in our trials, but HDF5 promises nothing about the order of its metadata
-  writes. SWMR cannot create objects or (safely) attributes after it is switched on, so
-  ``end_time`` is written by reopening the closed file without SWMR.
+  ``h5py.File(path, "r")`` refuses it. ``h5py.File(path, "r", swmr=True)`` opens it, but
+  that mode skips the end-of-file check and retries failing metadata checksums with back-off
+  (a damaged file hung it for minutes), so `open_episode_file` instead presents the file to
+  HDF5 with its superblock flags cleared, without modifying it. Without SWMR, a
+  ``libver="latest"`` file killed mid-episode does not open at all (its status flags need
+  ``h5clear``); a default-libver file happened to open in our trials, but HDF5 promises
+  nothing about the order of its metadata writes. SWMR cannot create objects or (safely)
+  attributes after it is switched on, so ``end_time`` is written by reopening the closed
+  file without SWMR.
 - **Atomic close.** The writer works on ``<name>.partial``; `EpisodeWriter.close` writes
   ``end_time``, closes, fsyncs the file, renames it into place and fsyncs the directory. A
   file without ``end_time`` is therefore a crashed or interrupted recording ("truncated"),
@@ -63,6 +66,7 @@ import platform
 import re
 import time
 import uuid
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -809,41 +813,138 @@ class CameraInfo:
 _SWMR_WRITE_FLAGS = 0b101  # superblock v3 consistency flags: open for write, SWMR write
 
 
-def _left_by_swmr_writer(path: str | os.PathLike[str]) -> bool:
-    """True if the superblock (version 3, at offset 0) still says "open for SWMR write" and
-    the file holds every byte up to its stored end-of-file address.
+def lookup3(data: bytes, initval: int = 0) -> int:
+    """Bob Jenkins' lookup3 ``hashlittle``: the checksum HDF5 puts on its metadata
+    (``H5_checksum_lookup3``), here for the 44-byte superblock only."""
+    mask = 0xFFFFFFFF
 
-    Layout (HDF5 file format spec, superblock v2/v3): signature (8), version (1), size of
-    offsets O (1), size of lengths (1), consistency flags (1), base address (O), superblock
-    extension address (O), end-of-file address (O), root object header address (O), checksum.
+    def rot(x: int, k: int) -> int:
+        return ((x << k) | (x >> (32 - k))) & mask
+
+    a = b = c = (0xDEADBEEF + len(data) + initval) & mask
+    rest = data
+    while len(rest) > 12:
+        a = (a + int.from_bytes(rest[0:4], "little")) & mask
+        b = (b + int.from_bytes(rest[4:8], "little")) & mask
+        c = (c + int.from_bytes(rest[8:12], "little")) & mask
+        a = (a - c) & mask ^ rot(c, 4)
+        c = (c + b) & mask
+        b = (b - a) & mask ^ rot(a, 6)
+        a = (a + c) & mask
+        c = (c - b) & mask ^ rot(b, 8)
+        b = (b + a) & mask
+        a = (a - c) & mask ^ rot(c, 16)
+        c = (c + b) & mask
+        b = (b - a) & mask ^ rot(a, 19)
+        a = (a + c) & mask
+        c = (c - b) & mask ^ rot(b, 4)
+        b = (b + a) & mask
+        rest = rest[12:]
+    if not rest:
+        return c
+    rest = rest + bytes(12 - len(rest))
+    a = (a + int.from_bytes(rest[0:4], "little")) & mask
+    b = (b + int.from_bytes(rest[4:8], "little")) & mask
+    c = (c + int.from_bytes(rest[8:12], "little")) & mask
+    c = (c ^ b) - rot(b, 14) & mask
+    a = (a ^ c) - rot(c, 11) & mask
+    b = (b ^ a) - rot(a, 25) & mask
+    c = (c ^ b) - rot(b, 16) & mask
+    a = (a ^ c) - rot(c, 4) & mask
+    b = (b ^ a) - rot(a, 14) & mask
+    c = (c ^ b) - rot(b, 24) & mask
+    return c
+
+
+def superblock_left_open(path: str | os.PathLike[str]) -> bytes | None:
+    """If a SWMR writer left the file open (it crashed), the superblock with its "open for
+    write" flags cleared and its checksum redone; else None.
+
+    Only for a version 3 superblock at offset 0 with a valid checksum, whose stored
+    end-of-file address the file actually reaches (a file cut short is not a crash). Layout
+    (HDF5 format spec, superblock v2/v3): signature (8), version (1), size of offsets O (1),
+    size of lengths (1), consistency flags (1), base address, superblock extension address,
+    end-of-file address, root object header address (O each), checksum (4).
     """
     with open(path, "rb") as fh:
-        head = fh.read(12 + 3 * 8)
+        head = fh.read(12 + 4 * 8 + 4)
         size = os.fstat(fh.fileno()).st_size
     if len(head) < 12 or head[8] != 3 or head[11] & _SWMR_WRITE_FLAGS != _SWMR_WRITE_FLAGS:
-        return False
+        return None
     width = head[9]
-    if width not in (2, 4, 8) or len(head) < 12 + 3 * width:
-        return False
+    end = 12 + 4 * width
+    if width not in (2, 4, 8) or len(head) < end + 4:
+        return None
     base = int.from_bytes(head[12 : 12 + width], "little")
     eof = int.from_bytes(head[12 + 2 * width : 12 + 3 * width], "little")
-    return base == 0 and eof <= size
+    if (
+        base != 0
+        or eof > size
+        or lookup3(head[:end]) != int.from_bytes(head[end : end + 4], "little")
+    ):
+        return None
+    cleared = head[:11] + bytes([head[11] & ~_SWMR_WRITE_FLAGS]) + head[12:end]
+    return cleared + lookup3(cleared).to_bytes(4, "little")
+
+
+class _SuperblockOverlay(io.RawIOBase):
+    """A read-only file whose first bytes read as `superblock` instead of what is on disk;
+    h5py opens it through its file-object driver."""
+
+    def __init__(self, path: str | os.PathLike[str], superblock: bytes):
+        super().__init__()
+        self._file = open(path, "rb")  # noqa: SIM115 - closed with this object
+        self._superblock = superblock
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def readinto(self, buffer: Any) -> int:
+        position = self._file.tell()
+        count = self._file.readinto(buffer)
+        if count and position < len(self._superblock):
+            overlap = min(count, len(self._superblock) - position)
+            memoryview(buffer).cast("B")[:overlap] = self._superblock[position : position + overlap]
+        return count
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
 
 
 def open_episode_file(path: str | os.PathLike[str]) -> h5py.File:
-    """Open read-only. Raises OSError if HDF5 cannot open the file.
+    """Open read-only; raises OSError if HDF5 cannot.
 
-    A file whose SWMR writer was killed is still flagged "open for write", which a plain open
-    refuses; it opens in SWMR read mode. That mode skips HDF5's end-of-file check and retries
-    metadata reads whose checksum fails, so a file cut short would hang in it: the fallback is
-    taken only when the superblock says SWMR and the file is as long as the superblock says.
+    A file whose SWMR writer was killed is still flagged "open for write" in its superblock,
+    and a plain open refuses it. h5py's ``swmr=True`` read mode would open it, but that mode
+    skips HDF5's end-of-file check and retries metadata reads whose checksum fails, with
+    back-off: on a damaged file it hangs for minutes (measured). So such a file is opened
+    normally through an overlay that presents its superblock with the flags cleared; the file
+    on disk is never modified. HDF5 then checks it like any closed file.
     """
     try:
         return h5py.File(path, "r")
     except OSError:
-        if not _left_by_swmr_writer(path):
+        superblock = superblock_left_open(path)
+        if superblock is None:
             raise
-    return h5py.File(path, "r", swmr=True)
+    source = _SuperblockOverlay(path, superblock)
+    try:
+        f = h5py.File(source, "r")
+    except BaseException:
+        source.close()
+        raise
+    weakref.finalize(f, source.close)
+    return f
 
 
 def attr_value(value: Any) -> Any:

@@ -438,8 +438,6 @@ def _check_structure(f: h5py.File, findings: _Findings) -> dict[str, _DatasetInf
     declared_total = 0
     count = 0
 
-    _check_attributes(f, "/", findings)
-
     def visit(name: str, link: h5py.HardLink | h5py.SoftLink | h5py.ExternalLink) -> Any:
         nonlocal declared_total, count
         count += 1
@@ -477,6 +475,7 @@ def _check_structure(f: h5py.File, findings: _Findings) -> dict[str, _DatasetInf
         return None
 
     try:
+        _check_attributes(f, "/", findings)
         f.visititems_links(visit)
     except Exception as exc:
         _raise_if_out_of_memory(exc)

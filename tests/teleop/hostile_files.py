@@ -27,7 +27,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from teleop.hdf5 import EpisodeWriter, encode_jpeg
+from teleop.hdf5 import EpisodeWriter, encode_jpeg, lookup3
 
 SMALL_SPEC: dict[str, Any] = {
     "name": "test-arm",
@@ -259,6 +259,30 @@ def cut_short(directory: Path) -> Path:
     return path
 
 
+def mark_left_open(path: Path) -> Path:
+    """Set the superblock's "open for SWMR write" flags, as a writer killed mid-episode
+    leaves them, and redo its checksum."""
+    with open(path, "r+b") as fh:
+        head = bytearray(fh.read(48))
+        assert head[8] == 3 and head[9] == 8, "a libver='latest' file with 8-byte offsets"
+        head[11] = 0b101
+        head[44:48] = lookup3(bytes(head[:44])).to_bytes(4, "little")
+        fh.seek(0)
+        fh.write(head)
+    return path
+
+
+def left_open_and_damaged(directory: Path) -> Path:
+    """Looks like a crashed recording, and the root group's header is damaged: h5py's SWMR
+    read mode would retry the failing checksum for minutes."""
+    path = mark_left_open(write_episode(directory / "left_open_and_damaged.h5"))
+    with open(path, "r+b") as fh:
+        root = int.from_bytes(fh.read(48)[36:44], "little")
+        fh.seek(root + 8)
+        fh.write(b"\xff" * 8)
+    return path
+
+
 def not_hdf5(directory: Path) -> Path:
     path = directory / "not_hdf5.h5"
     path.write_bytes(b"PK\x03\x04" + b"this is a zip archive, honest" * 10)
@@ -377,6 +401,7 @@ HOSTILE_KINDS: tuple[HostileKind, ...] = (
     HostileKind("too many objects", many_objects, "too_many_objects", True, {"max_objects": 20}),
     HostileKind("user block", userblock, "userblock_refused", True),
     HostileKind("truncated bytes", cut_short, "corrupt_file", True),
+    HostileKind("left open by a writer and damaged", left_open_and_damaged, "corrupt_file", True),
     HostileKind("not HDF5 at all", not_hdf5, "not_hdf5", True),
     HostileKind("empty file", empty_file, "empty_file", True),
     HostileKind("vlen bytes where qpos belongs", vlen_bytes_qpos, "wrong_dtype", False),

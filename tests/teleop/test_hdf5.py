@@ -440,6 +440,20 @@ def test_external_storage_at_etc_passwd_is_refused_without_reading_it(tmp_path):
     assert "root:" not in json.dumps(report.to_dict())
 
 
+def test_a_file_a_writer_left_open_reads_without_swmr_and_without_changing_it(tmp_path):
+    path = write_episode(tmp_path / "episode.h5")
+    with h5py.File(path, "r+") as f:
+        del f.attrs["end_time"]
+    hostile_files.mark_left_open(path)
+    before = path.read_bytes()
+    with pytest.raises(OSError, match="already open for write"):
+        h5py.File(path, "r")
+    with EpisodeReader(path) as reader:
+        assert reader.truncated and reader.num_steps == 200
+    assert validate(path, SMALL_SPEC).ok
+    assert path.read_bytes() == before
+
+
 def test_a_crashed_prefix_with_unequal_lengths_is_judged_on_the_shortest(tmp_path):
     path = write_episode(tmp_path / "episode.h5")
     with h5py.File(path, "r+") as f:
