@@ -647,8 +647,10 @@ class _Content:
         dtype: str | None,
         row_shape: tuple[int, ...] | None,
         numeric: bool = True,
+        rows_are_steps: bool = True,
     ) -> _DatasetInfo | None:
-        """The dataset at `path` if present with the right dtype and shape, else None."""
+        """The dataset at `path` if present with the right dtype and shape, else None.
+        `rows_are_steps` False for a byte stream, whose rows are bounded by its bytes."""
         info = self.datasets.get(path)
         if info is None:
             kind = "a group" if isinstance(self.f.get(path), h5py.Group) else "missing"
@@ -677,7 +679,7 @@ class _Content:
                 "wrong_shape", f"rows of shape {info.shape[1:]}, expected {tuple(row_shape)}", path
             )
             return None
-        if info.shape[0] > self.limits.max_steps:
+        if rows_are_steps and info.shape[0] > self.limits.max_steps:
             self.add("too_many_steps", f"{info.shape[0]} rows, over {self.limits.max_steps}", path)
             return None
         return info
@@ -896,7 +898,7 @@ class _Content:
                 group_path,
             )
             return
-        data = self.expect(f"{group_path}/data", dtype="uint8", row_shape=())
+        data = self.expect(f"{group_path}/data", dtype="uint8", row_shape=(), rows_are_steps=False)
         index = self.expect(f"{group_path}/index", dtype="int64", row_shape=(2,))
         times = self.expect(f"{group_path}/timestamps", dtype="float64", row_shape=())
         if data is None or index is None or times is None:

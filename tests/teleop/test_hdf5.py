@@ -369,6 +369,14 @@ def test_a_valid_episode_validates_with_the_summary_the_server_stores(tmp_path):
     assert ValidationReport.from_dict(stored) == report
 
 
+def test_limits_on_rows_count_steps_and_frames_not_stream_bytes(tmp_path):
+    path = write_episode(tmp_path / "episode.h5")
+    limits = ValidationLimits(max_steps=200)  # the stream holds ~70,000 bytes
+    assert validate(path, SMALL_SPEC, limits).ok
+    report = validate(path, SMALL_SPEC, ValidationLimits(max_steps=199))
+    assert report.codes == {"too_many_steps"}
+
+
 def test_without_a_spec_every_check_that_needs_none_still_runs(tmp_path):
     assert validate(write_episode(tmp_path / "ok.h5")).ok
     report = validate(hostile_files.nan_in_qpos(tmp_path))
