@@ -7,23 +7,28 @@ One HDF5 file holds one teleoperation or evaluation episode. Robots record with
 numpy, h5py, Pillow and the standard library only: it runs on robots, so it must never pull
 in Django.
 
-Design choices, each measured on the development machine (numbers in docs/benchmarks.md):
+Design choices. Figures marked (design.md) were measured before this module existed; the
+others while writing it, on the same machine; bench/bench_hdf5_writer.py gives the end-to-end
+one.
 
 - **Cameras as one byte stream plus an (offset, length) table.** Frames arrive already
   encoded (JPEG, ~40 KB at 640x480). Each camera gets one growing ``uint8`` dataset holding
   the frames back to back, an ``int64`` ``(F, 2)`` index of (offset, length), and a
   ``float64`` timestamp per frame. Variable-length datasets reached 0.6-0.8 of a plain file
-  write; this layout is as fast as the disk once writes are whole chunks (next point).
+  write (design.md); this layout, written in whole chunks, keeps up with it (next point).
 - **Direct chunk writes, no filters on camera streams.** JPEG does not compress further,
   so stream chunks are written with ``write_direct_chunk``: no chunk cache, no filter
   pipeline. Each flush writes the new whole 256 KiB chunks once, plus the partly filled last
-  chunk zero-padded; the next flush rewrites that one chunk in place with more frames. In a
-  side-by-side run, ordinary slice writes of the same bytes reached ~0.73 of
-  ``numpy.tofile``; direct chunks 0.75-0.95 (the machine was shared; see the benchmark).
+  chunk zero-padded; the next flush rewrites that one chunk in place with more frames, so
+  every frame added before a flush is on disk after it. Writing two camera streams alone,
+  ordinary slice writes reached ~0.73 of ``numpy.tofile`` and direct chunks 0.95-0.98. End
+  to end (bench/bench_hdf5_writer.py: joints, frame tables, close) the writer runs at ~0.7 of
+  ``tofile``: fsync costs the same; the rest is per-flush HDF5 work on eight small datasets
+  (~40 us each), the rewritten last chunk, and ~3 us of Python per `add_step`.
 - **Buffered appends, flushed about once a second.** `add_step` / `add_frame` append to
   in-memory buffers; once `flush_interval_s` has passed (wall clock) the buffers go to
   chunked, resizable datasets in one resize and one write per dataset, then the file is
-  flushed. A resize and write per frame reached only ~0.3 of plain write speed.
+  flushed. A resize and write per frame reached only ~0.3 of plain write speed (design.md).
 - **SWMR.** The file is created with ``libver="latest"``, every dataset is created up front
   and then ``swmr_mode`` is switched on. In SWMR mode HDF5 orders its metadata writes so the
   file on disk is consistent at every flush: a writer killed with SIGKILL (tested in
@@ -1148,6 +1153,8 @@ __all__ = [
     "EpisodeWriter",
     "Event",
     "encode_jpeg",
+    "open_episode_file",
+    "attr_value",
     *_VALIDATOR_NAMES,
 ]
 
