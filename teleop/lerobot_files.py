@@ -99,6 +99,8 @@ class _Shards:
         self.open = False
 
     def roll_needed(self, path: Path, rows: int) -> bool:
+        """True if the open file, plus `rows` more at its average row size, would reach the
+        limit (dataset_writer._save_episode_data's rule)."""
         if not self.open or self.rows_in_file == 0:
             return False
         size = path.stat().st_size if path.exists() else 0
@@ -153,6 +155,9 @@ class VideoFiles(_Shards):
         self.root, self.key, self.fps, self.size, self.vcodec = root, key, fps, size, vcodec
         self.container: Any = None
         self.stream: Any = None
+        # Bytes and frames the encoder has handed out so far in this file. The encoder holds
+        # back its lookahead (tens of frames), so the file on disk lags the frames sent.
+        self.encoded_bytes = self.encoded_frames = 0
 
     def path(self) -> Path:
         return self.root / VIDEO_PATH.format(
@@ -168,7 +173,16 @@ class VideoFiles(_Shards):
             self._open()
         return self.chunk, self.file, self.rows_in_file / self.fps
 
+    def roll_needed(self, path: Path, rows: int) -> bool:
+        """LeRobot's rule on the encoded size: the frames sent so far and `rows` more, at the
+        average size of the frames encoded so far, would reach the limit."""
+        if not self.open or self.encoded_frames == 0:
+            return False
+        per_frame = self.encoded_bytes / self.encoded_frames
+        return per_frame * (self.rows_in_file + rows) >= self.limit_bytes
+
     def _open(self) -> None:
+        self.encoded_bytes = self.encoded_frames = 0
         self.path().parent.mkdir(parents=True, exist_ok=True)
         settings = VIDEO_ENCODERS[self.vcodec]
         options = {"g": str(settings["g"]), "crf": str(settings["crf"])}
@@ -186,6 +200,8 @@ class VideoFiles(_Shards):
         frame.pts = self.rows_in_file
         frame.time_base = Fraction(1, self.fps)
         for packet in self.stream.encode(frame):
+            self.encoded_bytes += packet.size
+            self.encoded_frames += 1
             self.container.mux(packet)
         self.rows_in_file += 1
 
