@@ -4,7 +4,7 @@ defines them: min, max, mean, std, count and the quantiles q01, q10, q50, q90, q
 
 Numeric features: over every row of the episode. Camera features: per RGB channel, scaled to
 [0, 1], shape (3, 1, 1), over up to 100 frames spread evenly through the episode and
-subsampled to about 150 px (LeRobot's ``sample_indices`` / ``auto_downsample_height_width``
+scaled down to about 150 px (LeRobot's ``sample_indices`` / ``auto_downsample_height_width``
 do the same in spirit). Differences, on purpose: quantiles here are exact (numpy's linear
 method; for 8-bit pixels, from exact 256-bin counts), where LeRobot estimates them from
 histograms. Training code normalizes with mean/std or min/max; both are exact either way.
@@ -103,9 +103,10 @@ def aggregate_stats(per_episode: list[dict[str, np.ndarray]]) -> dict[str, np.nd
     return out
 
 
-def downsampled(image: np.ndarray) -> np.ndarray:
-    height, width = image.shape[:2]
+def stats_image_size(width: int, height: int) -> tuple[int, int]:
+    """(width, height) at which a camera frame is sampled for stats: unchanged below 300 px,
+    else divided by the whole factor that brings the longer side near 150 px."""
     if max(height, width) < _STATS_DOWNSAMPLE_FROM_PX:
-        return image
-    step = max(height, width) // _STATS_TARGET_PX
-    return image[::step, ::step]
+        return width, height
+    factor = max(height, width) // _STATS_TARGET_PX
+    return max(1, width // factor), max(1, height // factor)
