@@ -23,11 +23,12 @@ has no frame rate; ``fps`` defaults to the lowest camera rate when images are wr
 image row a distinct camera frame) and to the control rate otherwise.
 
 Sizes: images are stored decoded, as robomimic trains on them: 640x480 RGB is 921,600 bytes
-a row per camera, about 27.6 MB a second at 30 fps, some 20-40 times our JPEG frames, and
-``next_obs`` doubles it. They are stored without compression: gzip gains little on camera
-images and costs far more time than the write (measured for the episode format, see
-``docs/hdf5-format.md``). ``include_images=False`` or ``include_next_obs=False`` drop them
-(robomimic's default config loads ``next_obs``; set ``train.hdf5_load_next_obs=False``).
+a row per camera, about 27.6 MB a second at 30 fps, tens of times our JPEG frames, and
+``next_obs`` doubles it. They are stored uncompressed by default: gzip (level 4) halved a
+frame of the benchmark scene but ran at about 50 MB/s, far below the write;
+``image_compression="gzip"`` or ``"lzf"`` trades time for space (chunks of one image).
+``include_images=False`` or ``include_next_obs=False`` drop them (robomimic's default config
+loads ``next_obs``; set ``train.hdf5_load_next_obs=False``).
 
 robomimic expects actions normalized to [-1, 1] (``docs/datasets/overview.md``, "Storing
 actions"); ours are written as recorded (joint targets, in the robot's units), so configure
@@ -78,6 +79,7 @@ def export_robomimic(
     fps: float | None = None,
     include_images: bool = True,
     include_next_obs: bool = True,
+    image_compression: str | None = None,
 ) -> ExportResult:
     """Write `episodes`, in order, as ``data/demo_0``, ``data/demo_1``, ... of one robomimic
     HDF5 file at `out_path`.
@@ -85,12 +87,15 @@ def export_robomimic(
     `fps` (rows per second) sets the grid; None takes the lowest camera rate of the first
     episode when images are written and cameras exist, else its nominal control rate.
     Masks: ``success`` / ``failure`` / ``partial`` from the labels, and one per split.
+    `image_compression` is None, ``"gzip"`` or ``"lzf"`` (h5py filters, images only).
 
     Side effects: creates `out_path` atomically (see `teleop.exports.staged_file`). Raises
     FileExistsError if it exists, ValueError for inputs that cannot be exported.
     """
     started = time.perf_counter()
     check_episodes(episodes)
+    if image_compression not in (None, "gzip", "lzf"):
+        raise ValueError("image_compression must be None, 'gzip' or 'lzf'")
     if any(ep.split in OUTCOMES for ep in episodes):
         raise ValueError(f"a split may not be named like an outcome mask ({', '.join(OUTCOMES)})")
     out_path = Path(out_path)
@@ -124,7 +129,13 @@ def export_robomimic(
                         episode_id=episode.episode_id,
                     )
                     _write_demo(
-                        data.create_group(demo), reader, episode, aligned, cameras, include_next_obs
+                        data.create_group(demo),
+                        reader,
+                        episode,
+                        aligned,
+                        cameras,
+                        include_next_obs,
+                        image_compression,
                     )
                 total += len(aligned)
                 outcome = normalized_label(episode).outcome
@@ -166,6 +177,7 @@ def _write_demo(
     aligned: Alignment,
     cameras: Sequence[str],
     include_next_obs: bool,
+    image_compression: str | None,
 ) -> None:
     """One episode as ``data/demo_<i>``: observations, images, actions, rewards, dones and
     the label and metadata as attributes."""
@@ -180,7 +192,7 @@ def _write_demo(
         if next_obs is not None:
             next_obs.create_dataset(key, data=np.concatenate([values[1:], values[-1:]]))
     for cam in cameras:
-        _write_images(reader, cam, aligned.frames[cam], obs, next_obs)
+        _write_images(reader, cam, aligned.frames[cam], obs, next_obs, image_compression)
     actions = rows_of(reader, None, aligned.steps)
     # SequenceDataset / get_shape_metadata_from_dataset expect actions of shape (N, A).
     group.create_dataset("actions", data=actions.reshape(n, -1))
@@ -216,6 +228,7 @@ def _write_images(
     frame_rows: np.ndarray,
     obs: h5py.Group,
     next_obs: h5py.Group | None,
+    compression: str | None,
 ) -> None:
     """Decode the frames the rows use into ``obs/<cam>_image`` (and ``next_obs``), a block of
     rows at a time; each distinct frame is decoded once, frames no row uses not at all."""
@@ -225,8 +238,14 @@ def _write_images(
     n = len(frame_rows)
     shape = (n, info.height, info.width, 3)
     name = f"{cam}_image"
-    target = obs.create_dataset(name, shape=shape, dtype=np.uint8)
-    shifted = next_obs.create_dataset(name, shape=shape, dtype=np.uint8) if next_obs else None
+    # Contiguous unless compressed (filters need chunks: one image each).
+    layout: dict[str, Any] = (
+        {"chunks": (1, *shape[1:]), "compression": compression} if compression else {}
+    )
+    target = obs.create_dataset(name, shape=shape, dtype=np.uint8, **layout)
+    shifted = (
+        next_obs.create_dataset(name, shape=shape, dtype=np.uint8, **layout) if next_obs else None
+    )
     first, last = int(frame_rows[0]), int(frame_rows[-1])
     encoded = reader.frames(cam, first, last + 1)
     current: np.ndarray | None = None
