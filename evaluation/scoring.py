@@ -1,0 +1,397 @@
+"""Scoring versions: how a campaign's or benchmark's trials become leaderboard figures.
+
+Free of Django (numpy/scipy through `evaluation.stats`), so a leaderboard can be recomputed
+from exported counts anywhere. The input is the small grouped result the database returns
+(one row per policy version x task version x condition with its counts), never the trials.
+
+A scoring version is a name and a fixed set of rules. Changing a rule means a new name; a
+benchmark stores the name it is scored by, so its figures never change meaning silently.
+
+``pg-score/1``:
+
+* A trial counts when it is *done* (valid, with an outcome); success is outcome "success".
+  Invalid trials (success at reset, no actions, missing data, timeout, operator error) are
+  excluded from every rate and counted by reason. Scheduled and assigned trials are
+  "remaining".
+* Cells (task version x condition): k/n, Wilson 95% interval, one-sided Clopper-Pearson
+  lower bound (``stats.cell_summary``). Per task and per condition: the same on the pooled
+  counts.
+* A policy is *complete* when every cell of the design has at least one counted trial.
+  Only complete policies are ranked and compared, so every ranked policy is measured on the
+  same cells.
+* Headline: the macro average over tasks (each task's rate pooled over its conditions, tasks
+  weighted equally) with the seeded stratified bootstrap interval and the bootstrap rank
+  interval (``stats.policy_leaderboard``, 10,000 resamples).
+* Comparisons: every pair of complete policies on their pooled counts with an exact test
+  (Boschloo up to 100 trials per arm, Fisher above), Holm-adjusted at alpha 0.05; compact
+  letter display (``stats.pairwise_comparisons``).
+* Robustness: per-condition rates and the worst condition with a Bonferroni-simultaneous
+  Wilson interval and the heterogeneity test (``stats.robustness_summary``).
+* Stage score: the mean stage score of the counted trials (partial credit, in [0, 1]).
+
+Results are frozen dataclasses with ``to_dict()``; the server stores that dict as the
+leaderboard snapshot.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
+from typing import Any
+
+from evaluation import stats
+
+__all__ = [
+    "DEFAULT_SCORING_VERSION",
+    "INVALID_REASONS",
+    "SCORING_VERSIONS",
+    "CellCounts",
+    "CellScore",
+    "PolicyScore",
+    "Scoreboard",
+    "ScoringRules",
+    "WorstCondition",
+    "score",
+]
+
+# The invalid reasons a trial may carry, in display order (kept in step with the model).
+INVALID_REASONS = ("success_at_reset", "no_actions", "missing_data", "timeout", "operator_error")
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoringRules:
+    version: str
+    confidence: float
+    alpha: float
+    resamples: int
+    summary: str
+
+
+SCORING_VERSIONS: dict[str, ScoringRules] = {
+    "pg-score/1": ScoringRules(
+        version="pg-score/1",
+        confidence=0.95,
+        alpha=0.05,
+        resamples=stats.DEFAULT_BOOTSTRAP_RESAMPLES,
+        summary=(
+            "Done trials count (success = outcome success); invalid trials excluded and "
+            "counted by reason. Macro average over tasks with a stratified bootstrap interval; "
+            "Wilson intervals per cell; exact pairwise tests, Holm-adjusted, letter groups; "
+            "worst condition with a simultaneous interval."
+        ),
+    ),
+}
+DEFAULT_SCORING_VERSION = "pg-score/1"
+
+
+@dataclasses.dataclass(frozen=True)
+class CellCounts:
+    """One row of the grouped query: a policy version in one cell.
+
+    ``trials`` counts done (valid) trials, ``successes`` those with outcome success,
+    ``invalid`` the invalid ones (``invalid_by_reason`` splits them), ``remaining`` those
+    scheduled or assigned; ``stage_score_sum`` sums the stage scores of done trials;
+    ``disagreements`` counts trials whose success check contradicts their outcome."""
+
+    policy: str
+    task: str
+    condition: str
+    successes: int = 0
+    trials: int = 0
+    invalid: int = 0
+    remaining: int = 0
+    stage_score_sum: float = 0.0
+    disagreements: int = 0
+    invalid_by_reason: Mapping[str, int] = dataclasses.field(default_factory=dict)
+
+
+class _Result:
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+
+@dataclasses.dataclass(frozen=True)
+class CellScore(_Result):
+    """k/n of one policy in a cell, a task (``condition`` None) or a condition (``task``
+    None). ``rate``, ``low``, ``high`` and ``certified_low`` are None when n = 0."""
+
+    task: str | None
+    condition: str | None
+    successes: int
+    trials: int
+    invalid: int
+    remaining: int
+    rate: float | None
+    low: float | None
+    high: float | None
+    certified_low: float | None
+    mean_stage_score: float | None
+    invalid_reasons: dict[str, int]
+
+
+@dataclasses.dataclass(frozen=True)
+class WorstCondition(_Result):
+    condition: str
+    rate: float
+    low: float
+    high: float
+    best_minus_worst: float
+    heterogeneity_p: float | None
+    family_confidence: float
+
+
+@dataclasses.dataclass(frozen=True)
+class PolicyScore(_Result):
+    """One leaderboard row. ``macro_*``, ``rank*`` and ``letters`` are None for a policy that
+    is not complete (some cell has no counted trial yet)."""
+
+    policy: str
+    complete: bool
+    successes: int
+    trials: int
+    invalid: int
+    remaining: int
+    invalid_reasons: dict[str, int]
+    disagreements: int
+    rate: float | None
+    low: float | None
+    high: float | None
+    mean_stage_score: float | None
+    macro: float | None
+    macro_low: float | None
+    macro_high: float | None
+    rank: int | None
+    rank_low: int | None
+    rank_high: int | None
+    letters: str | None
+    worst_condition: WorstCondition | None
+    tasks: tuple[CellScore, ...]
+    conditions: tuple[CellScore, ...]
+    cells: tuple[CellScore, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Scoreboard(_Result):
+    scoring_version: str
+    confidence: float
+    alpha: float
+    resamples: int
+    trials: int
+    invalid: int
+    remaining: int
+    invalid_reasons: dict[str, int]
+    rows: tuple[PolicyScore, ...]
+    pairwise: tuple[dict[str, Any], ...]
+
+
+@lru_cache(maxsize=65_536)
+def _cell_summary(successes: int, trials: int, confidence: float) -> stats.CellSummary:
+    # Cached by counts: a refresh after one new result recomputes one cell, not all of them.
+    return stats.cell_summary(successes, trials, confidence)
+
+
+class _Tally:
+    """Counts summed over some cells of one policy."""
+
+    __slots__ = ("k", "n", "invalid", "remaining", "stage_sum", "disagreements", "reasons")
+
+    def __init__(self) -> None:
+        self.k = self.n = self.invalid = self.remaining = self.disagreements = 0
+        self.stage_sum = 0.0
+        self.reasons: dict[str, int] = defaultdict(int)
+
+    def add(self, row: CellCounts) -> None:
+        self.k += row.successes
+        self.n += row.trials
+        self.invalid += row.invalid
+        self.remaining += row.remaining
+        self.stage_sum += row.stage_score_sum
+        self.disagreements += row.disagreements
+        for reason, count in row.invalid_by_reason.items():
+            if count:
+                self.reasons[reason] += count
+
+    def score(self, task: str | None, condition: str | None, confidence: float) -> CellScore:
+        rate = low = high = certified = stage = None
+        if self.n:
+            summary = _cell_summary(self.k, self.n, confidence)
+            rate, low, high = summary.rate, summary.wilson_low, summary.wilson_high
+            certified = summary.certified_lower_bound
+            stage = self.stage_sum / self.n
+        return CellScore(
+            task=task,
+            condition=condition,
+            successes=self.k,
+            trials=self.n,
+            invalid=self.invalid,
+            remaining=self.remaining,
+            rate=rate,
+            low=low,
+            high=high,
+            certified_low=certified,
+            mean_stage_score=stage,
+            invalid_reasons=_ordered_reasons(self.reasons),
+        )
+
+
+def _ordered_reasons(reasons: Mapping[str, int]) -> dict[str, int]:
+    known = {reason: reasons[reason] for reason in INVALID_REASONS if reasons.get(reason)}
+    extra = {reason: count for reason, count in sorted(reasons.items()) if reason not in known}
+    return known | {k: v for k, v in extra.items() if v}
+
+
+def score(
+    counts: Iterable[CellCounts],
+    *,
+    policies: Sequence[str],
+    cells: Sequence[tuple[str, str]],
+    version: str = DEFAULT_SCORING_VERSION,
+) -> Scoreboard:
+    """Score a design: ``policies`` (policy version ids, one row each, even with no trials),
+    ``cells`` ((task, condition) pairs of the design) and the grouped ``counts``. Counts for
+    a policy or cell outside the design are ignored. Raises KeyError for an unknown version.
+    No side effects; deterministic (bootstrap seeds derive from the counts)."""
+    rules = SCORING_VERSIONS[version]
+    design = list(dict.fromkeys(cells))
+    tasks = list(dict.fromkeys(task for task, _ in design))
+    conditions = list(dict.fromkeys(condition for _, condition in design))
+    in_design = set(design)
+    wanted = set(policies)
+    by_policy: dict[str, dict[tuple[str, str], _Tally]] = {p: {} for p in policies}
+    total = _Tally()
+    for row in counts:
+        key = (row.task, row.condition)
+        if row.policy not in wanted or key not in in_design:
+            continue
+        by_policy[row.policy].setdefault(key, _Tally()).add(row)
+        total.add(row)
+
+    confidence = rules.confidence
+    partial: dict[str, dict[str, Any]] = {}
+    for policy in policies:
+        tallies = by_policy[policy]
+        pooled, per_task, per_condition = _Tally(), defaultdict(_Tally), defaultdict(_Tally)
+        cell_scores = []
+        for task, condition in design:
+            tally = tallies.get((task, condition)) or _Tally()
+            cell_scores.append(tally.score(task, condition, confidence))
+            for target in (pooled, per_task[task], per_condition[condition]):
+                _merge(target, tally)
+        partial[policy] = {
+            "pooled": pooled,
+            "cells": tuple(cell_scores),
+            "tasks": tuple(per_task[t].score(t, None, confidence) for t in tasks),
+            "conditions": tuple(per_condition[c].score(None, c, confidence) for c in conditions),
+            "complete": bool(design) and all(cell.trials > 0 for cell in cell_scores),
+        }
+
+    complete = [policy for policy in policies if partial[policy]["complete"]]
+    ranked = stats.policy_leaderboard(
+        {p: [(t.successes, t.trials) for t in partial[p]["tasks"]] for p in complete},
+        confidence=confidence,
+        resamples=rules.resamples,
+    )
+    ranks = {row.policy: row for row in ranked}
+    letters: dict[str, str] = {}
+    pairwise: tuple[dict[str, Any], ...] = ()
+    if len(complete) >= 2:
+        compared = stats.pairwise_comparisons(
+            {p: (partial[p]["pooled"].k, partial[p]["pooled"].n) for p in complete},
+            alpha=rules.alpha,
+        )
+        letters = compared.letters
+        pairwise = tuple(pair.to_dict() for pair in compared.pairs)
+    elif complete:
+        letters = {complete[0]: "a"}
+
+    rows = [
+        _policy_row(policy, partial[policy], ranks.get(policy), letters.get(policy), rules)
+        for policy in policies
+    ]
+    position = {row.policy: index for index, row in enumerate(ranked)}
+    rows.sort(
+        key=lambda row: (
+            0 if row.policy in position else 1,
+            position.get(row.policy, 0),
+            -(row.rate if row.rate is not None else -1.0),
+            row.policy,
+        )
+    )
+    return Scoreboard(
+        scoring_version=rules.version,
+        confidence=confidence,
+        alpha=rules.alpha,
+        resamples=rules.resamples,
+        trials=total.n,
+        invalid=total.invalid,
+        remaining=total.remaining,
+        invalid_reasons=_ordered_reasons(total.reasons),
+        rows=tuple(rows),
+        pairwise=pairwise,
+    )
+
+
+def _merge(target: _Tally, source: _Tally) -> None:
+    target.k += source.k
+    target.n += source.n
+    target.invalid += source.invalid
+    target.remaining += source.remaining
+    target.stage_sum += source.stage_sum
+    target.disagreements += source.disagreements
+    for reason, count in source.reasons.items():
+        target.reasons[reason] += count
+
+
+def _policy_row(
+    policy: str,
+    parts: dict[str, Any],
+    ranked: stats.LeaderboardRow | None,
+    letters: str | None,
+    rules: ScoringRules,
+) -> PolicyScore:
+    pooled: _Tally = parts["pooled"]
+    overall = pooled.score(None, None, rules.confidence)
+    conditions = [c for c in parts["conditions"] if c.trials]
+    worst = None
+    if conditions and len(conditions) == len(parts["conditions"]):
+        summary = stats.robustness_summary(
+            {c.condition: (c.successes, c.trials) for c in conditions},
+            confidence=rules.confidence,
+            family_confidence=rules.confidence,
+        )
+        worst = WorstCondition(
+            condition=summary.worst_condition,
+            rate=summary.worst_rate,
+            low=summary.worst_low,
+            high=summary.worst_high,
+            best_minus_worst=summary.best_minus_worst,
+            heterogeneity_p=summary.heterogeneity_p,
+            family_confidence=summary.family_confidence,
+        )
+    return PolicyScore(
+        policy=policy,
+        complete=parts["complete"],
+        successes=pooled.k,
+        trials=pooled.n,
+        invalid=pooled.invalid,
+        remaining=pooled.remaining,
+        invalid_reasons=overall.invalid_reasons,
+        disagreements=pooled.disagreements,
+        rate=overall.rate,
+        low=overall.low,
+        high=overall.high,
+        mean_stage_score=overall.mean_stage_score,
+        macro=ranked.macro.estimate if ranked else None,
+        macro_low=ranked.macro.low if ranked else None,
+        macro_high=ranked.macro.high if ranked else None,
+        rank=ranked.rank if ranked else None,
+        rank_low=ranked.rank_low if ranked else None,
+        rank_high=ranked.rank_high if ranked else None,
+        letters=letters if ranked else None,
+        worst_condition=worst,
+        tasks=parts["tasks"],
+        conditions=parts["conditions"],
+        cells=parts["cells"],
+    )

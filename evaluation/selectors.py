@@ -1,0 +1,488 @@
+"""Reads of the evaluation app, returning plain data.
+
+Leaderboards aggregate in the database: one grouped query (policy version x task version x
+condition, with conditional counts) whatever the number of trials, then `evaluation.scoring`
+runs the statistics on that small result. No Python loop ever walks the trials.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import Count, Q, QuerySet, Sum
+
+from core import access
+from core.models import Condition, Membership, TaskVersion, Visibility
+from evaluation import scheduling, scoring, stats
+from evaluation.models import Benchmark, Campaign, PolicyVersion, Trial
+
+Role = Membership.Role
+_DONE = Q(state=Trial.State.DONE)
+_INVALID = Q(state=Trial.State.INVALID)
+_OPEN = Q(state__in=[Trial.State.SCHEDULED, Trial.State.ASSIGNED])
+
+
+# --- Who sees what --------------------------------------------------------------------------
+
+
+def is_blinded_for(actor, campaign: Campaign) -> bool:
+    """Whether `actor` must see aliases instead of policies in this campaign.
+
+    A blinded campaign hides its policies until it is done from robots, from its operators
+    (even one who also holds another role) and from everyone without an admin or researcher
+    role in the campaign's team."""
+    if not campaign.blinded or campaign.status == Campaign.Status.DONE:
+        return False
+    if actor is None or not actor.is_authenticated or access.is_robot(actor):
+        return True
+    cache = actor.__dict__.setdefault("_pg_blinded", {})
+    if campaign.pk not in cache:
+        # .all() so a prefetched list of operators is used when the caller loaded one.
+        if any(op.user_id == actor.pk for op in campaign.operators.all()):
+            cache[campaign.pk] = True
+        else:
+            cache[campaign.pk] = not access.has_role(
+                actor, campaign.team_id, Role.ADMIN, Role.RESEARCHER
+            )
+    return cache[campaign.pk]
+
+
+def leaderboard_campaigns(benchmark: Benchmark) -> QuerySet:
+    """The campaigns a benchmark's leaderboard pools: done ones (a running campaign's
+    partial numbers invite stopping when they look good), at least as visible as the
+    benchmark so a private campaign never surfaces on a public board: public campaigns of
+    any team, plus, unless the benchmark is public, the benchmark team's own."""
+    campaigns = Campaign.objects.filter(benchmark=benchmark, status=Campaign.Status.DONE)
+    if benchmark.visibility == Visibility.PUBLIC:
+        return campaigns.filter(visibility=Visibility.PUBLIC)
+    return campaigns.filter(Q(visibility=Visibility.PUBLIC) | Q(team_id=benchmark.team_id))
+
+
+# --- The grouped query ----------------------------------------------------------------------
+
+
+def grouped_counts_queryset(trials: QuerySet) -> QuerySet:
+    """The one aggregation query behind every leaderboard: a row per (policy version, task
+    version, condition) with the counts `scoring.CellCounts` holds."""
+    reasons = {
+        f"invalid_{reason}": Count("pk", filter=_INVALID & Q(invalid_reason=reason))
+        for reason in scoring.INVALID_REASONS
+    }
+    return (
+        trials.order_by()
+        .values("policy_version_id", "task_version_id", "condition_id")
+        .annotate(
+            k=Count("pk", filter=_DONE & Q(outcome="success")),
+            n=Count("pk", filter=_DONE),
+            invalid=Count("pk", filter=_INVALID),
+            remaining=Count("pk", filter=_OPEN),
+            stage_sum=Sum("stage_score", filter=_DONE),
+            disagreements=Count("pk", filter=_DONE & Q(check_disagrees=True)),
+            **reasons,
+        )
+    )
+
+
+def grouped_counts(trials: QuerySet) -> list[scoring.CellCounts]:
+    return [
+        scoring.CellCounts(
+            policy=str(row["policy_version_id"]),
+            task=str(row["task_version_id"]),
+            condition=str(row["condition_id"]),
+            successes=row["k"],
+            trials=row["n"],
+            invalid=row["invalid"],
+            remaining=row["remaining"],
+            stage_score_sum=float(row["stage_sum"] or 0.0),
+            disagreements=row["disagreements"],
+            invalid_by_reason={
+                reason: row[f"invalid_{reason}"]
+                for reason in scoring.INVALID_REASONS
+                if row[f"invalid_{reason}"]
+            },
+        )
+        for row in grouped_counts_queryset(trials)
+    ]
+
+
+def _counts_digest(counts: list[scoring.CellCounts], design: dict[str, Any]) -> str:
+    canonical = sorted(
+        (
+            c.policy,
+            c.task,
+            c.condition,
+            c.successes,
+            c.trials,
+            c.invalid,
+            c.remaining,
+            round(c.stage_score_sum, 9),
+            c.disagreements,
+            sorted(c.invalid_by_reason.items()),
+        )
+        for c in counts
+    )
+    text = json.dumps([design, canonical], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# --- Leaderboards ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Leaderboard:
+    """A computed leaderboard: the scoreboard of `evaluation.scoring` and the labels of its
+    policies, tasks and conditions. `to_dict()` is what a snapshot stores and the API serves
+    (operators appear nowhere; policies by name and version, or by alias when blinded)."""
+
+    scope: str
+    id: str
+    name: str
+    scoring_version: str
+    counts_digest: str
+    trials_counted: int
+    compute_s: float
+    tasks: tuple[dict[str, Any], ...]
+    conditions: tuple[dict[str, Any], ...]
+    policies: dict[str, dict[str, Any]]
+    board: scoring.Scoreboard
+    campaigns: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        board = self.board.to_dict()
+        rows = []
+        for row in board.pop("rows"):
+            label = self.policies[row.pop("policy")]
+            rows.append(label | row)
+        return {
+            "scope": self.scope,
+            "id": self.id,
+            "name": self.name,
+            "campaigns": list(self.campaigns),
+            "tasks": list(self.tasks),
+            "conditions": list(self.conditions),
+            **board,
+            "rows": rows,
+            "compute_s": round(self.compute_s, 6),
+        }
+
+
+def _task_labels(ids) -> dict[str, dict[str, Any]]:
+    return {
+        str(v.pk): {
+            "id": str(v.pk),
+            "task": v.task.slug,
+            "name": v.task.name,
+            "number": v.number,
+            "label": f"{v.task.slug} v{v.number}",
+        }
+        for v in TaskVersion.objects.filter(pk__in=ids).select_related("task")
+    }
+
+
+def _condition_labels(ids) -> dict[str, dict[str, Any]]:
+    return {
+        str(c.pk): {
+            "id": str(c.pk),
+            "factor": c.factor,
+            "level": c.level,
+            "label": f"{c.factor}: {c.level}",
+        }
+        for c in Condition.objects.filter(pk__in=ids)
+    }
+
+
+def _policy_labels(versions, aliases: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    return {
+        str(v.pk): {
+            "policy_version": str(v.pk),
+            "policy_id": str(v.policy_id),
+            "policy": v.policy.name,
+            "version": v.label,
+            "alias": (aliases or {}).get(str(v.pk)),
+        }
+        for v in versions
+    }
+
+
+def _leaderboard(
+    *,
+    scope: str,
+    target,
+    trials: QuerySet,
+    cells: list[tuple[str, str]],
+    versions: list[PolicyVersion] | None,
+    aliases: dict[str, str] | None,
+    campaigns: tuple[str, ...] = (),
+) -> Leaderboard:
+    started = time.perf_counter()
+    counts = grouped_counts(trials)
+    if versions is None:  # a benchmark: every policy version with trials on it
+        ids = {c.policy for c in counts}
+        versions = list(PolicyVersion.objects.filter(pk__in=ids).select_related("policy"))
+    policies = _policy_labels(versions, aliases)
+    order = sorted(policies, key=lambda pv: (policies[pv]["policy"], policies[pv]["version"], pv))
+    tasks = _task_labels({t for t, _ in cells})
+    conditions = _condition_labels({c for _, c in cells})
+    cells = sorted(cells, key=lambda cell: (tasks[cell[0]]["label"], conditions[cell[1]]["label"]))
+    board = scoring.score(counts, policies=order, cells=cells, version=target.scoring_version)
+    design = {"policies": order, "cells": cells, "version": target.scoring_version}
+    return Leaderboard(
+        scope=scope,
+        id=str(target.pk),
+        name=target.name,
+        scoring_version=board.scoring_version,
+        counts_digest=_counts_digest(counts, design),
+        trials_counted=board.trials + board.invalid,
+        compute_s=time.perf_counter() - started,
+        tasks=tuple(tasks[t] for t in dict.fromkeys(t for t, _ in cells)),
+        conditions=tuple(conditions[c] for c in dict.fromkeys(c for _, c in cells)),
+        policies=policies,
+        board=board,
+        campaigns=campaigns,
+    )
+
+
+def campaign_leaderboard(campaign: Campaign) -> Leaderboard:
+    """One row per policy version of the campaign, over the campaign's cells."""
+    versions = list(campaign.policy_versions.select_related("policy"))
+    # The aliases are a function of the policy ids and the seed (scheduling.alias_map), so
+    # they need no pass over the trials.
+    aliases = scheduling.alias_map([str(v.pk) for v in versions], campaign.seed)
+    cells = [
+        (str(t), str(c)) for t, c in campaign.cells.values_list("task_version_id", "condition_id")
+    ]
+    return _leaderboard(
+        scope="campaign",
+        target=campaign,
+        trials=Trial.objects.filter(campaign=campaign),
+        cells=cells,
+        versions=versions,
+        aliases=aliases,
+    )
+
+
+def benchmark_leaderboard(benchmark: Benchmark) -> Leaderboard:
+    """One row per policy version that ran on the benchmark in a pooled campaign
+    (`leaderboard_campaigns`), over the benchmark's cells."""
+    campaigns = leaderboard_campaigns(benchmark)
+    cells = [
+        (str(t), str(c)) for t, c in benchmark.cells.values_list("task_version_id", "condition_id")
+    ]
+    return _leaderboard(
+        scope="benchmark",
+        target=benchmark,
+        trials=Trial.objects.filter(campaign__in=campaigns.values("pk")),
+        cells=cells,
+        versions=None,
+        aliases=None,
+        campaigns=tuple(str(pk) for pk in campaigns.values_list("pk", flat=True)),
+    )
+
+
+_POLICY_KEYS = ("policy_version", "policy_id", "policy", "version")
+
+
+def blinded_leaderboard(data: dict[str, Any]) -> dict[str, Any]:
+    """A campaign leaderboard as a blinded viewer may see it: aliases only, no policy name,
+    version or id anywhere."""
+    alias_of = {row["policy_version"]: row["alias"] for row in data["rows"]}
+    rows = [{k: v for k, v in row.items() if k not in _POLICY_KEYS} for row in data["rows"]]
+    pairwise = [
+        pair | {"first": alias_of.get(pair["first"]), "second": alias_of.get(pair["second"])}
+        for pair in data.get("pairwise", [])
+    ]
+    return data | {"rows": rows, "pairwise": pairwise, "blinded": True}
+
+
+# --- Progress -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CellProgress:
+    task_version_id: str
+    task: str
+    condition_id: str
+    condition: str
+    planned: int
+    done: int
+    invalid: int
+    assigned: int
+    remaining: int
+
+
+@dataclass(frozen=True)
+class CampaignProgress:
+    planned: int
+    done: int
+    invalid: int
+    assigned: int
+    remaining: int
+    cells: list[CellProgress]
+
+
+def campaign_progress(campaign: Campaign) -> CampaignProgress:
+    """Per cell: planned trials, done, invalid, held by a robot, and remaining (scheduled or
+    held). One grouped query."""
+    rows = (
+        Trial.objects.filter(campaign=campaign)
+        .order_by()
+        .values("task_version_id", "condition_id")
+        .annotate(
+            planned=Count("pk"),
+            done=Count("pk", filter=_DONE),
+            invalid=Count("pk", filter=_INVALID),
+            assigned=Count("pk", filter=Q(state=Trial.State.ASSIGNED)),
+            remaining=Count("pk", filter=_OPEN),
+        )
+    )
+    found = {(str(r["task_version_id"]), str(r["condition_id"])): r for r in rows}
+    cells = [
+        (str(t), str(c)) for t, c in campaign.cells.values_list("task_version_id", "condition_id")
+    ]
+    tasks = _task_labels({t for t, _ in cells})
+    conditions = _condition_labels({c for _, c in cells})
+    out = []
+    for task_id, condition_id in sorted(
+        cells, key=lambda c: (tasks[c[0]]["label"], conditions[c[1]]["label"])
+    ):
+        row = found.get((task_id, condition_id), {})
+        out.append(
+            CellProgress(
+                task_version_id=task_id,
+                task=tasks[task_id]["label"],
+                condition_id=condition_id,
+                condition=conditions[condition_id]["label"],
+                planned=row.get("planned", 0),
+                done=row.get("done", 0),
+                invalid=row.get("invalid", 0),
+                assigned=row.get("assigned", 0),
+                remaining=row.get("remaining", 0),
+            )
+        )
+    return CampaignProgress(
+        planned=sum(c.planned for c in out),
+        done=sum(c.done for c in out),
+        invalid=sum(c.invalid for c in out),
+        assigned=sum(c.assigned for c in out),
+        remaining=sum(c.remaining for c in out),
+        cells=out,
+    )
+
+
+def schedule_matches_fingerprint(campaign: Campaign) -> bool:
+    """Recompute the fingerprint of the trials stored for a campaign and compare it with the
+    one stored at start: True when the trials are exactly the schedule that was generated."""
+    rows = (
+        Trial.objects.filter(campaign=campaign)
+        .order_by("order")
+        .values_list(
+            "order",
+            "block",
+            "policy_version_id",
+            "alias",
+            "task_version_id",
+            "condition_id",
+            "robot_id",
+            "pair_id",
+            "pair_position",
+        )
+    )
+    trials = [
+        scheduling.ScheduledTrial(
+            order=o,
+            block=b,
+            policy_id=str(p),
+            alias=a,
+            task_version_id=str(t),
+            condition_id=str(c),
+            robot_id=str(r),
+            pair_id=pid,
+            pair_position=pos,
+        )
+        for o, b, p, a, t, c, r, pid, pos in rows
+    ]
+    return bool(campaign.schedule_fingerprint) and (
+        scheduling.schedule_fingerprint(trials) == campaign.schedule_fingerprint
+    )
+
+
+# --- Two policies ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PolicyComparison:
+    """A vs B in one campaign (or benchmark): the unpaired comparison on pooled counts
+    (difference with Newcombe's interval, exact test), and for paired campaigns McNemar's
+    exact test on the discordant pairs and the state of the sequential test."""
+
+    a: str
+    b: str
+    unpaired: dict[str, Any] | None
+    paired: dict[str, Any] | None
+    sequential: dict[str, Any] | None
+    notes: list[str]
+
+
+def compare_policies(trials: QuerySet, a: str, b: str, *, a_label: str, b_label: str):
+    """Compare policy versions `a` and `b` (ids) on `trials`; labels name them in the
+    answer (aliases for a blinded viewer)."""
+    notes = []
+    totals = {
+        str(row["policy_version_id"]): (row["k"], row["n"])
+        for row in trials.filter(policy_version_id__in=[a, b])
+        .order_by()
+        .values("policy_version_id")
+        .annotate(k=Count("pk", filter=_DONE & Q(outcome="success")), n=Count("pk", filter=_DONE))
+    }
+    a_k, a_n = totals.get(a, (0, 0))
+    b_k, b_n = totals.get(b, (0, 0))
+    unpaired = None
+    if a_n and b_n:
+        unpaired = stats.compare_two_policies(a_k, a_n, b_k, b_n).to_dict()
+    else:
+        notes.append("Each policy needs at least one counted trial for the unpaired comparison.")
+
+    paired = sequential = None
+    pair_rows = (
+        trials.filter(policy_version_id__in=[a, b], pair_id__isnull=False)
+        .order_by("pair_id")
+        .values_list("pair_id", "policy_version_id", "state", "outcome", "reported_at")
+    )
+    pairs: dict[int, dict[str, tuple]] = defaultdict(dict)
+    for pair_id, version, state, outcome, reported_at in pair_rows:
+        pairs[pair_id][str(version)] = (state, outcome, reported_at)
+    planned = [p for p in pairs.values() if a in p and b in p]
+    if planned:
+        complete = [
+            p for p in planned if p[a][0] == Trial.State.DONE and p[b][0] == Trial.State.DONE
+        ]
+        # Evidence in the order it arrived: a pair counts when its second trial is reported.
+        complete.sort(key=lambda p: max(p[a][2], p[b][2]))
+        a_outcomes = [int(p[a][1] == "success") for p in complete]
+        b_outcomes = [int(p[b][1] == "success") for p in complete]
+        a_only = sum(1 for x, y in zip(a_outcomes, b_outcomes, strict=True) if x and not y)
+        b_only = sum(1 for x, y in zip(a_outcomes, b_outcomes, strict=True) if y and not x)
+        paired = {
+            "pairs_planned": len(planned),
+            "pairs_complete": len(complete),
+            "both_success": sum(1 for x, y in zip(a_outcomes, b_outcomes, strict=True) if x and y),
+            "both_failure": sum(
+                1 for x, y in zip(a_outcomes, b_outcomes, strict=True) if not x and not y
+            ),
+            "a_only": a_only,
+            "b_only": b_only,
+            "mcnemar_p": stats.mcnemar_exact(a_only, b_only),
+        }
+        sequential = stats.sequential_paired_test(
+            a_outcomes, b_outcomes, max_pairs=len(planned)
+        ).to_dict()
+    else:
+        notes.append("No A/B pairs of these two policies (interleaved mode): unpaired only.")
+    return PolicyComparison(
+        a=a_label, b=b_label, unpaired=unpaired, paired=paired, sequential=sequential, notes=notes
+    )
