@@ -109,7 +109,16 @@ class CellCounts:
 
 class _Result:
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)  # type: ignore[call-overload]
+        """JSON-ready: nested dataclasses as dicts, tuples as lists."""
+        return _lists(dataclasses.asdict(self))  # type: ignore[call-overload]
+
+
+def _lists(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _lists(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_lists(item) for item in value]
+    return value
 
 
 @dataclasses.dataclass(frozen=True)
