@@ -151,6 +151,14 @@ class Campaign(TeamOwned):
         RUNNING = "running", "Running"
         DONE = "done", "Done"
 
+    class RobotAssignment(models.TextChoices):
+        # The schedule deals whole blocks to robots: every robot runs every policy equally
+        # often; a robot that breaks down leaves its blocks waiting.
+        DEALT = "dealt", "Blocks dealt to robots by the schedule"
+        # Robots take the next unclaimed block from one queue: work goes on when a robot is
+        # down; per-robot balance is whatever the queue gives.
+        SHARED = "shared", "Robots take the next block from a shared queue"
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
@@ -167,6 +175,9 @@ class Campaign(TeamOwned):
     robots = models.ManyToManyField(Robot, related_name="evaluation_campaigns")
     operators = models.ManyToManyField(Operator, blank=True, related_name="evaluation_campaigns")
     mode = models.CharField(max_length=20, choices=Mode.choices, default=Mode.INTERLEAVED)
+    robot_assignment = models.CharField(
+        max_length=10, choices=RobotAssignment.choices, default=RobotAssignment.DEALT
+    )
     blinded = models.BooleanField(default=True)
     seed = models.BigIntegerField(validators=[MinValueValidator(0), MaxValueValidator(MAX_SEED)])
     schedule_algorithm = models.CharField(max_length=40, default=SCHEDULE_ALGORITHM)
@@ -252,7 +263,13 @@ class Trial(models.Model):
     alias = models.CharField(max_length=40)
     task_version = models.ForeignKey(TaskVersion, on_delete=models.PROTECT, related_name="+")
     condition = models.ForeignKey(Condition, on_delete=models.PROTECT, related_name="+")
-    robot = models.ForeignKey(Robot, on_delete=models.PROTECT, related_name="+")
+    # The robot that runs the trial: set by the schedule (dealt), or when a robot claims the
+    # trial's block from the shared queue.
+    robot = models.ForeignKey(
+        Robot, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # The first trial of its block: in a shared queue, robots claim a block by locking it.
+    block_head = models.BooleanField(default=False)
     pair_id = models.PositiveIntegerField(null=True, blank=True)
     pair_position = models.PositiveSmallIntegerField(null=True, blank=True)
     state = models.CharField(max_length=12, choices=State.choices, default=State.SCHEDULED)
@@ -304,7 +321,10 @@ class Trial(models.Model):
                 name="trial_invalid_has_reason",
             ),
         ]
-        indexes = [models.Index(fields=["campaign", "state", "order"])]
+        indexes = [
+            models.Index(fields=["campaign", "state", "order"]),
+            models.Index(fields=["campaign", "block"]),
+        ]
 
     def __str__(self) -> str:
         return f"trial {self.order} of {self.campaign} ({self.state})"

@@ -392,6 +392,7 @@ def schedule_matches_fingerprint(campaign: Campaign) -> bool:
             "pair_position",
         )
     )
+    dealt = campaign.robot_assignment == Campaign.RobotAssignment.DEALT
     trials = [
         scheduling.ScheduledTrial(
             order=o,
@@ -400,7 +401,7 @@ def schedule_matches_fingerprint(campaign: Campaign) -> bool:
             alias=a,
             task_version_id=str(t),
             condition_id=str(c),
-            robot_id=str(r),
+            robot_id=str(r) if dealt else None,  # a shared queue schedules no robot
             pair_id=pid,
             pair_position=pos,
         )

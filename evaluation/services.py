@@ -494,6 +494,7 @@ def create_campaign(
     trials_per_cell: int | None = None,
     operators: Iterable[Operator] = (),
     mode: str = Campaign.Mode.INTERLEAVED,
+    robot_assignment: str = Campaign.RobotAssignment.DEALT,
     blinded: bool = True,
     seed: int | None = None,
     scoring_version: str | None = None,
@@ -515,6 +516,11 @@ def create_campaign(
         )
     if mode not in Campaign.Mode.values:
         raise InvalidInput(f"Unknown mode '{mode}'.", fields={"mode": ["Unknown."]})
+    if robot_assignment not in Campaign.RobotAssignment.values:
+        raise InvalidInput(
+            f"Unknown robot assignment '{robot_assignment}'.",
+            fields={"robot_assignment": ["Unknown."]},
+        )
     if mode == Campaign.Mode.PAIRED and len(versions) < 2:
         raise InvalidInput(
             "Paired mode needs at least two policy versions.",
@@ -588,6 +594,7 @@ def create_campaign(
                 trials_per_cell=trials_per_cell,
                 scoring_version=scoring_version,
                 mode=mode,
+                robot_assignment=robot_assignment,
                 blinded=blinded,
                 seed=seed,
                 visibility=visibility,
@@ -633,7 +640,8 @@ def _planned_size(policies: int, cells: int, trials_per_cell: int, mode: str) ->
 
 
 def build_campaign_schedule(campaign: Campaign) -> list[scheduling.ScheduledTrial]:
-    """The campaign's schedule from its stored design and seed (no writes)."""
+    """The campaign's schedule from its stored design and seed (no writes). Robots are part
+    of it when blocks are dealt to them; a shared queue schedules no robots."""
     versions = list(campaign.policy_versions.all())
     cells = list(campaign.cells.all())
     replicates = replicates_per_cell(campaign.trials_per_cell, len(versions), campaign.mode)
@@ -644,7 +652,11 @@ def build_campaign_schedule(campaign: Campaign) -> list[scheduling.ScheduledTria
             for c in cells
         ],
         seed=campaign.seed,
-        robots=[str(r.pk) for r in campaign.robots.all()],
+        robots=(
+            [str(r.pk) for r in campaign.robots.all()]
+            if campaign.robot_assignment == Campaign.RobotAssignment.DEALT
+            else None
+        ),
         mode=campaign.mode,
     )
 
@@ -666,6 +678,9 @@ def start_campaign(*, actor, campaign: Campaign) -> Campaign:
             schedule = build_campaign_schedule(campaign)
         except ValueError as exc:
             raise InvalidInput(f"The schedule cannot be built: {exc}") from exc
+        heads = {}
+        for item in schedule:
+            heads.setdefault(item.block, item.order)
         Trial.objects.bulk_create(
             (
                 Trial(
@@ -677,6 +692,7 @@ def start_campaign(*, actor, campaign: Campaign) -> Campaign:
                     task_version_id=item.task_version_id,
                     condition_id=item.condition_id,
                     robot_id=item.robot_id,
+                    block_head=heads[item.block] == item.order,
                     pair_id=item.pair_id,
                     pair_position=item.pair_position,
                 )
@@ -737,38 +753,47 @@ def finish_campaign(*, actor, campaign: Campaign) -> Campaign:
 
 def next_trial(*, actor, campaign: Campaign) -> Trial | None:
     """Hand the calling robot its next trial: the one it already holds (so a robot that lost
-    the answer gets the same trial again), else its earliest scheduled trial, now assigned.
-    None when the robot has no trials left.
+    the answer gets the same trial again), else the earliest scheduled trial of its blocks,
+    now assigned; in a shared queue, when its blocks are done, it claims the earliest
+    unclaimed block. None when nothing is left for it, or the campaign is done.
 
-    Two robots asking at once never get the same trial: on PostgreSQL the candidate row is
-    locked with SKIP LOCKED, so a second request takes the next row instead of waiting; on
-    SQLite writers are serialized. Raises NotPermitted (not a robot of the campaign),
-    CampaignNotRunning, RequirementsNotMet (the robot's embodiment changed since the start)."""
+    Two robots asking at once never get the same trial: rows are locked with SKIP LOCKED on
+    PostgreSQL, so a second request passes over a row (or block head) another request is
+    taking instead of waiting for it and then taking it too; SQLite serializes writers. A
+    robot racing itself is stopped by the one-assigned-trial-per-robot constraint. Raises
+    NotPermitted (not a robot of the campaign), CampaignNotRunning (a draft),
+    RequirementsNotMet (the robot's embodiment changed since the start)."""
     if not access.is_robot(actor):
         raise NotPermitted("Only a robot asks for its next trial.")
     robot = actor.robot
     if not campaign.robots.filter(pk=robot.pk).exists():
         raise NotPermitted("This robot is not part of the campaign.")
+    if campaign.status == Campaign.Status.DONE:
+        return None  # a robot's loop ends as it does when its trials run out
     if campaign.status != Campaign.Status.RUNNING:
-        raise CampaignNotRunning(f"The campaign is {campaign.status}, not running.")
+        raise CampaignNotRunning("The campaign has not started.")
     for _attempt in range(3):
         try:
             with transaction.atomic():
                 held = _held_trial(campaign, robot)
                 if held is not None:
                     return held
-                trial = (
-                    Trial.objects.select_for_update(skip_locked=True, of=("self",))
-                    .filter(campaign=campaign, robot=robot, state=Trial.State.SCHEDULED)
-                    .order_by("order")
-                    .first()
-                )
+                trial = _take(campaign).filter(robot=robot).first()
+                if trial is None and campaign.robot_assignment == Campaign.RobotAssignment.SHARED:
+                    trial = _take(campaign).filter(robot__isnull=True, block_head=True).first()
+                    if trial is not None:
+                        # The locked head stands for its block: only the request holding it
+                        # hands the block's trials to a robot.
+                        Trial.objects.filter(
+                            campaign=campaign, block=trial.block, robot__isnull=True
+                        ).update(robot=robot)
+                        trial.robot = robot
                 if trial is None:
                     return None
                 _check_trial_fits(trial, robot)
                 trial.state = Trial.State.ASSIGNED
                 trial.assigned_at = timezone.now()
-                trial.save(update_fields=["state", "assigned_at", "updated_at"])
+                trial.save(update_fields=["state", "robot", "assigned_at", "updated_at"])
                 return _trial_for_answer(trial.pk)
         except IntegrityError:
             # The same robot raced itself (a retry while the first request ran): the other
@@ -776,6 +801,16 @@ def next_trial(*, actor, campaign: Campaign) -> Trial | None:
             # one. The loop returns the trial the robot now holds.
             continue
     raise Conflict("Could not hand out a trial; retry.")
+
+
+def _take(campaign: Campaign):
+    """Scheduled trials of the campaign in schedule order, locked as read, skipping rows
+    another transaction holds."""
+    return (
+        Trial.objects.select_for_update(skip_locked=True, of=("self",))
+        .filter(campaign=campaign, state=Trial.State.SCHEDULED)
+        .order_by("order")
+    )
 
 
 def _held_trial(campaign: Campaign, robot: Robot) -> Trial | None:
@@ -1047,14 +1082,18 @@ def enqueue_leaderboard_refresh(campaign: Campaign) -> None:
     campaign is done (benchmark boards pool finished campaigns), once this commits."""
     from evaluation.tasks import refresh_leaderboard_job
 
-    requested_at = timezone.now().isoformat()
     jobs = [("campaign", str(campaign.pk))]
     if campaign.benchmark_id is not None and campaign.status == Campaign.Status.DONE:
         jobs.append(("benchmark", str(campaign.benchmark_id)))
-    for scope, object_id in jobs:
-        transaction.on_commit(
-            lambda s=scope, o=object_id: refresh_leaderboard_job.enqueue(s, o, requested_at)
-        )
+
+    def enqueue():
+        # Stamped after the commit: a snapshot started later sees the change, so a job may
+        # skip its work when such a snapshot exists.
+        requested_at = timezone.now().isoformat()
+        for scope, object_id in jobs:
+            refresh_leaderboard_job.enqueue(scope, object_id, requested_at)
+
+    transaction.on_commit(enqueue)
 
 
 def refresh_leaderboard(

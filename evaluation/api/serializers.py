@@ -124,6 +124,9 @@ class CampaignIn(SharingInput):
     robots = _ids(VisiblePrimaryKeyField(_visible_robots), min_length=1)
     operators = _ids(OperatorCodeField(), required=False)
     mode = serializers.ChoiceField(choices=Campaign.Mode.choices, required=False)
+    robot_assignment = serializers.ChoiceField(
+        choices=Campaign.RobotAssignment.choices, required=False
+    )
     blinded = serializers.BooleanField(required=False)
     seed = serializers.IntegerField(min_value=0, max_value=MAX_SEED, required=False)
 
@@ -287,6 +290,7 @@ class BlindCampaignOut(serializers.ModelSerializer):
             "trials_per_cell",
             "scoring_version",
             "mode",
+            "robot_assignment",
             "blinded",
             "status",
             "aliases",

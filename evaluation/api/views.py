@@ -397,7 +397,9 @@ class CampaignViewSet(_EvaluationViewSet):
         campaign = self.get_object()
         trial = services.next_trial(actor=request.user, campaign=campaign)
         if trial is None:
-            return Response({"trial": None, "detail": "No trials left for this robot."})
+            return Response(
+                {"trial": None, "detail": "No trials left for this robot, or the campaign is done."}
+            )
         context = self.get_serializer_context() | {
             "blinded": selectors.is_blinded_for(request.user, campaign)
         }

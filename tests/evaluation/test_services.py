@@ -239,6 +239,33 @@ def test_blocks_are_dealt_to_the_campaigns_robots(world):
     assert taken.robot_id == world.a.other_robot.pk
 
 
+def test_in_a_shared_queue_robots_claim_whole_blocks(world):
+    core_services.issue_api_key(actor=world.a.admin, robot=world.a.other_robot)
+    a, b = make_policy_version(world.a), make_policy_version(world.a)
+    campaign = make_campaign(
+        world.a,
+        policy_versions=[a, b],
+        robots=[world.a.robot, world.a.other_robot],
+        mode="paired",
+        robot_assignment="shared",
+        trials_per_cell=2,
+    )
+    assert not campaign.trials.exclude(robot=None).exists()
+    first = robot_actor(world.a.robot)
+    second = robot_actor(world.a.other_robot)
+    mine = services.next_trial(actor=first, campaign=campaign)
+    theirs = services.next_trial(actor=second, campaign=campaign)
+    assert (mine.order, theirs.order) == (0, 2)
+    assert mine.block != theirs.block
+    services.report_trial_result(actor=first, trial=mine, outcome="success")
+    assert services.next_trial(actor=first, campaign=campaign).order == 1  # its pair's second
+    by_block = defaultdict(set)
+    for block, robot_id in campaign.trials.exclude(robot=None).values_list("block", "robot_id"):
+        by_block[block].add(robot_id)
+    assert all(len(robots) == 1 for robots in by_block.values())
+    assert selectors.schedule_matches_fingerprint(campaign)
+
+
 # --- The robot's trial flow -----------------------------------------------------------------
 
 
@@ -363,9 +390,7 @@ def test_the_campaign_is_done_when_its_last_trial_is_reported(world):
     _run_all(campaign, world.a.robot)
     campaign.refresh_from_db()
     assert campaign.status == "done" and campaign.finished_at is not None
-    assert services.next_trial is not None
-    with pytest.raises(services.CampaignNotRunning):
-        services.next_trial(actor=robot_actor(world.a.robot), campaign=campaign)
+    assert services.next_trial(actor=robot_actor(world.a.robot), campaign=campaign) is None
 
 
 def test_finishing_early_stops_handing_out_trials(world):
