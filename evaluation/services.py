@@ -408,10 +408,14 @@ def update_benchmark(*, actor, benchmark: Benchmark, **changes) -> Benchmark:
                         BenchmarkCell(benchmark=benchmark, task_version=v, condition=c)
                         for v, c in grid
                     )
+            pooled_before = (benchmark.visibility, benchmark.team_id)
             for name, value in changes.items():
                 setattr(benchmark, name, value)
             benchmark.save()
             _set_sharing(benchmark, shared_with)
+            if (benchmark.visibility, benchmark.team_id) != pooled_before:
+                # Which campaigns the board pools depends on the benchmark's visibility.
+                _enqueue_benchmark_refresh(benchmark.pk)
             core_services.record_audit(
                 actor=actor,
                 action="update",
@@ -1094,6 +1098,16 @@ def enqueue_leaderboard_refresh(campaign: Campaign) -> None:
             refresh_leaderboard_job.enqueue(scope, object_id, requested_at)
 
     transaction.on_commit(enqueue)
+
+
+def _enqueue_benchmark_refresh(benchmark_id) -> None:
+    from evaluation.tasks import refresh_leaderboard_job
+
+    transaction.on_commit(
+        lambda: refresh_leaderboard_job.enqueue(
+            "benchmark", str(benchmark_id), timezone.now().isoformat()
+        )
+    )
 
 
 def refresh_leaderboard(

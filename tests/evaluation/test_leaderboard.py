@@ -242,3 +242,23 @@ def test_corrections_move_the_board(world):
     services.report_trial_result(actor=world.a.operator, trial=trial, outcome="success")
     (row,) = selectors.campaign_leaderboard(campaign).to_dict()["rows"]
     assert (row["successes"], row["trials"]) == (1, 4)
+
+
+def test_the_refresh_command_fills_snapshots_and_keeps_unchanged_ones(world):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from evaluation.models import LeaderboardSnapshot
+
+    benchmark = make_benchmark(
+        world.a, task_versions=[world.a.task.versions.get()], conditions=make_conditions(world.a)
+    )
+    campaign = make_campaign(world.a, policy_versions=[make_policy_version(world.a)])
+    out = StringIO()
+    call_command("refresh_leaderboards", stdout=out)
+    assert "Refreshed 2 leaderboard(s)." in out.getvalue()
+    assert LeaderboardSnapshot.objects.filter(campaign=campaign).count() == 1
+    assert LeaderboardSnapshot.objects.filter(benchmark=benchmark).count() == 1
+    call_command("refresh_leaderboards", "--campaign", str(campaign.pk), stdout=StringIO())
+    assert LeaderboardSnapshot.objects.count() == 2
