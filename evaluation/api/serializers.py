@@ -4,6 +4,7 @@ Blinding lives here as separate output shapes: the `Blind*` serializers have no 
 could carry a policy's name, version or id (nor the seed, from which the aliases follow).
 """
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -47,6 +48,11 @@ def _visible_benchmarks(actor):
 
 def _visible_robots(actor):
     return access.visible(Robot.objects.select_related("embodiment"), actor)
+
+
+@extend_schema_field(OpenApiTypes.UUID)
+class VisibleIdField(VisiblePrimaryKeyField):
+    """An object among those the caller may see, by id (documented as a UUID)."""
 
 
 class OperatorCodeField(serializers.SlugRelatedField):
@@ -94,8 +100,8 @@ class BenchmarkIn(SharingInput):
     team = TeamField()
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(max_length=MAX_TEXT, allow_blank=True, required=False)
-    task_versions = _ids(VisiblePrimaryKeyField(_visible_task_versions), min_length=1)
-    conditions = _ids(VisiblePrimaryKeyField(_visible_conditions), min_length=1)
+    task_versions = _ids(VisibleIdField(_visible_task_versions), min_length=1)
+    conditions = _ids(VisibleIdField(_visible_conditions), min_length=1)
     trials_per_cell = serializers.IntegerField(min_value=1, max_value=10_000)
     scoring_version = serializers.ChoiceField(choices=list(SCORING_VERSIONS), required=False)
 
@@ -103,8 +109,8 @@ class BenchmarkIn(SharingInput):
 class BenchmarkPatch(SharingInput):
     name = serializers.CharField(max_length=200, required=False)
     description = serializers.CharField(max_length=MAX_TEXT, allow_blank=True, required=False)
-    task_versions = _ids(VisiblePrimaryKeyField(_visible_task_versions), required=False)
-    conditions = _ids(VisiblePrimaryKeyField(_visible_conditions), required=False)
+    task_versions = _ids(VisibleIdField(_visible_task_versions), required=False)
+    conditions = _ids(VisibleIdField(_visible_conditions), required=False)
     trials_per_cell = serializers.IntegerField(min_value=1, max_value=10_000, required=False)
     scoring_version = serializers.ChoiceField(choices=list(SCORING_VERSIONS), required=False)
 
@@ -113,15 +119,15 @@ class CampaignIn(SharingInput):
     team = TeamField()
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(max_length=MAX_TEXT, allow_blank=True, required=False)
-    benchmark = VisiblePrimaryKeyField(_visible_benchmarks, required=False, allow_null=True)
-    task_versions = _ids(VisiblePrimaryKeyField(_visible_task_versions), required=False)
-    conditions = _ids(VisiblePrimaryKeyField(_visible_conditions), required=False)
+    benchmark = VisibleIdField(_visible_benchmarks, required=False, allow_null=True)
+    task_versions = _ids(VisibleIdField(_visible_task_versions), required=False)
+    conditions = _ids(VisibleIdField(_visible_conditions), required=False)
     trials_per_cell = serializers.IntegerField(
         min_value=1, max_value=10_000, required=False, allow_null=True
     )
     scoring_version = serializers.ChoiceField(choices=list(SCORING_VERSIONS), required=False)
-    policy_versions = _ids(VisiblePrimaryKeyField(_visible_policy_versions), min_length=1)
-    robots = _ids(VisiblePrimaryKeyField(_visible_robots), min_length=1)
+    policy_versions = _ids(VisibleIdField(_visible_policy_versions), min_length=1)
+    robots = _ids(VisibleIdField(_visible_robots), min_length=1)
     operators = _ids(OperatorCodeField(), required=False)
     mode = serializers.ChoiceField(choices=Campaign.Mode.choices, required=False)
     robot_assignment = serializers.ChoiceField(
