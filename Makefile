@@ -13,7 +13,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/proving_ground
 SQLITE_TEST_DATABASE_URL ?= sqlite:///$(CURDIR)/var/test.sqlite3
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test install install-dev migrate seed lint check test-postgres test-sqlite clean
+.PHONY: run test install install-dev assets migrate seed lint check test-postgres test-sqlite clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,12 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt $(VENV)/.runtime
 install: $(VENV)/.runtime
 install-dev: $(VENV)/.dev
 
+# Front-end assets from the npm registry, and Rerun's web viewer copied out of the pinned
+# rerun-sdk wheel, into var/ where Django serves static files from. No CDN at run time.
+assets: install
+	./scripts/vendor_assets.sh
+	$(PY) scripts/install_rerun_viewer.py
+
 migrate: install
 	mkdir -p var
 	$(PY) manage.py migrate --noinput
@@ -35,7 +41,7 @@ migrate: install
 seed: migrate
 	$(PY) manage.py seed_demo
 
-run: seed
+run: seed assets
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	HOST=$(HOST) PORT=$(PORT) ./scripts/run-dev.sh
 
@@ -45,7 +51,7 @@ lint: install-dev
 
 # Django's checks, migrations in sync, the deploy checklist with production-like settings,
 # and the OpenAPI schema built and validated.
-check: install-dev
+check: install-dev assets
 	mkdir -p var
 	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) manage.py check --fail-level WARNING
 	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) manage.py makemigrations --check --dry-run
@@ -54,11 +60,11 @@ check: install-dev
 	  $(PY) manage.py check --deploy --fail-level WARNING
 	$(PY) manage.py spectacular --validate --fail-on-warn --file var/openapi.yaml
 
-test-postgres: install-dev
+test-postgres: install-dev assets
 	./scripts/ensure-postgres.sh $(notdir $(TEST_DATABASE_URL))
 	DATABASE_URL=$(TEST_DATABASE_URL) $(VENV)/bin/pytest -n $(PYTEST_WORKERS) -q
 
-test-sqlite: install-dev
+test-sqlite: install-dev assets
 	mkdir -p var
 	DATABASE_URL=$(SQLITE_TEST_DATABASE_URL) $(VENV)/bin/pytest -q -m "not postgres_only and not slow" tests
 

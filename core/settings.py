@@ -57,6 +57,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "core.csp.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "core.urls"
@@ -97,6 +98,13 @@ MEDIA_ROOT = Path(env.str("PG_MEDIA_ROOT", default=str(VAR_DIR / "media")))
 MEDIA_URL = "/media/"
 STATIC_ROOT = Path(env.str("PG_STATIC_ROOT", default=str(VAR_DIR / "static")))
 STATIC_URL = "/static/"
+# Filled by the set-up (make): npm assets (scripts/vendor_assets.sh) and Rerun's web viewer
+# copied out of the pinned rerun-sdk wheel (scripts/install_rerun_viewer.py).
+VENDOR_DIR = VAR_DIR / "vendor"
+RERUN_VIEWER_ROOT = VAR_DIR / "rerun_viewer"
+STATICFILES_DIRS = [VENDOR_DIR, RERUN_VIEWER_ROOT]
+for _directory in STATICFILES_DIRS:
+    _directory.mkdir(parents=True, exist_ok=True)
 STORAGES = {
     "default": {
         "BACKEND": env.str(
@@ -120,7 +128,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -180,7 +190,19 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",  # tags operations by resource, not "v1"
-    "ENUM_NAME_OVERRIDES": {},
+    # One name per choice set, so clients get stable enum names.
+    "ENUM_NAME_OVERRIDES": {
+        "RobotStatusEnum": "core.models.Robot.Status",
+        "SessionStatusEnum": "teleop.models.Session.Status",
+        "SessionKindEnum": "teleop.models.Session.Kind",
+        "EpisodeStateEnum": "teleop.models.Episode.State",
+        "LabelOutcomeEnum": "teleop.models.Label.Outcome",
+        "ExportStateEnum": "teleop.models.DatasetExport.State",
+        "TrialStateEnum": "evaluation.models.Trial.State",
+        "TrialOutcomeEnum": "evaluation.models.Outcome",
+        "OutcomeSourceEnum": "evaluation.models.OutcomeSource",
+        "CampaignStatusEnum": "evaluation.models.Campaign.Status",
+    },
 }
 
 # --- Background jobs ------------------------------------------------------------------------

@@ -65,6 +65,11 @@ def _check_definition(filters, includes, excludes, trims, metadata) -> None:
                 f"Metadata of {episode_id} must be an object.",
                 fields={"episode_metadata": [str(episode_id)]},
             )
+        if "split" in values and not isinstance(values["split"], str):
+            raise InvalidInput(
+                f"The split of {episode_id} must be a name such as 'train'.",
+                fields={"episode_metadata": [str(episode_id)]},
+            )
 
 
 def _resolve(team: Team, filters, includes, excludes) -> list[str]:

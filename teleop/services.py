@@ -720,8 +720,9 @@ def build_episode_recording(*, episode_id) -> Episode:
     with tempfile.TemporaryDirectory(prefix="pg-rrd-") as tmp:
         out = Path(tmp) / "episode.rrd"
         with storage.local_episode_file(episode.file) as path:
+            # Not fsynced: the file is copied into storage right away (that copy is durable).
             stats = rerun_export.build_recording(
-                path, out, labels=labels, quality_flags=episode.quality_flags
+                path, out, labels=labels, quality_flags=episode.quality_flags, durable=False
             )
         key = recording_key(episode)
         if default_storage.exists(key):

@@ -1,5 +1,7 @@
 """Recording API serializers: inputs validate, outputs shape; neither writes."""
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core.api.serializers import StrictInputSerializer, TeamField
@@ -18,6 +20,7 @@ from teleop.models import (
 SHA256_HEX = r"^[0-9a-fA-F]{64}$"
 
 
+@extend_schema_field(OpenApiTypes.UUID)
 class VisiblePrimaryKeyField(serializers.PrimaryKeyRelatedField):
     """An object among those the caller may see, by id."""
 
@@ -181,7 +184,8 @@ class EpisodeOut(serializers.ModelSerializer):
             "upload_url",
         ]
 
-    def get_label(self, episode) -> LabelOut | None:
+    @extend_schema_field(LabelOut(allow_null=True))
+    def get_label(self, episode):
         current = [label for label in episode.labels.all() if label.superseded_at is None]
         return LabelOut(current[0]).data if current else None
 

@@ -92,6 +92,7 @@ class _TusView(APIView):
 class UploadCollectionView(_TusView):
     """tus creation (`POST`) and discovery (`OPTIONS`)."""
 
+    @extend_schema(request=None, responses={204: None})
     def options(self, request, *args, **kwargs):
         return Response(
             status=status.HTTP_204_NO_CONTENT,
@@ -167,7 +168,12 @@ class UploadView(_TusView):
             raise exceptions.NotFound("The upload was terminated.")
         return Response(status=status.HTTP_200_OK, headers=self._headers(upload))
 
-    def get(self, request, upload_id):  # DRF routes HEAD through GET's existence
+    @extend_schema(
+        request=None,
+        responses={200: None},
+        description="The same headers as HEAD (tus clients use HEAD).",
+    )
+    def get(self, request, upload_id):
         return self.head(request, upload_id)
 
     @extend_schema(
@@ -203,6 +209,7 @@ class UploadView(_TusView):
         )
         return Response(status=status.HTTP_204_NO_CONTENT, headers=self._headers(upload))
 
+    @extend_schema(request=None, responses={204: None})
     def delete(self, request, upload_id):
         services.terminate_upload(actor=request.user, upload_id=self._upload(upload_id).pk)
         return Response(status=status.HTTP_204_NO_CONTENT)

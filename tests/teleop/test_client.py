@@ -552,13 +552,6 @@ def test_an_upload_whose_file_changed_size_is_refused_before_sending(client, ses
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="teleop.hdf5_validate applies max_steps (20M rows) to a camera's JPEG byte stream "
-    "(/observations/images/<cam>/data, one row per byte): these 10 s of ~105 KB frames are "
-    "31.9 MB per camera, so the episode is rejected as too_many_steps. Remove this marker "
-    "once the validator bounds the stream by bytes instead.",
-)
 def test_a_recorded_episode_uploads_and_becomes_ready_with_its_stats(
     client, robot, session, tmp_path
 ):

@@ -1,0 +1,69 @@
+// Proving Ground pages: keyboard shortcuts for the teleop console. No build step.
+(function () {
+  "use strict";
+
+  function typing(event) {
+    const el = event.target;
+    return el && (el.tagName === "INPUT" && !["radio", "checkbox"].includes(el.type) ||
+      el.tagName === "TEXTAREA" || el.tagName === "SELECT");
+  }
+
+  function rows() { return Array.from(document.querySelectorAll("[data-episode-row]")); }
+
+  function select(row) {
+    rows().forEach((r) => r.classList.remove("selected"));
+    if (!row) return;
+    row.classList.add("selected");
+    row.scrollIntoView({ block: "nearest" });
+    const open = row.querySelector("[data-open-label]");
+    if (open) open.click();
+  }
+
+  function move(step) {
+    const all = rows();
+    if (!all.length) return;
+    const current = all.findIndex((r) => r.classList.contains("selected"));
+    select(all[Math.max(0, Math.min(all.length - 1, current + step))] || all[0]);
+  }
+
+  document.addEventListener("keydown", function (event) {
+    if (event.ctrlKey && event.key === "Enter") {
+      const form = document.querySelector("form[data-label-form]");
+      if (form) { event.preventDefault(); form.requestSubmit(); }
+      return;
+    }
+    if (event.altKey || event.ctrlKey || event.metaKey || typing(event)) return;
+    const panel = document.querySelector("form[data-label-form]");
+    const outcome = { s: "success", f: "failure", p: "partial" }[event.key];
+    if (event.key === "j") { move(1); event.preventDefault(); }
+    else if (event.key === "k") { move(-1); event.preventDefault(); }
+    else if (outcome && panel) {
+      const radio = panel.querySelector(`input[name=outcome][value=${outcome}]`);
+      if (radio) { radio.checked = true; radio.focus(); event.preventDefault(); }
+    } else if (/^[1-9]$/.test(event.key) && panel) {
+      const stage = panel.querySelectorAll("input[name=stages_reached]")[Number(event.key) - 1];
+      if (stage) { stage.checked = !stage.checked; event.preventDefault(); }
+    } else if (event.key === "x") {
+      const reason = document.querySelector("[data-discard-reason]");
+      if (reason) { reason.focus(); event.preventDefault(); }
+    } else if (event.key === "?") {
+      const help = document.getElementById("shortcuts");
+      if (help) { help.open = !help.open; event.preventDefault(); }
+    }
+  });
+
+  // Keep the selected row highlighted when the live table is refreshed.
+  document.addEventListener("htmx:afterSwap", function (event) {
+    const selected = document.body.dataset.selectedEpisode;
+    if (!selected) return;
+    const row = document.querySelector(`[data-episode-row="${selected}"]`);
+    if (row) row.classList.add("selected");
+  });
+  document.addEventListener("click", function (event) {
+    const row = event.target.closest("[data-episode-row]");
+    if (row) {
+      document.body.dataset.selectedEpisode = row.dataset.episodeRow;
+      rows().forEach((r) => r.classList.toggle("selected", r === row));
+    }
+  });
+})();

@@ -1,0 +1,132 @@
+"""Forms of the recording pages. They validate; the views call services."""
+
+from django import forms
+
+from core import access
+from core.models import Operator, Robot, Task, TaskVersion
+from teleop.models import CollectionProtocol, DatasetExport, Episode, Label
+
+
+class SessionForm(forms.Form):
+    robot = forms.ModelChoiceField(queryset=Robot.objects.none())
+    task_version = forms.ModelChoiceField(queryset=TaskVersion.objects.none(), label="Task version")
+    operator = forms.ModelChoiceField(
+        queryset=Operator.objects.none(),
+        to_field_name="code",
+        help_text="The pseudonym recorded with every episode.",
+    )
+    protocol = forms.ModelChoiceField(
+        queryset=CollectionProtocol.objects.none(),
+        required=False,
+        label="Collection protocol (optional)",
+    )
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        teams = access.team_ids(user)
+        robots = Robot.objects.filter(status=Robot.Status.ACTIVE).select_related("embodiment")
+        self.fields["robot"].queryset = (
+            robots if user.is_superuser else robots.filter(team_id__in=teams)
+        )
+        tasks = access.visible(Task.objects.all(), user)
+        self.fields["task_version"].queryset = (
+            TaskVersion.objects.filter(task__in=tasks)
+            .select_related("task")
+            .order_by("task__name", "-number")
+        )
+        operators = Operator.objects.filter(active=True)
+        self.fields["operator"].queryset = (
+            operators if user.is_superuser else operators.filter(team_id__in=teams)
+        )
+        self.fields["protocol"].queryset = access.visible(
+            CollectionProtocol.objects.filter(active=True), user
+        )
+
+
+class LabelForm(forms.Form):
+    outcome = forms.ChoiceField(choices=Label.Outcome.choices, widget=forms.RadioSelect)
+    stages_reached = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple)
+    failure_codes = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple)
+    notes = forms.CharField(
+        required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 2})
+    )
+
+    def __init__(self, *args, criteria: dict, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["stages_reached"].choices = [
+            (stage["id"], stage["description"] or stage["id"])
+            for stage in criteria.get("stages", [])
+        ]
+        self.fields["failure_codes"].choices = [
+            (code["code"], code["description"] or code["code"])
+            for code in criteria.get("failure_codes", [])
+        ]
+
+
+class DiscardForm(forms.Form):
+    reason = forms.CharField(
+        max_length=2000,
+        widget=forms.TextInput(
+            attrs={"data-discard-reason": "", "placeholder": "Why is this take bad?"}
+        ),
+    )
+
+
+SORTS = {
+    "-created_at": "Newest first",
+    "created_at": "Oldest first",
+    "-duration_s": "Longest first",
+    "duration_s": "Shortest first",
+    "measured_hz": "Lowest control rate first",
+}
+
+
+class EpisodeFilterForm(forms.Form):
+    task = forms.ChoiceField(required=False)
+    robot = forms.ChoiceField(required=False)
+    operator = forms.ChoiceField(required=False)
+    outcome = forms.ChoiceField(
+        required=False, choices=[("", "Any"), *Label.Outcome.choices, ("unlabelled", "Unlabelled")]
+    )
+    state = forms.ChoiceField(required=False, choices=[("", "Ready"), *Episode.State.choices])
+    flag = forms.CharField(required=False, max_length=64, label="Quality flag")
+    exclude_flagged = forms.BooleanField(required=False, label="Only unflagged")
+    recorded_after = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    recorded_before = forms.DateField(
+        required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    sort = forms.ChoiceField(required=False, choices=list(SORTS.items()))
+
+    def __init__(self, *args, episodes, **kwargs):
+        super().__init__(*args, **kwargs)
+
+        def choices(field):
+            values = episodes.order_by(field).values_list(field, flat=True).distinct()
+            return [("", "Any"), *((v, v) for v in values if v)]
+
+        self.fields["task"].choices = choices("task_version__task__slug")
+        self.fields["robot"].choices = choices("robot__name")
+        self.fields["operator"].choices = choices("operator__code")
+
+    def filters(self) -> dict:
+        """The shared episode filters (teleop.selectors.FILTER_KEYS) from the form."""
+        data = self.cleaned_data
+        filters = {k: data[k] for k in ("task", "robot", "operator", "outcome") if data.get(k)}
+        if data.get("state"):
+            filters["state"] = data["state"]
+        if data.get("flag"):
+            filters["flags_any"] = [data["flag"]]
+        if data.get("exclude_flagged"):
+            filters["exclude_flagged"] = True
+        for key in ("recorded_after", "recorded_before"):
+            if data.get(key):
+                filters[key] = data[key].isoformat()
+        return filters
+
+
+class SaveViewForm(forms.Form):
+    name = forms.CharField(max_length=200, label="Save these filters as a dataset view")
+
+
+class ExportForm(forms.Form):
+    format = forms.ChoiceField(choices=DatasetExport.Format.choices)

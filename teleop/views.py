@@ -1,0 +1,431 @@
+"""Pages of the recording app: the teleop console, episodes, the episode browser, datasets.
+
+Thin: forms validate, services write, selectors read. Every query is scoped to the teams the
+signed-in person belongs to; another team's object is a 404.
+"""
+
+from pathlib import Path
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.files.storage import default_storage
+from django.core.paginator import Paginator
+from django.db.models import Prefetch
+from django.http import FileResponse, Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.clickjacking import xframe_options_sameorigin
+from django.views.decorators.http import require_POST
+
+from core import access
+from core.csp import VIEWER_POLICY, content_security_policy
+from core.errors import DomainError
+from teleop import datasets, selectors, services
+from teleop.forms import (
+    SORTS,
+    DiscardForm,
+    EpisodeFilterForm,
+    ExportForm,
+    LabelForm,
+    SaveViewForm,
+    SessionForm,
+)
+from teleop.models import DatasetExport, DatasetView, Episode, Label, Session, Upload
+
+
+def _teams(request):
+    return access.team_ids(request.user)
+
+
+def _sessions(request):
+    queryset = Session.objects.select_related("robot", "operator", "task_version__task", "protocol")
+    return queryset if request.user.is_superuser else queryset.filter(team_id__in=_teams(request))
+
+
+def _episodes(request):
+    current = Prefetch(
+        "labels", queryset=Label.objects.filter(superseded_at=None), to_attr="current_labels"
+    )
+    queryset = Episode.objects.select_related(
+        "robot", "operator", "task_version__task", "condition"
+    ).prefetch_related(current)
+    return queryset if request.user.is_superuser else queryset.filter(team_id__in=_teams(request))
+
+
+def _fail(request, exc: DomainError) -> None:
+    messages.error(request, exc.detail)
+
+
+# --- Teleop console -----------------------------------------------------------------------
+
+
+@login_required
+def session_new(request):
+    form = SessionForm(request.POST or None, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        try:
+            session = services.open_session(
+                actor=request.user,
+                robot=form.cleaned_data["robot"],
+                task_version=form.cleaned_data["task_version"],
+                operator_code=form.cleaned_data["operator"].code,
+                protocol=form.cleaned_data["protocol"],
+            )
+        except DomainError as exc:
+            form.add_error(None, exc.detail)
+        else:
+            return redirect("teleop:session", session.pk)
+    open_sessions = _sessions(request).filter(status=Session.Status.OPEN)[:20]
+    return render(
+        request,
+        "teleop/session_new.html",
+        {"form": form, "open_sessions": open_sessions},
+        status=400 if form.errors else 200,
+    )
+
+
+def _episode_rows(session):
+    episodes = list(
+        Episode.objects.filter(session=session)
+        .select_related("condition")
+        .prefetch_related(
+            Prefetch(
+                "labels",
+                queryset=Label.objects.filter(superseded_at=None),
+                to_attr="current_labels",
+            )
+        )
+        .order_by("-created_at")
+    )
+    active = {
+        u.episode_id: u
+        for u in Upload.objects.filter(episode__in=episodes, state=Upload.State.ACTIVE)
+    }
+    for episode in episodes:
+        upload = active.get(episode.pk)
+        episode.upload_percent = (
+            round(100 * upload.offset / upload.length) if upload and upload.length else None
+        )
+        episode.current_label = episode.current_labels[0] if episode.current_labels else None
+    return episodes
+
+
+@login_required
+def session_console(request, pk):
+    session = get_object_or_404(_sessions(request), pk=pk)
+    context = {
+        "session": session,
+        "criteria": session.task_version.criteria,
+        "episodes": _episode_rows(session),
+        "summary": selectors.session_summary(session),
+        "discard_form": DiscardForm(),
+        "next_condition": services.next_condition(session=session)
+        if session.status == Session.Status.OPEN
+        else None,
+        "progress": selectors.protocol_progress(session.protocol) if session.protocol else [],
+    }
+    if session.status == Session.Status.CLOSED:
+        context["interval"] = _success_interval(context["summary"])
+    return render(request, "teleop/session_console.html", context)
+
+
+def _success_interval(summary):
+    """Success rate of the labelled episodes with a Wilson 95% interval (scipy's; teleop does
+    not import evaluation)."""
+    from scipy.stats import binomtest
+
+    judged = summary.successes + summary.failures + summary.partials
+    if not judged:
+        return None
+    interval = binomtest(summary.successes, judged).proportion_ci(0.95, method="wilson")
+    return {
+        "k": summary.successes,
+        "n": judged,
+        "rate": summary.successes / judged,
+        "low": interval.low,
+        "high": interval.high,
+    }
+
+
+@login_required
+def session_episodes(request, pk):
+    """The live part of the console, polled by htmx while the robot uploads."""
+    session = get_object_or_404(_sessions(request), pk=pk)
+    return render(
+        request,
+        "teleop/_episode_rows.html",
+        {
+            "session": session,
+            "episodes": _episode_rows(session),
+            "summary": selectors.session_summary(session),
+        },
+    )
+
+
+@login_required
+@require_POST
+def session_close(request, pk):
+    session = get_object_or_404(_sessions(request), pk=pk)
+    try:
+        services.close_session(actor=request.user, session=session)
+        messages.success(request, "Session closed.")
+    except DomainError as exc:
+        _fail(request, exc)
+    return redirect("teleop:session", session.pk)
+
+
+@login_required
+def episode_label(request, pk):
+    """GET: the label panel of an episode; POST: save a label (htmx or plain form)."""
+    episode = get_object_or_404(_episodes(request), pk=pk)
+    criteria = episode.task_version.criteria
+    current = episode.current_labels[0] if episode.current_labels else None
+    initial = (
+        {
+            "outcome": current.outcome,
+            "stages_reached": current.stages_reached,
+            "failure_codes": current.failure_codes,
+            "notes": current.notes,
+        }
+        if current
+        else None
+    )
+    form = LabelForm(request.POST or None, criteria=criteria, initial=initial)
+    saved = False
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.label_episode(actor=request.user, episode=episode, **form.cleaned_data)
+            saved = True
+        except DomainError as exc:
+            form.add_error(None, exc.detail)
+    if request.method == "POST" and not request.headers.get("HX-Request"):
+        if saved:
+            messages.success(request, "Label saved.")
+        else:
+            messages.error(
+                request,
+                "The label was not saved: "
+                + "; ".join(e for errs in form.errors.values() for e in errs),
+            )
+        return redirect(request.POST.get("next") or reverse("teleop:episode", args=[pk]))
+    response = render(
+        request,
+        "teleop/_label_panel.html",
+        {"episode": episode, "form": form, "saved": saved, "discard_form": DiscardForm()},
+        status=400 if form.errors else 200,
+    )
+    if saved:
+        response["HX-Trigger"] = "episodes-changed"
+    return response
+
+
+@login_required
+@require_POST
+def episode_discard(request, pk):
+    episode = get_object_or_404(_episodes(request), pk=pk)
+    form = DiscardForm(request.POST)
+    if form.is_valid():
+        try:
+            services.discard_episode(
+                actor=request.user, episode=episode, reason=form.cleaned_data["reason"]
+            )
+            messages.success(request, "Episode discarded; it stays listed with its reason.")
+        except DomainError as exc:
+            _fail(request, exc)
+    else:
+        messages.error(request, "Say why the episode is discarded.")
+    return redirect(request.POST.get("next") or reverse("teleop:episode", args=[pk]))
+
+
+# --- Episode page and replay --------------------------------------------------------------
+
+
+@login_required
+def episode_detail(request, pk):
+    episode = get_object_or_404(_episodes(request), pk=pk)
+    siblings = list(
+        Episode.objects.filter(session_id=episode.session_id)
+        .order_by("created_at", "pk")
+        .values_list("pk", flat=True)
+    )
+    index = siblings.index(episode.pk)
+    labels = Label.objects.filter(episode=episode).order_by("-created_at")
+    viewer_url = None
+    if episode.rerun_file and _viewer_index().exists():
+        recording = request.build_absolute_uri(reverse("teleop:recording", args=[pk]))
+        viewer_url = reverse("teleop:viewer", args=[pk]) + "?" + urlencode({"url": recording})
+    return render(
+        request,
+        "teleop/episode_detail.html",
+        {
+            "episode": episode,
+            "labels": labels,
+            "viewer_url": viewer_url,
+            "previous": siblings[index - 1] if index > 0 else None,
+            "next": siblings[index + 1] if index + 1 < len(siblings) else None,
+            "label_form": LabelForm(criteria=episode.task_version.criteria),
+            "discard_form": DiscardForm(),
+            "problems": (episode.validation_report or {}).get("problems", []),
+        },
+    )
+
+
+def _viewer_index() -> Path:
+    from teleop.rerun_export import RERUN_VERSION
+
+    return Path(settings.RERUN_VIEWER_ROOT) / f"rerun-{RERUN_VERSION}" / "index.html"
+
+
+@login_required
+@xframe_options_sameorigin
+@content_security_policy(VIEWER_POLICY)
+def episode_viewer(request, pk):
+    """Rerun's web viewer (from the pinned rerun-sdk wheel, served by us) for the iframe of
+    the episode page. It reads the recording URL from `?url=`, which must be absolute."""
+    get_object_or_404(_episodes(request), pk=pk)
+    index = _viewer_index()
+    if not index.exists():
+        raise Http404("The Rerun web viewer is not installed (run `make run`).")
+    base = f"{settings.STATIC_URL}{index.parent.name}/"
+    html = index.read_text().replace("<head>", f'<head><base href="{base}">', 1)
+    return HttpResponse(html)
+
+
+@login_required
+def episode_recording(request, pk):
+    episode = get_object_or_404(_episodes(request), pk=pk)
+    if not episode.rerun_file:
+        raise Http404("This episode has no recording yet.")
+    response = FileResponse(
+        default_storage.open(episode.rerun_file, "rb"), content_type="application/octet-stream"
+    )
+    response["Cache-Control"] = "private, max-age=60"
+    return response
+
+
+# --- Episode browser and datasets ---------------------------------------------------------
+
+PAGE_SIZE = 50
+
+
+@login_required
+def episode_browser(request):
+    episodes = _episodes(request)
+    form = EpisodeFilterForm(request.GET or None, episodes=episodes)
+    filters = form.filters() if form.is_valid() else {}
+    if request.GET and not form.is_valid():
+        messages.error(request, "Some filters were not valid and were ignored.")
+    sort = form.cleaned_data.get("sort") if form.is_valid() else ""
+    results = selectors.filter_episodes(episodes, filters).order_by(
+        sort if sort in SORTS else "-created_at", "pk"
+    )
+    page = Paginator(results, PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "teleop/episode_browser.html",
+        {
+            "form": form,
+            "page": page,
+            "query": query.urlencode(),
+            "filters": filters,
+            "save_form": SaveViewForm(),
+            "teams": access.managed_teams(request.user) if not request.user.is_superuser else None,
+        },
+    )
+
+
+@login_required
+@require_POST
+def save_view(request):
+    form = SaveViewForm(request.POST)
+    episodes = _episodes(request)
+    filter_form = EpisodeFilterForm(request.POST, episodes=episodes)
+    teams = list(request.user.memberships.values_list("team", flat=True).distinct())
+    if not (form.is_valid() and filter_form.is_valid()) or not teams:
+        messages.error(request, "Name the view (and belong to a team) to save it.")
+        return redirect(reverse("teleop:episodes") + "?" + request.POST.get("query", ""))
+    from core.models import Team
+
+    try:
+        view = datasets.create_view(
+            actor=request.user,
+            team=Team.objects.get(pk=teams[0]),
+            name=form.cleaned_data["name"],
+            filters=filter_form.filters(),
+        )
+    except DomainError as exc:
+        _fail(request, exc)
+        return redirect(reverse("teleop:episodes") + "?" + request.POST.get("query", ""))
+    messages.success(request, f"Saved view '{view.name}'.")
+    return redirect("teleop:view", view.pk)
+
+
+def _views(request):
+    return access.visible(DatasetView.objects.select_related("team"), request.user)
+
+
+@login_required
+def view_list(request):
+    return render(
+        request, "teleop/view_list.html", {"views": _views(request).prefetch_related("versions")}
+    )
+
+
+@login_required
+def view_detail(request, pk):
+    view = get_object_or_404(_views(request), pk=pk)
+    versions = list(view.versions.order_by("-number"))
+    latest = versions[0]
+    form = ExportForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            datasets.start_export(
+                actor=request.user, version=latest, format=form.cleaned_data["format"]
+            )
+            messages.success(request, "Export queued; it is built in the background.")
+            return redirect("teleop:view", view.pk)
+        except DomainError as exc:
+            form.add_error(None, exc.detail)
+    exports = DatasetExport.objects.filter(view_version__view=view).select_related("view_version")
+    return render(
+        request,
+        "teleop/view_detail.html",
+        {
+            "view": view,
+            "versions": versions,
+            "latest": latest,
+            "form": form,
+            "exports": exports,
+            "episodes": _episodes(request)
+            .filter(pk__in=latest.episode_ids[:200])
+            .order_by("created_at"),
+        },
+    )
+
+
+@login_required
+def view_exports(request, pk):
+    """The exports table, polled while an export is being built."""
+    view = get_object_or_404(_views(request), pk=pk)
+    exports = DatasetExport.objects.filter(view_version__view=view).select_related("view_version")
+    return render(request, "teleop/_exports.html", {"view": view, "exports": exports})
+
+
+@login_required
+def export_download(request, pk):
+    export = get_object_or_404(
+        DatasetExport.objects.filter(view_version__view__in=_views(request)),
+        pk=pk,
+        state=DatasetExport.State.DONE,
+    )
+    suffix = ".tar" if export.format == DatasetExport.Format.LEROBOT else ".hdf5"
+    return FileResponse(
+        default_storage.open(export.file, "rb"),
+        as_attachment=True,
+        filename=f"{export.view_version.view.name}-v{export.view_version.number}"
+        f"-{export.format}{suffix}",
+    )
