@@ -1,0 +1,127 @@
+"""Recording pages: who sees what, forms with bad input, the viewer's headers."""
+
+import pytest
+from django.test import Client
+
+from teleop.models import DatasetView, Label
+from tests.teleop.recordings import ready_episode_row
+
+pytestmark = pytest.mark.django_db
+
+
+def _client(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_pages_need_sign_in(client, world, session):
+    for path in ("/", "/teleop/", f"/teleop/sessions/{session.pk}/", "/episodes/", "/datasets/"):
+        response = client.get(path)
+        assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_home_lists_open_sessions_and_unlabelled_episodes(world, session):
+    ready_episode_row(session)
+    page = _client(world.a.operator).get("/").content.decode()
+    assert world.a.robot.name in page and "Waiting for a label" in page
+
+
+def test_console_shows_instruction_criteria_and_episodes(world, session):
+    episode = ready_episode_row(session)
+    page = _client(world.a.operator).get(f"/teleop/sessions/{session.pk}/").content.decode()
+    assert session.task_version.instruction in page
+    assert "Gripper above the cube" in page  # a stage of the criteria
+    assert f'data-episode-row="{episode.pk}"' in page
+
+
+def test_another_teams_session_and_episode_are_404(world, session):
+    episode = ready_episode_row(session)
+    other = _client(world.b.admin)
+    assert other.get(f"/teleop/sessions/{session.pk}/").status_code == 404
+    assert other.get(f"/episodes/{episode.pk}/").status_code == 404
+    assert other.post(f"/episodes/{episode.pk}/label", {"outcome": "success"}).status_code == 404
+
+
+def test_operator_labels_in_place_and_history_is_kept(world, session):
+    episode = ready_episode_row(session)
+    client = _client(world.a.operator)
+    url = f"/episodes/{episode.pk}/label"
+    response = client.post(url, {"outcome": "failure", "failure_codes": ["dropped"]},
+                           HTTP_HX_REQUEST="true")
+    assert response.status_code == 200 and "Label saved" in response.content.decode()
+    assert response["HX-Trigger"] == "episodes-changed"
+    client.post(url, {"outcome": "partial", "stages_reached": ["reach", "grasp"]},
+                HTTP_HX_REQUEST="true")
+    assert [label.outcome for label in Label.objects.order_by("created_at")] == [
+        "failure", "partial"]
+
+
+def test_bad_label_input_is_answered_with_a_message_and_nothing_saved(world, session):
+    episode = ready_episode_row(session)
+    response = _client(world.a.operator).post(
+        f"/episodes/{episode.pk}/label", {"outcome": "maybe", "stages_reached": ["teleport"]},
+        HTTP_HX_REQUEST="true")
+    assert response.status_code == 400
+    assert "Select a valid choice" in response.content.decode()
+    assert not Label.objects.exists()
+
+
+def test_discard_without_a_reason_changes_nothing(world, session):
+    episode = ready_episode_row(session)
+    client = _client(world.a.operator)
+    response = client.post(f"/episodes/{episode.pk}/discard", {"reason": ""}, follow=True)
+    assert "Say why" in response.content.decode()
+    episode.refresh_from_db()
+    assert not episode.is_discarded
+    client.post(f"/episodes/{episode.pk}/discard", {"reason": "bumped the table"})
+    episode.refresh_from_db()
+    assert episode.discard_reason == "bumped the table"
+
+
+def test_open_session_form_refuses_bad_input(world):
+    response = _client(world.a.operator).post("/teleop/", {"robot": "nope"})
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "is not a valid UUID" in page and "This field is required" in page
+
+
+def test_episode_page_embeds_the_viewer_and_the_viewer_is_framed_safely(world, session):
+    episode = ready_episode_row(session)
+    episode.rerun_file = "recordings/x.rrd"
+    episode.save()
+    client = _client(world.a.researcher)
+    page = client.get(f"/episodes/{episode.pk}/")
+    assert "frame-ancestors 'none'" in page["Content-Security-Policy"]
+    from teleop.views import _viewer_index
+
+    if not _viewer_index().exists():
+        pytest.skip("the Rerun viewer is installed by `make` (scripts/install_rerun_viewer.py)")
+    html = page.content.decode()
+    assert "data-viewer" in html and "url=http%3A%2F%2Ftestserver%2Fepisodes%2F" in html
+    viewer = client.get(f"/episodes/{episode.pk}/viewer?url=http://testserver/x.rrd")
+    assert viewer.status_code == 200
+    assert viewer["X-Frame-Options"] == "SAMEORIGIN"
+    policy = viewer["Content-Security-Policy"]
+    assert "connect-src 'self'" in policy and "'wasm-unsafe-eval'" in policy
+    assert "frame-ancestors 'self'" in policy
+    assert '<base href="/static/rerun-' in viewer.content.decode()
+
+
+def test_episode_browser_filters_and_saves_a_view(world, session):
+    labelled = ready_episode_row(session)
+    ready_episode_row(session)
+    Label.objects.create(episode=labelled, outcome="success", labeler_label="t")
+    client = _client(world.a.researcher)
+    page = client.get("/episodes/?outcome=success").content.decode()
+    assert "1 episode" in page
+    response = client.post("/datasets/save", {"name": "successes", "outcome": "success"})
+    assert response.status_code == 302
+    view = DatasetView.objects.get(name="successes")
+    assert view.versions.get().episode_ids == [str(labelled.pk)]
+
+
+def test_operators_cannot_save_dataset_views(world, session):
+    response = _client(world.a.operator).post("/datasets/save", {"name": "mine"}, follow=True)
+    assert "Only researchers and admins" in response.content.decode()
+    assert not DatasetView.objects.exists()
