@@ -100,9 +100,9 @@ def main() -> None:
         base = f"http://127.0.0.1:{port}/api/v1"
         for _ in range(100):
             try:
-                requests.get(f"{base}/version", timeout=1)
+                requests.get(f"{base}/version", timeout=5)
                 break
-            except requests.ConnectionError:
+            except requests.RequestException:
                 time.sleep(0.1)
         http = requests.Session()
         http.headers["Authorization"] = f"Api-Key {key}"
