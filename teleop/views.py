@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core import signing
 from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
 from django.db.models import Prefetch
@@ -254,7 +255,10 @@ def episode_detail(request, pk):
     labels = Label.objects.filter(episode=episode).order_by("-created_at")
     viewer_url = None
     if episode.rerun_file and _viewer_index().exists():
-        recording = request.build_absolute_uri(reverse("teleop:recording", args=[pk]))
+        token = signing.dumps(str(episode.pk), salt=RECORDING_SALT)
+        recording = request.build_absolute_uri(
+            reverse("teleop:recording", args=[pk]) + "?" + urlencode({"token": token})
+        )
         viewer_url = reverse("teleop:viewer", args=[pk]) + "?" + urlencode({"url": recording})
     return render(
         request,
@@ -293,9 +297,27 @@ def episode_viewer(request, pk):
     return HttpResponse(html)
 
 
-@login_required
+RECORDING_SALT = "teleop.recording"
+RECORDING_LINK_MAX_AGE_S = 6 * 3600
+
+
 def episode_recording(request, pk):
-    episode = get_object_or_404(_episodes(request), pk=pk)
+    """The episode's `.rrd`. The viewer's wasm fetches it without the session cookie, so the
+    episode page hands it a signed link (valid for a few hours, for this episode only);
+    a signed-in member of the team may also fetch it directly."""
+    token = request.GET.get("token")
+    if token is not None:
+        try:
+            signed_for = signing.loads(token, salt=RECORDING_SALT, max_age=RECORDING_LINK_MAX_AGE_S)
+        except signing.BadSignature as exc:
+            raise Http404("This replay link is not valid (or has expired).") from exc
+        if signed_for != str(pk):
+            raise Http404("This replay link is for another episode.")
+        episode = get_object_or_404(Episode, pk=pk)
+    elif request.user.is_authenticated:
+        episode = get_object_or_404(_episodes(request), pk=pk)
+    else:
+        raise Http404("Sign in to replay this episode.")
     if not episode.rerun_file:
         raise Http404("This episode has no recording yet.")
     response = FileResponse(

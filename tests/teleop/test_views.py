@@ -47,21 +47,27 @@ def test_operator_labels_in_place_and_history_is_kept(world, session):
     episode = ready_episode_row(session)
     client = _client(world.a.operator)
     url = f"/episodes/{episode.pk}/label"
-    response = client.post(url, {"outcome": "failure", "failure_codes": ["dropped"]},
-                           HTTP_HX_REQUEST="true")
+    response = client.post(
+        url, {"outcome": "failure", "failure_codes": ["dropped"]}, HTTP_HX_REQUEST="true"
+    )
     assert response.status_code == 200 and "Label saved" in response.content.decode()
     assert response["HX-Trigger"] == "episodes-changed"
-    client.post(url, {"outcome": "partial", "stages_reached": ["reach", "grasp"]},
-                HTTP_HX_REQUEST="true")
+    client.post(
+        url, {"outcome": "partial", "stages_reached": ["reach", "grasp"]}, HTTP_HX_REQUEST="true"
+    )
     assert [label.outcome for label in Label.objects.order_by("created_at")] == [
-        "failure", "partial"]
+        "failure",
+        "partial",
+    ]
 
 
 def test_bad_label_input_is_answered_with_a_message_and_nothing_saved(world, session):
     episode = ready_episode_row(session)
     response = _client(world.a.operator).post(
-        f"/episodes/{episode.pk}/label", {"outcome": "maybe", "stages_reached": ["teleport"]},
-        HTTP_HX_REQUEST="true")
+        f"/episodes/{episode.pk}/label",
+        {"outcome": "maybe", "stages_reached": ["teleport"]},
+        HTTP_HX_REQUEST="true",
+    )
     assert response.status_code == 400
     assert "Select a valid choice" in response.content.decode()
     assert not Label.objects.exists()
@@ -125,3 +131,24 @@ def test_operators_cannot_save_dataset_views(world, session):
     response = _client(world.a.operator).post("/datasets/save", {"name": "mine"}, follow=True)
     assert "Only researchers and admins" in response.content.decode()
     assert not DatasetView.objects.exists()
+
+
+def test_recording_needs_a_signed_link_or_a_signed_in_member(client, world, session, tmp_path):
+    from django.core import signing
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from teleop.views import RECORDING_SALT
+
+    episode = ready_episode_row(session)
+    other = ready_episode_row(session)
+    episode.rerun_file = default_storage.save("recordings/x.rrd", ContentFile(b"RRF2data"))
+    episode.save()
+    url = f"/episodes/{episode.pk}/recording.rrd"
+    assert client.get(url).status_code == 404  # anonymous, no token
+    token = signing.dumps(str(episode.pk), salt=RECORDING_SALT)
+    assert b"".join(client.get(f"{url}?token={token}").streaming_content) == b"RRF2data"
+    wrong = signing.dumps(str(other.pk), salt=RECORDING_SALT)
+    assert client.get(f"{url}?token={wrong}").status_code == 404
+    assert client.get(f"{url}?token=forged").status_code == 404
+    assert _client(world.b.admin).get(url).status_code == 404
