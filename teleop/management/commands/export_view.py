@@ -15,13 +15,18 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("view", help="view name (or id)")
         parser.add_argument("--team", help="team slug, when several teams have the name")
-        parser.add_argument("--version", type=int, help="version number (default: latest)")
+        parser.add_argument(
+            "--view-version",
+            type=int,
+            dest="view_version",
+            help="view version number (default: the latest)",
+        )
         parser.add_argument("--format", required=True, choices=DatasetExport.Format.values)
         parser.add_argument(
             "--out", required=True, type=Path, help="output directory (must not exist yet)"
         )
 
-    def handle(self, *args, view, team, version, format, out, **options):
+    def handle(self, *args, view, team, view_version, format, out, **options):
         views = DatasetView.objects.filter(name=view)
         if team:
             views = views.filter(team__slug=team)
@@ -31,9 +36,9 @@ class Command(BaseCommand):
         if len(found) != 1:
             raise CommandError(f"No single view '{view}' (use --team or the id).")
         versions = found[0].versions.order_by("-number")
-        chosen = versions.filter(number=version).first() if version else versions.first()
+        chosen = versions.filter(number=view_version).first() if view_version else versions.first()
         if chosen is None:
-            raise CommandError(f"View '{view}' has no version {version}.")
+            raise CommandError(f"View {view!r} has no version {view_version}.")
         if out.exists():
             raise CommandError(f"{out} exists; exports never overwrite.")
         target = out if format == DatasetExport.Format.LEROBOT else out / "dataset.hdf5"

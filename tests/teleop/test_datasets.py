@@ -1,0 +1,137 @@
+"""Dataset views and exports through the services, the job, the API and the command."""
+
+import hashlib
+import tarfile
+import uuid
+from io import StringIO
+
+import h5py
+import pytest
+from django.core.management import call_command
+
+from core.errors import InvalidInput, NotPermitted
+from teleop import datasets, services
+from teleop.models import DatasetExport, Episode
+from tests.teleop.recordings import record_episode
+
+pytestmark = pytest.mark.django_db
+TUS = {"HTTP_TUS_RESUMABLE": "1.0.0"}
+
+
+@pytest.fixture
+def ready_episodes(api, world, session, tmp_path, settings, django_capture_on_commit_callbacks):
+    """Three real episodes uploaded and processed; two labelled success, one failure."""
+    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+    client = api(key=world.a.robot_key)
+    episodes = []
+    for i, outcome in enumerate(["success", "success", "failure"]):
+        data = record_episode(tmp_path / f"e{i}.h5", seconds=1.0).read_bytes()
+        body = {
+            "id": str(uuid.uuid4()),
+            "session": str(session.pk),
+            "size_bytes": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+        }
+        url = client.post("/api/v1/episodes/", body).json()["upload_url"].split("testserver")[1]
+        with django_capture_on_commit_callbacks(execute=True):
+            client.generic(
+                "PATCH",
+                url,
+                data=data,
+                content_type="application/offset+octet-stream",
+                HTTP_UPLOAD_OFFSET="0",
+                **TUS,
+            )
+            episode = Episode.objects.get(pk=body["id"])
+            services.label_episode(actor=world.a.operator, episode=episode, outcome=outcome)
+        episode.refresh_from_db()
+        assert episode.state == "ready" and episode.rerun_file
+        episodes.append(episode)
+    return episodes
+
+
+def test_a_view_version_freezes_the_episodes_its_filters_resolved_to(world, ready_episodes):
+    view = datasets.create_view(
+        actor=world.a.researcher, team=world.a.team, name="wins", filters={"outcome": "success"}
+    )
+    first = view.versions.get()
+    assert first.episode_ids == [str(e.pk) for e in ready_episodes[:2]]
+    services.label_episode(actor=world.a.operator, episode=ready_episodes[2], outcome="success")
+    first.refresh_from_db()
+    assert len(first.episode_ids) == 2  # a version never changes
+    second = datasets.create_view_version(
+        actor=world.a.researcher,
+        view=view,
+        filters={"outcome": "success"},
+        excludes=[ready_episodes[0].pk],
+    )
+    assert second.number == 2
+    assert second.episode_ids == [str(e.pk) for e in ready_episodes[1:]]
+
+
+def test_operators_cannot_curate_and_bad_definitions_are_refused(world, ready_episodes):
+    with pytest.raises(NotPermitted):
+        datasets.create_view(actor=world.a.operator, team=world.a.team, name="x")
+    with pytest.raises(InvalidInput):
+        datasets.create_view(
+            actor=world.a.researcher, team=world.a.team, name="x", filters={"colour": "red"}
+        )
+    with pytest.raises(InvalidInput):
+        datasets.create_view(
+            actor=world.a.researcher,
+            team=world.a.team,
+            name="x",
+            trims={str(ready_episodes[0].pk): [0.5, 0.1]},
+        )
+
+
+@pytest.mark.slow
+def test_export_job_builds_both_formats_and_they_download_over_the_api(
+    api, world, ready_episodes, django_capture_on_commit_callbacks
+):
+    client = api(world.a.researcher)
+    view = client.post(
+        "/api/v1/dataset-views/",
+        {
+            "team": world.a.team.slug,
+            "name": "all",
+            "filters": {},
+            "trims": {str(ready_episodes[0].pk): [0.0, 0.5]},
+        },
+    ).json()
+    version_id = view["latest_version"]["id"]
+    for format in ("robomimic", "lerobot"):
+        with django_capture_on_commit_callbacks(execute=True):
+            export = client.post(
+                f"/api/v1/dataset-view-versions/{version_id}/exports", {"format": format}
+            ).json()
+        done = client.get(f"/api/v1/exports/{export['id']}/").json()
+        assert done["state"] == "done", done
+        assert done["num_episodes"] == 3 and done["checksum"]
+        response = client.get(done["download_url"])
+        assert response.status_code == 200
+        assert response["X-Checksum-Sha256"] == done["checksum"]
+        payload = b"".join(response.streaming_content)
+        if format == "robomimic":
+            import io
+
+            with h5py.File(io.BytesIO(payload), "r") as f:
+                assert sorted(f["data"]) == ["demo_0", "demo_1", "demo_2"]
+        else:
+            import io
+
+            with tarfile.open(fileobj=io.BytesIO(payload)) as tar:
+                assert any(name.endswith("meta/info.json") for name in tar.getnames())
+    assert api(world.b.admin).get(f"/api/v1/exports/{export['id']}/").status_code == 404
+
+
+def test_export_view_command_writes_a_robomimic_file(world, ready_episodes, tmp_path):
+    datasets.create_view(actor=world.a.researcher, team=world.a.team, name="cmd")
+    out = StringIO()
+    call_command(
+        "export_view", "cmd", "--format", "robomimic", "--out", str(tmp_path / "x"), stdout=out
+    )
+    assert "Exported 3 episodes" in out.getvalue()
+    with h5py.File(tmp_path / "x" / "dataset.hdf5", "r") as f:
+        assert f["data"].attrs["total"] > 0
+    assert DatasetExport.objects.count() == 0  # the command writes files, not export rows
