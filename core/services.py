@@ -593,6 +593,33 @@ def _valid_criteria(criteria: Any) -> dict:
         ) from exc
 
 
+def validate_judgement(
+    *, criteria_spec: dict, stages_reached: list[str] | None, failure_codes: list[str] | None
+) -> tuple[list[str], list[str], float]:
+    """Check a person's (or robot's) judgement of an attempt against a task version's
+    criteria: stages and failure codes must be the criteria's own. Returns the stages and codes
+    without repeats, and the stage score in [0, 1]. Raises InvalidInput naming the unknown."""
+    from core.criteria import stage_score
+
+    criteria = parse_criteria(criteria_spec)
+    stages_reached = list(dict.fromkeys(stages_reached or []))
+    failure_codes = list(dict.fromkeys(failure_codes or []))
+    try:
+        score = stage_score(criteria, stages_reached)
+    except CriteriaError as exc:
+        raise InvalidInput(
+            "Unknown stage.", fields={"stages_reached": [p.message for p in exc.problems]}
+        ) from exc
+    known_codes = {code.code for code in criteria.failure_codes}
+    unknown = [code for code in failure_codes if code not in known_codes]
+    if unknown:
+        raise InvalidInput(
+            f"Unknown failure codes: {', '.join(unknown)}.",
+            fields={"failure_codes": [f"Unknown: {c}" for c in unknown]},
+        )
+    return stages_reached, failure_codes, score
+
+
 def task_version_hash(
     *,
     instruction: str,

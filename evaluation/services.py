@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from core import access
 from core import services as core_services
-from core.criteria import CheckResult, CheckStatus, CriteriaError, parse_criteria, stage_score
+from core.criteria import CheckResult, CheckStatus, CriteriaError, parse_criteria
 from core.embodiment_spec import EmbodimentSpecError, parse_embodiment_spec
 from core.errors import Conflict, InvalidInput, NotPermitted
 from core.models import Condition, Membership, Operator, Robot, TaskVersion, Team, Visibility
@@ -944,22 +944,11 @@ def report_trial_result(
         raise NotPermitted("Only operators and admins of the campaign's team score trials.")
     if campaign.status == Campaign.Status.DRAFT:
         raise CampaignNotRunning("The campaign has not started.")
-    criteria = parse_criteria(trial.task_version.criteria)
-    stages_reached = list(dict.fromkeys(stages_reached or []))
-    failure_codes = list(dict.fromkeys(failure_codes or []))
-    try:
-        score = stage_score(criteria, stages_reached)
-    except CriteriaError as exc:
-        raise InvalidInput(
-            "Unknown stage.", fields={"stages_reached": [p.message for p in exc.problems]}
-        ) from exc
-    known_codes = {code.code for code in criteria.failure_codes}
-    unknown = [code for code in failure_codes if code not in known_codes]
-    if unknown:
-        raise InvalidInput(
-            f"Unknown failure codes: {', '.join(unknown)}.",
-            fields={"failure_codes": [f"Unknown: {c}" for c in unknown]},
-        )
+    stages_reached, failure_codes, score = core_services.validate_judgement(
+        criteria_spec=trial.task_version.criteria,
+        stages_reached=stages_reached,
+        failure_codes=failure_codes,
+    )
     if outcome is not None and outcome not in Outcome.values:
         raise InvalidInput(f"Unknown outcome '{outcome}'.", fields={"outcome": ["Unknown."]})
     if valid and invalid_reason:

@@ -433,7 +433,6 @@ def label_episode(
     """Label an episode; the current label, if any, is superseded (history kept). Stages and
     failure codes must be those of the task version's criteria. Raises NotPermitted,
     InvalidInput."""
-    from core.criteria import CriteriaError, parse_criteria, stage_score
 
     if access.is_robot(actor) or not access.has_role(
         actor, episode.team_id, Role.OPERATOR, Role.ADMIN, Role.RESEARCHER
@@ -441,22 +440,11 @@ def label_episode(
         raise NotPermitted("Only people of the episode's team label episodes.")
     if outcome not in Label.Outcome.values:
         raise InvalidInput(f"Unknown outcome '{outcome}'.", fields={"outcome": ["Unknown."]})
-    criteria = parse_criteria(episode.task_version.criteria)
-    stages_reached = list(dict.fromkeys(stages_reached or []))
-    failure_codes = list(dict.fromkeys(failure_codes or []))
-    try:
-        score = stage_score(criteria, stages_reached)
-    except CriteriaError as exc:
-        raise InvalidInput(
-            "Unknown stage.", fields={"stages_reached": [p.message for p in exc.problems]}
-        ) from exc
-    known_codes = {code.code for code in criteria.failure_codes}
-    unknown = [code for code in failure_codes if code not in known_codes]
-    if unknown:
-        raise InvalidInput(
-            f"Unknown failure codes: {', '.join(unknown)}.",
-            fields={"failure_codes": [f"Unknown: {c}" for c in unknown]},
-        )
+    stages_reached, failure_codes, score = core_services.validate_judgement(
+        criteria_spec=episode.task_version.criteria,
+        stages_reached=stages_reached,
+        failure_codes=failure_codes,
+    )
     with transaction.atomic():
         Episode.objects.select_for_update().get(pk=episode.pk)
         now = timezone.now()
