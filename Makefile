@@ -13,7 +13,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/proving_ground
 SQLITE_TEST_DATABASE_URL ?= sqlite:///$(CURDIR)/var/test.sqlite3
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test install install-dev assets migrate seed lint check test-postgres test-sqlite clean
+.PHONY: run test install install-dev assets browser migrate seed lint check test-postgres test-sqlite clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ install-dev: $(VENV)/.dev
 assets: install
 	./scripts/vendor_assets.sh
 	$(PY) scripts/install_rerun_viewer.py
+
+# Browser tests drive Debian's Chromium through Playwright; Playwright never downloads one.
+browser:
+	command -v chromium >/dev/null || (apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
 migrate: install
 	mkdir -p var
@@ -60,7 +65,7 @@ check: install-dev assets
 	  $(PY) manage.py check --deploy --fail-level WARNING
 	$(PY) manage.py spectacular --validate --fail-on-warn --file var/openapi.yaml
 
-test-postgres: install-dev assets
+test-postgres: install-dev assets browser
 	./scripts/ensure-postgres.sh $(notdir $(TEST_DATABASE_URL))
 	DATABASE_URL=$(TEST_DATABASE_URL) $(VENV)/bin/pytest -n $(PYTEST_WORKERS) -q
 

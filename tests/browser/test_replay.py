@@ -1,0 +1,97 @@
+"""An episode page shows the recording in the embedded Rerun viewer, with no console errors and
+no request leaving the machine."""
+
+import hashlib
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from core import services as core_services
+from teleop import services
+from teleop.models import Episode
+from teleop.views import _viewer_index
+from tests.core import factories
+from tests.teleop.recordings import record_episode
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
+
+
+def _ready_episode(tmp_path) -> tuple[Episode, object]:
+    world = factories.build_world()
+    operator = core_services.create_operator(actor=world.a.admin, team=world.a.team)
+    session = services.open_session(
+        actor=world.a.admin,
+        robot=world.a.robot,
+        task_version=world.a.task.versions.get(),
+        operator_code=operator.code,
+    )
+    data = record_episode(tmp_path / "e.h5", seconds=2.0).read_bytes()
+    episode, upload, _ = services.create_episode(
+        actor=world.a.admin,
+        episode_id=uuid.uuid4(),
+        session=session,
+        size_bytes=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
+    import io
+
+    services.receive_chunk(
+        actor=world.a.admin,
+        upload_id=upload.pk,
+        offset=0,
+        length=len(data),
+        stream=io.BytesIO(data),
+    )
+    episode = services.process_episode(episode_id=episode.pk)
+    assert episode.state == "ready" and episode.rerun_file
+    return episode, world.a.researcher
+
+
+def test_episode_page_replays_the_recording_with_no_errors_and_no_outside_requests(
+    live_server, browser, tmp_path, settings
+):
+    if not _viewer_index().exists():
+        pytest.fail("Rerun's web viewer is not installed: run `make assets`")
+    settings.UPLOAD_STAGING_DIR = tmp_path / "uploads"
+    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.dummy.DummyBackend"}}
+    episode, user = _ready_episode(tmp_path)
+    user.set_password("pw")
+    user.save()
+    host = urlsplit(live_server.url).netloc
+    errors, outside = [], []
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on(
+        "request",
+        lambda r: (
+            outside.append(r.url)
+            if urlsplit(r.url).scheme in ("http", "https") and urlsplit(r.url).netloc != host
+            else None
+        ),
+    )
+    fetched = []
+    page.on(
+        "requestfinished",
+        lambda r: fetched.append(r.response().status) if "recording.rrd" in r.url else None,
+    )
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("#id_username", user.username)
+    page.fill("#id_password", "pw")
+    page.click("button[type=submit]")
+    page.goto(f"{live_server.url}/episodes/{episode.pk}/")
+    viewer = page.frame_locator("iframe[data-viewer]")
+    viewer.locator("canvas").first.wait_for(state="visible", timeout=60_000)
+    for _ in range(60):  # the viewer fetches the recording once its wasm is up
+        if fetched:
+            break
+        page.wait_for_timeout(500)
+    page.wait_for_timeout(3000)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "episode-page.png"))
+    assert fetched and set(fetched) == {200}
+    assert errors == []
+    assert outside == []
