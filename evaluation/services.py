@@ -1145,3 +1145,15 @@ def refresh_leaderboard(
     ).values_list("pk", flat=True)[SNAPSHOTS_KEPT:]
     LeaderboardSnapshot.objects.filter(pk__in=list(stale)).delete()
     return snapshot
+
+
+def leaderboard_data(scope: str, target) -> dict:
+    """The latest leaderboard snapshot's JSON for a benchmark or campaign; computed now (and
+    stored) when none exists yet."""
+    snapshot = target.snapshots.first()
+    if snapshot is None:
+        snapshot = refresh_leaderboard(scope=scope, object_id=target.pk)
+    return snapshot.data | {
+        "snapshot_id": snapshot.pk,
+        "computed_at": snapshot.computed_at.isoformat(),
+    }

@@ -138,17 +138,6 @@ class PolicyViewSet(_EvaluationViewSet):
 # --- Leaderboards (shared by benchmarks and campaigns) --------------------------------------
 
 
-def _leaderboard_data(scope: str, target) -> dict:
-    """The latest snapshot's JSON; computed now (and stored) when none exists yet."""
-    snapshot = target.snapshots.first()
-    if snapshot is None:
-        snapshot = services.refresh_leaderboard(scope=scope, object_id=target.pk)
-    return snapshot.data | {
-        "snapshot_id": snapshot.pk,
-        "computed_at": snapshot.computed_at.isoformat(),
-    }
-
-
 def _fmt(value) -> str:
     if value is None:
         return ""
@@ -251,7 +240,7 @@ class BenchmarkViewSet(_EvaluationViewSet):
         """The leaderboard over the finished campaigns pooled on this benchmark (the latest
         snapshot). No personal data."""
         benchmark = self.get_object()
-        return Response(_leaderboard_data(LeaderboardSnapshot.Scope.BENCHMARK, benchmark))
+        return Response(services.leaderboard_data(LeaderboardSnapshot.Scope.BENCHMARK, benchmark))
 
     @extend_schema(responses={(200, "text/csv"): str})
     @action(
@@ -260,7 +249,7 @@ class BenchmarkViewSet(_EvaluationViewSet):
     def leaderboard_csv(self, request, pk=None):
         """The leaderboard as CSV: one line per policy version."""
         benchmark = self.get_object()
-        data = _leaderboard_data(LeaderboardSnapshot.Scope.BENCHMARK, benchmark)
+        data = services.leaderboard_data(LeaderboardSnapshot.Scope.BENCHMARK, benchmark)
         return _leaderboard_csv(data, f"leaderboard-{benchmark.pk}.csv")
 
     @extend_schema(
@@ -409,7 +398,7 @@ class CampaignViewSet(_EvaluationViewSet):
 
     def _campaign_board(self) -> tuple[Campaign, dict]:
         campaign = self.get_object()
-        data = _leaderboard_data(LeaderboardSnapshot.Scope.CAMPAIGN, campaign)
+        data = services.leaderboard_data(LeaderboardSnapshot.Scope.CAMPAIGN, campaign)
         if selectors.is_blinded_for(self.request.user, campaign):
             data = selectors.blinded_leaderboard(data)
         return campaign, data

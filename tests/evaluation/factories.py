@@ -87,3 +87,10 @@ def make_campaign(tw, *, policy_versions, robots=None, start=True, seed=1234, **
     if start:
         campaign = services.start_campaign(actor=tw.researcher, campaign=campaign)
     return campaign
+
+
+def play_campaign(campaign, robot, decide) -> None:
+    """The robot runs its trials; `decide(trial)` returns the report's keyword arguments."""
+    actor = robot_actor(robot)
+    while (trial := services.next_trial(actor=actor, campaign=campaign)) is not None:
+        services.report_trial_result(actor=actor, trial=trial, **decide(trial))

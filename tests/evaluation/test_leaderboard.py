@@ -17,17 +17,14 @@ from tests.evaluation.factories import (
     make_campaign,
     make_conditions,
     make_policy_version,
+    play_campaign,
     robot_actor,
 )
 
 pytestmark = pytest.mark.django_db
 
 
-def _play(campaign, robot, decide):
-    """The robot runs its trials; `decide(trial)` returns the report's keyword arguments."""
-    actor = robot_actor(robot)
-    while (trial := services.next_trial(actor=actor, campaign=campaign)) is not None:
-        services.report_trial_result(actor=actor, trial=trial, **decide(trial))
+_play = play_campaign
 
 
 def test_cells_equal_the_counts_and_wilson_intervals_computed_by_hand(world):

@@ -1,0 +1,66 @@
+"""Leaderboard pages: public ones need no sign-in, private ones stay with their team."""
+
+import pytest
+from django.test import Client
+
+from core.models import Visibility
+from tests.evaluation.factories import (
+    make_benchmark,
+    make_campaign,
+    make_conditions,
+    make_policy_version,
+    play_campaign,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def _board(world, visibility):
+    benchmark = make_benchmark(
+        world.a,
+        task_versions=[world.a.task.versions.get()],
+        conditions=make_conditions(world.a),
+        visibility=visibility,
+    )
+    good = make_policy_version(world.a, name="good-policy", visibility=Visibility.PUBLIC)
+    weak = make_policy_version(world.a, name="weak-policy", visibility=Visibility.PUBLIC)
+    campaign = make_campaign(
+        world.a, policy_versions=[good, weak], benchmark=benchmark, visibility=Visibility.PUBLIC
+    )
+    play_campaign(
+        campaign,
+        world.a.robot,
+        lambda t: {"outcome": "success" if t.policy_version_id == good.pk else "failure"},
+    )
+    return benchmark, good, weak
+
+
+def test_public_leaderboard_needs_no_sign_in_and_shows_intervals_and_n(world):
+    benchmark, good, weak = _board(world, Visibility.PUBLIC)
+    client = Client()
+    assert benchmark.name in client.get("/leaderboards/").content.decode()
+    page = client.get(f"/leaderboards/{benchmark.pk}/").content.decode()
+    assert "good-policy" in page and "weak-policy" in page
+    assert 'class="interval"' in page and "95% interval" in page
+    assert page.index("good-policy") < page.index("weak-policy")  # ranked
+    assert "OP-" not in page  # no operators on a leaderboard
+
+
+def test_private_leaderboard_is_404_outside_its_team(world):
+    benchmark, _, _ = _board(world, Visibility.PRIVATE)
+    assert Client().get(f"/leaderboards/{benchmark.pk}/").status_code == 404
+    other = Client()
+    other.force_login(world.b.admin)
+    assert other.get(f"/leaderboards/{benchmark.pk}/").status_code == 404
+    mine = Client()
+    mine.force_login(world.a.researcher)
+    assert mine.get(f"/leaderboards/{benchmark.pk}/").status_code == 200
+
+
+def test_compare_page_shows_the_difference_and_refuses_a_bad_pair(world):
+    benchmark, good, weak = _board(world, Visibility.PUBLIC)
+    client = Client()
+    page = client.get(f"/leaderboards/{benchmark.pk}/compare?a={good.pk}&b={weak.pk}")
+    assert page.status_code == 200 and "Unpaired" in page.content.decode()
+    bad = client.get(f"/leaderboards/{benchmark.pk}/compare?a={good.pk}&b={good.pk}")
+    assert bad.status_code == 400 and "two different policies" in bad.content.decode()
