@@ -149,6 +149,20 @@ def _update_team_owned(
     return obj
 
 
+def _create_team_owned(model, *, actor, conflict: str, shared_with=(), **fields):
+    """Create a team-owned row the caller manages: check the right, create, share, audit, all
+    in one transaction. A unique-constraint clash is a Conflict saying `conflict`."""
+    _require_manager(actor, fields["team"])
+    try:
+        with transaction.atomic():
+            obj = model.objects.create(**fields)
+            _set_sharing(obj, None, shared_with)
+            record_audit(actor=actor, action=AuditEvent.Action.CREATE, obj=obj, after=snapshot(obj))
+    except IntegrityError as exc:
+        raise Conflict(conflict) from exc
+    return obj
+
+
 def _delete_team_owned(*, actor, obj) -> None:
     """Delete a row the caller manages. Raises StillReferenced when other rows point at it."""
     _require_manager(actor, obj.team_id)
@@ -260,23 +274,18 @@ def create_embodiment(
     shared_with: Iterable[Team] = (),
 ) -> Embodiment:
     """Raises NotPermitted, InvalidInput (bad spec), Conflict (name taken)."""
-    _require_manager(actor, team)
-    spec = _valid_spec(spec)
-    try:
-        with transaction.atomic():
-            embodiment = Embodiment.objects.create(
-                team=team, name=name, spec=spec, description=description, visibility=visibility
-            )
-            _set_sharing(embodiment, None, shared_with)
-            record_audit(
-                actor=actor,
-                action=AuditEvent.Action.CREATE,
-                obj=embodiment,
-                after=snapshot(embodiment),
-            )
-    except IntegrityError as exc:
-        raise Conflict(f"An embodiment named '{name}' exists already.") from exc
-    return embodiment
+    _require_manager(actor, team)  # before validating: strangers learn nothing
+    return _create_team_owned(
+        Embodiment,
+        actor=actor,
+        conflict=f"An embodiment named '{name}' exists already.",
+        shared_with=shared_with,
+        team=team,
+        name=name,
+        spec=_valid_spec(spec),
+        description=description,
+        visibility=visibility,
+    )
 
 
 def update_embodiment(*, actor, embodiment: Embodiment, **changes) -> Embodiment:
@@ -313,25 +322,19 @@ def create_robot(
     shared_with: Iterable[Team] = (),
 ) -> Robot:
     """Raises NotPermitted, Conflict (name taken in the team)."""
-    _require_manager(actor, team)
-    try:
-        with transaction.atomic():
-            robot = Robot.objects.create(
-                team=team,
-                embodiment=embodiment,
-                name=name,
-                site=site,
-                serial=serial,
-                status=status,
-                visibility=visibility,
-            )
-            _set_sharing(robot, None, shared_with)
-            record_audit(
-                actor=actor, action=AuditEvent.Action.CREATE, obj=robot, after=snapshot(robot)
-            )
-    except IntegrityError as exc:
-        raise Conflict(f"Team '{team}' has a robot named '{name}' already.") from exc
-    return robot
+    return _create_team_owned(
+        Robot,
+        actor=actor,
+        conflict=f"Team '{team}' has a robot named '{name}' already.",
+        shared_with=shared_with,
+        team=team,
+        embodiment=embodiment,
+        name=name,
+        site=site,
+        serial=serial,
+        status=status,
+        visibility=visibility,
+    )
 
 
 def update_robot(*, actor, robot: Robot, **changes) -> Robot:
@@ -541,27 +544,18 @@ def create_condition(
     shared_with: Iterable[Team] = (),
 ) -> Condition:
     """Raises NotPermitted, Conflict (the level exists in the team)."""
-    _require_manager(actor, team)
-    try:
-        with transaction.atomic():
-            condition = Condition.objects.create(
-                team=team,
-                factor=factor,
-                level=level,
-                description=description,
-                reset_instructions=reset_instructions,
-                visibility=visibility,
-            )
-            _set_sharing(condition, None, shared_with)
-            record_audit(
-                actor=actor,
-                action=AuditEvent.Action.CREATE,
-                obj=condition,
-                after=snapshot(condition),
-            )
-    except IntegrityError as exc:
-        raise Conflict(f"Condition '{factor}: {level}' exists in this team already.") from exc
-    return condition
+    return _create_team_owned(
+        Condition,
+        actor=actor,
+        conflict=f"Condition '{factor}: {level}' exists in this team already.",
+        shared_with=shared_with,
+        team=team,
+        factor=factor,
+        level=level,
+        description=description,
+        reset_instructions=reset_instructions,
+        visibility=visibility,
+    )
 
 
 def update_condition(*, actor, condition: Condition, **changes) -> Condition:

@@ -145,3 +145,38 @@ def test_erasing_an_operator_identity_keeps_the_pseudonym(world):
 def test_heartbeat_is_only_for_the_robot_itself(world):
     with pytest.raises(NotPermitted):
         services.record_heartbeat(actor=world.a.admin, robot=world.a.robot)
+
+
+@pytest.mark.parametrize(
+    "path,body",
+    [
+        (
+            "robots",
+            lambda w: {
+                "team": w.a.team.slug,
+                "embodiment": w.a.embodiment.name,
+                "name": w.a.robot.name,
+            },
+        ),
+        (
+            "embodiments",
+            lambda w: {
+                "team": w.a.team.slug,
+                "name": w.a.embodiment.name,
+                "spec": w.a.embodiment.spec,
+            },
+        ),
+        ("conditions", lambda w: {"team": w.a.team.slug, "factor": "lighting", "level": "dim"}),
+    ],
+)
+def test_creating_a_second_object_with_a_taken_name_is_409_and_stores_nothing(
+    api, world, path, body
+):
+    client = api(world.a.admin)
+    if path == "conditions":
+        assert client.post(f"/api/v1/{path}/", body(world)).status_code == 201
+    before = AuditEvent.objects.count()
+    response = client.post(f"/api/v1/{path}/", body(world))
+    assert response.status_code == 409, response.json()
+    assert response.json()["error"] == "conflict" and "already" in response.json()["detail"]
+    assert AuditEvent.objects.count() == before
