@@ -189,7 +189,10 @@ class VideoFiles(_Shards):
         options = {"g": str(settings["g"]), "crf": str(settings["crf"])}
         if self.vcodec == "libsvtav1":
             options["preset"] = str(settings["preset"])
-            options["svtav1-params"] = f"fast-decode={settings['fast_decode']}"
+            # lp=1: one encoder thread. SVT-AV1's thread pool was seen to hang in the final
+            # flush on this loaded 2-core machine (an export that never finished); one thread
+            # cannot, and keeps the output deterministic.
+            options["svtav1-params"] = f"fast-decode={settings['fast_decode']}:lp=1"
         self.container = av.open(str(self.path()), "w", format="mp4")
         self.stream = self.container.add_stream(self.vcodec, rate=self.fps, options=options)
         self.stream.width, self.stream.height = self.size
