@@ -4,6 +4,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from core.models import AuditEvent, Condition, IdempotencyRecord
 
@@ -118,9 +120,20 @@ def test_fifty_concurrent_identical_posts_have_exactly_one_effect(transactional_
     headers = {"X-CSRFToken": session.cookies["csrftoken"], "Idempotency-Key": "burst-1"}
 
     def post(_):
-        response = session.post(
-            f"{live_server.url}/api/v1/conditions/", json=_body(world), headers=headers, timeout=30
-        )
+        # One session per thread (a requests.Session is not thread-safe), and a client that
+        # retries a dropped connection with the same key, as robots do: fifty connects at once
+        # can overflow the test server's accept queue on a loaded machine, and a retry is
+        # exactly what the key makes harmless.
+        with requests.Session() as client:
+            client.cookies.update(session.cookies)
+            retry = Retry(total=3, status=0, allowed_methods=None, backoff_factor=0.2)
+            client.mount("http://", HTTPAdapter(max_retries=retry))
+            response = client.post(
+                f"{live_server.url}/api/v1/conditions/",
+                json=_body(world),
+                headers=headers,
+                timeout=30,
+            )
         return response.status_code, response.json()
 
     with ThreadPoolExecutor(max_workers=50) as pool:
