@@ -1,0 +1,185 @@
+"""Benchmarks: their task version x condition cells, editing until published, publishing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from core import services as core_services
+from core.errors import Conflict, InvalidInput
+from core.models import Condition, TaskVersion, Team, Visibility
+from evaluation.models import Benchmark, BenchmarkCell
+from evaluation.scoring import SCORING_VERSIONS
+from evaluation.services._common import (
+    BenchmarkFrozen,
+    _label,
+    _require_designer,
+    _set_sharing,
+)
+from evaluation.services.leaderboards import _enqueue_benchmark_refresh
+
+MAX_CELLS = 1_000
+
+
+# --- Benchmarks -----------------------------------------------------------------------------
+
+
+def _grid(
+    task_versions: Iterable[TaskVersion], conditions: Iterable[Condition]
+) -> list[tuple[TaskVersion, Condition]]:
+    versions = list(dict.fromkeys(task_versions))
+    levels = list(dict.fromkeys(conditions))
+    if not versions or not levels:
+        raise InvalidInput(
+            "A design needs at least one task version and one condition.",
+            fields={"task_versions": ["At least one."], "conditions": ["At least one."]},
+        )
+    if len(versions) * len(levels) > MAX_CELLS:
+        raise InvalidInput(f"A design holds at most {MAX_CELLS} cells.")
+    return [(version, condition) for version in versions for condition in levels]
+
+
+def _check_scoring(scoring_version: str) -> None:
+    if scoring_version not in SCORING_VERSIONS:
+        raise InvalidInput(
+            f"Unknown scoring version '{scoring_version}'.",
+            fields={"scoring_version": [f"One of: {', '.join(SCORING_VERSIONS)}."]},
+        )
+
+
+def _check_trials_per_cell(trials_per_cell: int) -> None:
+    if not 1 <= trials_per_cell <= 10_000:
+        raise InvalidInput(
+            "trials_per_cell must be between 1 and 10000.",
+            fields={"trials_per_cell": ["Between 1 and 10000."]},
+        )
+
+
+def create_benchmark(
+    *,
+    actor,
+    team: Team,
+    name: str,
+    task_versions: Iterable[TaskVersion],
+    conditions: Iterable[Condition],
+    trials_per_cell: int,
+    scoring_version: str = "pg-score/1",
+    description: str = "",
+    visibility: str = Visibility.PRIVATE,
+    shared_with: Iterable[Team] = (),
+) -> Benchmark:
+    """A benchmark over task versions x conditions (every pair is a cell), unpublished.
+    Raises NotPermitted, InvalidInput, Conflict (name taken)."""
+    _require_designer(actor, team.pk)
+    _check_scoring(scoring_version)
+    _check_trials_per_cell(trials_per_cell)
+    grid = _grid(task_versions, conditions)
+    try:
+        with transaction.atomic():
+            benchmark = Benchmark.objects.create(
+                team=team,
+                name=name,
+                description=description,
+                trials_per_cell=trials_per_cell,
+                scoring_version=scoring_version,
+                visibility=visibility,
+                created_by=_label(actor),
+            )
+            _set_sharing(benchmark, shared_with)
+            BenchmarkCell.objects.bulk_create(
+                BenchmarkCell(benchmark=benchmark, task_version=v, condition=c) for v, c in grid
+            )
+            core_services.record_audit(
+                actor=actor,
+                action="create",
+                obj=benchmark,
+                after=core_services.snapshot(benchmark) | {"cells": len(grid)},
+            )
+    except IntegrityError as exc:
+        raise Conflict(f"Team '{team}' has a benchmark named '{name}' already.") from exc
+    return benchmark
+
+
+_DESIGN_FIELDS = {"task_versions", "conditions", "trials_per_cell", "scoring_version"}
+
+
+def update_benchmark(*, actor, benchmark: Benchmark, **changes) -> Benchmark:
+    """Change name, description or sharing at any time; the design (task versions,
+    conditions, trials per cell, scoring version) only before publishing. Raises
+    NotPermitted, InvalidInput, BenchmarkFrozen, Conflict."""
+    _require_designer(actor, benchmark.team_id)
+    shared_with = changes.pop("shared_with", None)
+    unknown = set(changes) - {"name", "description", "visibility"} - _DESIGN_FIELDS
+    if unknown:
+        raise InvalidInput(f"These fields cannot be changed: {', '.join(sorted(unknown))}.")
+    design = {name: changes.pop(name) for name in list(changes) if name in _DESIGN_FIELDS}
+    try:
+        with transaction.atomic():
+            benchmark = Benchmark.objects.select_for_update().get(pk=benchmark.pk)
+            before = core_services.snapshot(benchmark)
+            if design:
+                if benchmark.is_published:
+                    raise BenchmarkFrozen(
+                        f"Benchmark '{benchmark}' is published; its cells, trials per cell and "
+                        "scoring are frozen. Create a new benchmark to change them."
+                    )
+                if "scoring_version" in design:
+                    _check_scoring(design["scoring_version"])
+                    benchmark.scoring_version = design["scoring_version"]
+                if "trials_per_cell" in design:
+                    _check_trials_per_cell(design["trials_per_cell"])
+                    benchmark.trials_per_cell = design["trials_per_cell"]
+                if "task_versions" in design or "conditions" in design:
+                    cells = list(benchmark.cells.select_related("task_version", "condition"))
+                    grid = _grid(
+                        design.get("task_versions", [c.task_version for c in cells]),
+                        design.get("conditions", [c.condition for c in cells]),
+                    )
+                    benchmark.cells.all().delete()
+                    BenchmarkCell.objects.bulk_create(
+                        BenchmarkCell(benchmark=benchmark, task_version=v, condition=c)
+                        for v, c in grid
+                    )
+            pooled_before = (benchmark.visibility, benchmark.team_id)
+            for name, value in changes.items():
+                setattr(benchmark, name, value)
+            benchmark.save()
+            _set_sharing(benchmark, shared_with)
+            if (benchmark.visibility, benchmark.team_id) != pooled_before:
+                # Which campaigns the board pools depends on the benchmark's visibility.
+                _enqueue_benchmark_refresh(benchmark.pk)
+            core_services.record_audit(
+                actor=actor,
+                action="update",
+                obj=benchmark,
+                before=before,
+                after=core_services.snapshot(benchmark),
+            )
+    except IntegrityError as exc:
+        raise Conflict(f"This team has a benchmark named '{changes.get('name')}'.") from exc
+    return benchmark
+
+
+def publish_benchmark(*, actor, benchmark: Benchmark) -> Benchmark:
+    """Freeze a benchmark's design so campaigns can run on it; locks its task versions.
+    Idempotent. Raises NotPermitted."""
+    _require_designer(actor, benchmark.team_id)
+    with transaction.atomic():
+        benchmark = Benchmark.objects.select_for_update().get(pk=benchmark.pk)
+        if benchmark.is_published:
+            return benchmark
+        for version in TaskVersion.objects.filter(
+            pk__in=benchmark.cells.values("task_version")
+        ).distinct():
+            core_services.lock_task_version(actor=actor, version=version)
+        benchmark.published_at = timezone.now()
+        benchmark.save(update_fields=["published_at", "updated_at"])
+        core_services.record_audit(
+            actor=actor,
+            action="lock",
+            obj=benchmark,
+            after={"published_at": benchmark.published_at},
+        )
+    return benchmark

@@ -1,0 +1,109 @@
+"""Leaderboard snapshots: queueing refreshes after commit, computing and storing them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from core.errors import InvalidInput
+from evaluation.models import Benchmark, Campaign, LeaderboardSnapshot
+
+SNAPSHOTS_KEPT = 20
+
+
+# --- Leaderboard snapshots ------------------------------------------------------------------
+
+
+def enqueue_leaderboard_refresh(campaign: Campaign) -> None:
+    """Queue a refresh of the campaign's leaderboard, and of its benchmark's when the
+    campaign is done (benchmark boards pool finished campaigns), once this commits."""
+    from evaluation.tasks import refresh_leaderboard_job
+
+    jobs = [("campaign", str(campaign.pk))]
+    if campaign.benchmark_id is not None and campaign.status == Campaign.Status.DONE:
+        jobs.append(("benchmark", str(campaign.benchmark_id)))
+
+    def enqueue():
+        # Stamped after the commit: a snapshot started later sees the change, so a job may
+        # skip its work when such a snapshot exists.
+        requested_at = timezone.now().isoformat()
+        for scope, object_id in jobs:
+            refresh_leaderboard_job.enqueue(scope, object_id, requested_at)
+
+    transaction.on_commit(enqueue)
+
+
+def _enqueue_benchmark_refresh(benchmark_id) -> None:
+    from evaluation.tasks import refresh_leaderboard_job
+
+    transaction.on_commit(
+        lambda: refresh_leaderboard_job.enqueue(
+            "benchmark", str(benchmark_id), timezone.now().isoformat()
+        )
+    )
+
+
+def refresh_leaderboard(
+    *, scope: str, object_id, requested_at: datetime | None = None
+) -> LeaderboardSnapshot:
+    """Compute and store a leaderboard snapshot. Idempotent and coalescing: when a snapshot
+    started after `requested_at` exists, it already covers the change and is returned; when
+    the counts are unchanged, the latest snapshot is returned and nothing is stored."""
+    from evaluation import selectors
+
+    # Imported here: the trials module queues refreshes through this one.
+    from evaluation.services.trials import apply_pending_episode_checks
+
+    if scope == LeaderboardSnapshot.Scope.CAMPAIGN:
+        target = Campaign.objects.select_related("benchmark").get(pk=object_id)
+        latest = target.snapshots.first()
+    elif scope == LeaderboardSnapshot.Scope.BENCHMARK:
+        target = Benchmark.objects.get(pk=object_id)
+        latest = target.snapshots.first()
+    else:
+        raise InvalidInput(f"Unknown leaderboard scope '{scope}'.")
+    if latest is not None and requested_at is not None and latest.started_at >= requested_at:
+        return latest
+    started = timezone.now()
+    if scope == LeaderboardSnapshot.Scope.CAMPAIGN:
+        apply_pending_episode_checks(campaign=target)
+        board = selectors.campaign_leaderboard(target)
+    else:
+        board = selectors.benchmark_leaderboard(target)
+    if (
+        latest is not None
+        and latest.counts_digest == board.counts_digest
+        and latest.scoring_version == board.scoring_version
+    ):
+        return latest
+    snapshot = LeaderboardSnapshot.objects.create(
+        scope=scope,
+        benchmark=target if scope == LeaderboardSnapshot.Scope.BENCHMARK else None,
+        campaign=target if scope == LeaderboardSnapshot.Scope.CAMPAIGN else None,
+        scoring_version=board.scoring_version,
+        data=board.to_dict(),
+        counts_digest=board.counts_digest,
+        trials_counted=board.trials_counted,
+        started_at=started,
+        compute_s=board.compute_s,
+    )
+    stale = LeaderboardSnapshot.objects.filter(
+        Q(benchmark=snapshot.benchmark_id) if snapshot.benchmark_id else Q(campaign=target)
+    ).values_list("pk", flat=True)[SNAPSHOTS_KEPT:]
+    LeaderboardSnapshot.objects.filter(pk__in=list(stale)).delete()
+    return snapshot
+
+
+def leaderboard_data(scope: str, target) -> dict:
+    """The latest leaderboard snapshot's JSON for a benchmark or campaign; computed now (and
+    stored) when none exists yet."""
+    snapshot = target.snapshots.first()
+    if snapshot is None:
+        snapshot = refresh_leaderboard(scope=scope, object_id=target.pk)
+    return snapshot.data | {
+        "snapshot_id": snapshot.pk,
+        "computed_at": snapshot.computed_at.isoformat(),
+    }
