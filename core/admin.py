@@ -1,8 +1,13 @@
-"""Django admin for the core domain. Changes made here are audited like API writes."""
+"""Django admin for the core domain. Changes made here are audited like API writes; rows the
+services compute (task versions, keys, the audit trail, idempotency records) are shown, not
+edited. Secrets never reach a list column or a search: keys show their public prefix only,
+operators their pseudonymous code, and identities are for platform superusers only."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db import transaction
 
 from core import services
+from core.errors import DomainError
 from core.models import (
     AuditEvent,
     Condition,
@@ -18,32 +23,154 @@ from core.models import (
     Team,
 )
 
+# Personal data kept out of audit records: an erasure must leave none of it behind.
+_PERSONAL_FIELDS = {OperatorIdentity: ("full_name", "email")}
+
+
+def audit_snapshot(obj) -> dict:
+    """The audit copy of a row: `services.snapshot` (no secrets) without personal data."""
+    data = services.snapshot(obj)
+    for name in _PERSONAL_FIELDS.get(type(obj), ()):
+        data.pop(name, None)
+    return data
+
+
+def audit_team(obj) -> Team | None:
+    """The team an audit record of `obj` is filed under: its own, or its parent's (a key's
+    robot's, an identity's operator's). None when `record_audit` can read `team_id` itself."""
+    if isinstance(obj, Team):
+        return obj
+    if hasattr(obj, "team_id"):
+        return None
+    for field in obj._meta.concrete_fields:
+        if field.many_to_one or field.one_to_one:
+            parent = getattr(obj, field.name, None)
+            if parent is not None and getattr(parent, "team_id", None) is not None:
+                return parent.team
+    return None
+
+
+def _record(request, action: str, obj, *, before=None, after=None) -> None:
+    services.record_audit(
+        actor=request.user,
+        action=action,
+        obj=obj,
+        before=before,
+        after=after,
+        team=audit_team(obj),
+    )
+
+
+def run_per_row(modeladmin, request, rows, call, done: str) -> None:
+    """Run a service call for each selected row; a refusal is reported, not a server error."""
+    count = 0
+    for row in rows:
+        try:
+            call(row)
+        except DomainError as exc:
+            modeladmin.message_user(request, f"{row}: {exc.detail}", messages.ERROR)
+        else:
+            count += 1
+    if count:
+        modeladmin.message_user(request, f"{count} {done}.", messages.SUCCESS)
+
 
 class AuditedAdmin(admin.ModelAdmin):
-    """Records an audit event for every save and delete made through the admin."""
+    """Records an audit event for every save and delete made through the admin, rows of its
+    inlines included. A save is recorded once its many-to-many fields are saved too, so the
+    record shows what the object became (sharing included). The personal fields of an
+    identity are left out of the records."""
 
     def save_model(self, request, obj, form, change):
-        before = None
-        if change:
-            before = services.snapshot(type(obj).objects.get(pk=obj.pk))
+        obj._audit_before = audit_snapshot(type(obj).objects.get(pk=obj.pk)) if change else None
         super().save_model(request, obj, form, change)
-        services.record_audit(
-            actor=request.user,
-            action="update" if change else "create",
-            obj=obj,
-            before=before,
-            after=services.snapshot(obj),
+
+    def save_related(self, request, form, formsets, change):
+        # As ModelAdmin.save_related, with the object's record between its many-to-many
+        # fields and its inlines' rows (each recorded by save_formset).
+        form.save_m2m()
+        obj = form.instance
+        _record(
+            request,
+            "update" if change else "create",
+            obj,
+            before=getattr(obj, "_audit_before", None),
+            after=audit_snapshot(obj),
         )
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
+
+    def save_formset(self, request, form, formset, change):
+        befores = {}
+        deleted = set(formset.deleted_forms) if formset.can_delete else set()
+        for inline_form in formset.initial_forms:
+            instance = inline_form.instance
+            if instance.pk is None:
+                continue
+            if inline_form in deleted:
+                stored = type(instance).objects.get(pk=instance.pk)
+                _record(request, "delete", stored, before=audit_snapshot(stored))
+            elif inline_form.has_changed():
+                befores[instance.pk] = audit_snapshot(type(instance).objects.get(pk=instance.pk))
+        super().save_formset(request, form, formset, change)
+        for instance in formset.new_objects:
+            _record(request, "create", instance, after=audit_snapshot(instance))
+        for instance, _fields in formset.changed_objects:
+            _record(
+                request,
+                "update",
+                instance,
+                before=befores.get(instance.pk),
+                after=audit_snapshot(instance),
+            )
 
     def delete_model(self, request, obj):
-        services.record_audit(
-            actor=request.user, action="delete", obj=obj, before=services.snapshot(obj)
-        )
+        _record(request, "delete", obj, before=audit_snapshot(obj))
         super().delete_model(request, obj)
 
     def delete_queryset(self, request, queryset):
-        for obj in queryset:
-            self.delete_model(request, obj)
+        with transaction.atomic():
+            for obj in queryset:
+                self.delete_model(request, obj)
+
+
+class ViewOnlyAdmin(admin.ModelAdmin):
+    """Rows written only by the services (history, computed results): shown, never added or
+    edited here. `deletable` lets staff with the delete permission remove rows nothing
+    protects (an expired idempotency record, an unused task version)."""
+
+    deletable = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return self.deletable and super().has_delete_permission(request, obj)
+
+
+class SuperusersOnly:
+    """Personal data: platform superusers only, whatever model permissions staff hold."""
+
+    def has_module_permission(self, request):
+        return request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_add_permission(self, request, *args):
+        return request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+
+# --- Teams ------------------------------------------------------------------------------------
 
 
 class MembershipInline(admin.TabularInline):
@@ -57,6 +184,7 @@ class TeamAdmin(AuditedAdmin):
     list_display = ["name", "slug", "created_at"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
+    readonly_fields = ["created_at"]
     inlines = [MembershipInline]
 
 
@@ -65,15 +193,22 @@ class MembershipAdmin(AuditedAdmin):
     list_display = ["user", "team", "role", "created_at"]
     list_filter = ["role", "team"]
     search_fields = ["user__username", "team__name"]
+    list_select_related = ["user", "team"]
     autocomplete_fields = ["user", "team"]
+    readonly_fields = ["created_at"]
+
+
+# --- Robots -----------------------------------------------------------------------------------
 
 
 @admin.register(Embodiment)
 class EmbodimentAdmin(AuditedAdmin):
-    list_display = ["name", "team", "visibility", "updated_at"]
+    list_display = ["name", "team", "visibility", "created_at", "updated_at"]
     list_filter = ["visibility", "team"]
     search_fields = ["name", "description"]
+    list_select_related = ["team"]
     filter_horizontal = ["shared_with"]
+    readonly_fields = ["created_at", "updated_at"]
 
 
 class RobotAPIKeyInline(admin.TabularInline):
@@ -89,19 +224,32 @@ class RobotAPIKeyInline(admin.TabularInline):
 
 @admin.register(Robot)
 class RobotAdmin(AuditedAdmin):
-    list_display = ["name", "team", "embodiment", "site", "status", "last_seen_at"]
+    list_display = [
+        "name",
+        "team",
+        "embodiment",
+        "site",
+        "status",
+        "software_version",
+        "last_seen_at",
+    ]
     list_filter = ["status", "team", "embodiment", "site"]
-    search_fields = ["name", "serial", "site"]
+    search_fields = ["name", "serial", "site", "team__name"]
     list_select_related = ["team", "embodiment"]
     filter_horizontal = ["shared_with"]
+    readonly_fields = ["last_seen_at", "created_at", "updated_at"]
     inlines = [RobotAPIKeyInline]
 
 
 @admin.register(RobotAPIKey)
-class RobotAPIKeyAdmin(admin.ModelAdmin):
+class RobotAPIKeyAdmin(AuditedAdmin):
+    """Keys by their public prefix; the hash is never shown or searched. Name and expiry may
+    be edited (audited); revoking goes through the service."""
+
     list_display = [
         "prefix",
         "robot",
+        "team",
         "name",
         "created_at",
         "expires_at",
@@ -110,40 +258,95 @@ class RobotAPIKeyAdmin(admin.ModelAdmin):
     ]
     list_filter = ["robot__team", ("revoked_at", admin.EmptyFieldListFilter)]
     search_fields = ["prefix", "robot__name", "name"]
-    list_select_related = ["robot"]
+    list_select_related = ["robot__team"]
+    date_hierarchy = "created_at"
     readonly_fields = ["robot", "prefix", "created_by", "created_at", "last_used_at", "revoked_at"]
     exclude = ["key_hash"]
     actions = ["revoke"]
 
+    @admin.display(ordering="robot__team__name")
+    def team(self, key):
+        return key.robot.team
+
     def has_add_permission(self, request):
-        return False
+        return False  # keys are issued by `create_robot_key` or the API, shown once
 
     @admin.action(description="Revoke the selected keys")
     def revoke(self, request, queryset):
-        for key in queryset.select_related("robot"):
-            services.revoke_api_key(actor=request.user, key=key)
+        run_per_row(
+            self,
+            request,
+            queryset.select_related("robot"),
+            lambda key: services.revoke_api_key(actor=request.user, key=key),
+            "key(s) revoked",
+        )
 
 
-class OperatorIdentityInline(admin.StackedInline):
+# --- Operators --------------------------------------------------------------------------------
+
+
+class OperatorIdentityInline(SuperusersOnly, admin.StackedInline):
     model = OperatorIdentity
     extra = 0
-
-    def has_view_permission(self, request, obj=None):
-        return request.user.is_superuser  # identities are for platform admins only
+    readonly_fields = ["created_at", "updated_at"]
 
 
 @admin.register(Operator)
 class OperatorAdmin(AuditedAdmin):
+    """Operators by pseudonym; the person behind a code is in an inline only superusers see."""
+
     list_display = ["code", "team", "active", "created_at"]
     list_filter = ["active", "team"]
     search_fields = ["code"]
+    list_select_related = ["team"]
+    autocomplete_fields = ["user"]
+    readonly_fields = ["created_at"]
     inlines = [OperatorIdentityInline]
     actions = ["erase_identity"]
 
     @admin.action(description="Erase the identity (data request): keep only the pseudonym")
     def erase_identity(self, request, queryset):
-        for operator in queryset:
-            services.erase_operator_identity(actor=request.user, operator=operator)
+        run_per_row(
+            self,
+            request,
+            queryset,
+            lambda operator: services.erase_operator_identity(
+                actor=request.user, operator=operator
+            ),
+            "identit(ies) erased",
+        )
+
+
+@admin.register(OperatorIdentity)
+class OperatorIdentityAdmin(SuperusersOnly, AuditedAdmin):
+    """Consent records by operator code. Name and email are on the change page only; the
+    search takes a code, or a whole email address (exact match, for a data request). Audit
+    records of these rows leave the personal fields out."""
+
+    list_display = [
+        "operator",
+        "team",
+        "consent_version",
+        "consent_given_at",
+        "consent_withdrawn_at",
+        "updated_at",
+    ]
+    list_filter = [
+        "consent_version",
+        ("consent_withdrawn_at", admin.EmptyFieldListFilter),
+        "operator__team",
+    ]
+    search_fields = ["operator__code", "=email"]
+    list_select_related = ["operator__team"]
+    autocomplete_fields = ["operator"]
+    readonly_fields = ["created_at", "updated_at"]
+
+    @admin.display(ordering="operator__team__name")
+    def team(self, identity):
+        return identity.operator.team
+
+
+# --- Tasks and conditions ---------------------------------------------------------------------
 
 
 @admin.register(Condition)
@@ -151,7 +354,9 @@ class ConditionAdmin(AuditedAdmin):
     list_display = ["factor", "level", "team", "visibility", "created_at"]
     list_filter = ["factor", "team", "visibility"]
     search_fields = ["factor", "level", "description"]
+    list_select_related = ["team"]
     filter_horizontal = ["shared_with"]
+    readonly_fields = ["created_at"]
 
 
 class TaskVersionInline(admin.TabularInline):
@@ -171,45 +376,39 @@ class TaskAdmin(AuditedAdmin):
     list_display = ["name", "slug", "team", "visibility", "created_at"]
     list_filter = ["team", "visibility"]
     search_fields = ["name", "slug"]
+    list_select_related = ["team"]
     filter_horizontal = ["shared_with"]
+    readonly_fields = ["created_at"]
     inlines = [TaskVersionInline]
 
 
 @admin.register(TaskVersion)
-class TaskVersionAdmin(admin.ModelAdmin):
+class TaskVersionAdmin(ViewOnlyAdmin):
     """Read-only: versions are validated and hashed by the service, and immutable once used."""
+
+    deletable = True
 
     list_display = ["task", "number", "time_limit_s", "content_hash", "locked_at", "created_at"]
     list_filter = ["task__team", ("locked_at", admin.EmptyFieldListFilter)]
     search_fields = ["task__name", "task__slug", "content_hash", "instruction"]
     list_select_related = ["task"]
 
-    def has_add_permission(self, request):
-        return False
 
-    def has_change_permission(self, request, obj=None):
-        return False
+# --- System records ---------------------------------------------------------------------------
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ViewOnlyAdmin):
     list_display = ["created_at", "actor_label", "action", "object_type", "object_repr", "team"]
     list_filter = ["action", "object_type", "team"]
     search_fields = ["actor_label", "object_id", "object_repr"]
+    list_select_related = ["team"]
     date_hierarchy = "created_at"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(IdempotencyRecord)
-class IdempotencyRecordAdmin(admin.ModelAdmin):
+class IdempotencyRecordAdmin(ViewOnlyAdmin):
+    deletable = True
     list_display = [
         "created_at",
         "principal",
@@ -220,11 +419,6 @@ class IdempotencyRecordAdmin(admin.ModelAdmin):
         "response_status",
         "expires_at",
     ]
-    list_filter = ["state", "method"]
+    list_filter = ["state", "method", "response_status"]
     search_fields = ["principal", "key", "path"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
+    date_hierarchy = "created_at"

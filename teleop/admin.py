@@ -1,10 +1,24 @@
-"""Admin for recording. Episodes are curated through services (labels, discards); the admin
-shows them and never deletes one."""
+"""Admin for recording. Sessions, episodes, labels, uploads and dataset versions and exports
+are made by the services (checks, hashes, history) and shown here; episodes are curated
+through services (labels, discards) and the admin never deletes one. Operators appear by
+their pseudonymous code."""
 
 from django.contrib import admin
 
-from core.admin import AuditedAdmin
-from teleop.models import CollectionProtocol, Episode, Label, ProtocolTarget, Session, Upload
+from core import services as core_services
+from core.admin import AuditedAdmin, ViewOnlyAdmin, run_per_row
+from teleop import services
+from teleop.models import (
+    CollectionProtocol,
+    DatasetExport,
+    DatasetView,
+    DatasetViewVersion,
+    Episode,
+    Label,
+    ProtocolTarget,
+    Session,
+    Upload,
+)
 
 
 class ProtocolTargetInline(admin.TabularInline):
@@ -14,19 +28,57 @@ class ProtocolTargetInline(admin.TabularInline):
 
 @admin.register(CollectionProtocol)
 class CollectionProtocolAdmin(AuditedAdmin):
-    list_display = ["name", "team", "task_version", "active", "created_at"]
-    list_filter = ["active", "team"]
-    search_fields = ["name", "instructions"]
+    list_display = ["name", "team", "task_version", "visibility", "active", "created_at"]
+    list_filter = ["active", "visibility", "team"]
+    search_fields = ["name", "instructions", "task_version__task__slug"]
+    list_select_related = ["team", "task_version__task"]
+    autocomplete_fields = ["task_version"]
+    filter_horizontal = ["shared_with"]
     inlines = [ProtocolTargetInline]
+
+    def get_readonly_fields(self, request, obj=None):
+        # Sessions and episodes were recorded against the protocol's task version.
+        return ["created_at"] + (["task_version"] if obj is not None else [])
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if not change:  # as `create_protocol` does: a referenced version is immutable
+            core_services.lock_task_version(actor=request.user, version=obj.task_version)
 
 
 @admin.register(Session)
-class SessionAdmin(admin.ModelAdmin):
-    list_display = ["opened_at", "robot", "operator", "task_version", "kind", "status"]
+class SessionAdmin(ViewOnlyAdmin):
+    """Shown, not edited: sessions are opened by the service (roles, embodiment, locking the
+    task version); the action closes them through the service too."""
+
+    list_display = [
+        "opened_at",
+        "robot",
+        "operator",
+        "task_version",
+        "team",
+        "kind",
+        "status",
+        "closed_at",
+    ]
     list_filter = ["status", "kind", "team", "robot"]
-    search_fields = ["robot__name", "operator__code", "task_version__task__slug"]
-    list_select_related = ["robot", "operator", "task_version__task"]
-    readonly_fields = ["opened_by", "opened_at", "closed_at"]
+    search_fields = ["robot__name", "operator__code", "task_version__task__slug", "opened_by"]
+    list_select_related = ["robot", "operator", "task_version__task", "team"]
+    date_hierarchy = "opened_at"
+    actions = ["close"]  # who recorded what stays on record: never deleted
+
+    def has_close_permission(self, request):
+        return request.user.has_perm("teleop.change_session")  # and the service checks roles
+
+    @admin.action(description="Close the selected sessions", permissions=["close"])
+    def close(self, request, queryset):
+        run_per_row(
+            self,
+            request,
+            queryset.select_related("robot"),
+            lambda session: services.close_session(actor=request.user, session=session),
+            "session(s) closed",
+        )
 
 
 class LabelInline(admin.TabularInline):
@@ -55,6 +107,7 @@ class EpisodeAdmin(admin.ModelAdmin):
         "robot",
         "operator",
         "task_version",
+        "condition",
         "state",
         "duration_s",
         "measured_hz",
@@ -69,7 +122,8 @@ class EpisodeAdmin(admin.ModelAdmin):
         ("discarded_at", admin.EmptyFieldListFilter),
     ]
     search_fields = ["id", "sha256", "robot__name", "operator__code", "rejection_code"]
-    list_select_related = ["robot", "operator", "task_version__task"]
+    list_select_related = ["robot", "operator", "task_version__task", "condition"]
+    date_hierarchy = "created_at"
     readonly_fields = [f.name for f in Episode._meta.fields]
     inlines = [LabelInline]
 
@@ -80,12 +134,100 @@ class EpisodeAdmin(admin.ModelAdmin):
         return False  # discarding is a tombstone with a reason, never a deletion
 
 
+@admin.register(Label)
+class LabelAdmin(ViewOnlyAdmin):
+    """Every label and the ones they superseded; labelling goes through the service."""
+
+    list_display = [
+        "created_at",
+        "episode",
+        "outcome",
+        "stage_score",
+        "labeler_label",
+        "superseded_at",
+    ]
+    list_filter = ["outcome", ("superseded_at", admin.EmptyFieldListFilter), "episode__team"]
+    search_fields = ["episode__id", "labeler_label", "notes"]
+    list_select_related = ["episode"]
+    date_hierarchy = "created_at"
+
+
 @admin.register(Upload)
 class UploadAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "episode", "offset", "length", "state", "expires_at"]
+    list_display = [
+        "created_at",
+        "episode",
+        "offset",
+        "length",
+        "state",
+        "expires_at",
+        "completed_at",
+    ]
     list_filter = ["state"]
     search_fields = ["id", "episode__id"]
+    list_select_related = ["episode"]
+    date_hierarchy = "created_at"
     readonly_fields = [f.name for f in Upload._meta.fields]
 
     def has_add_permission(self, request):
         return False
+
+
+class DatasetViewVersionInline(admin.TabularInline):
+    model = DatasetViewVersion
+    extra = 0
+    can_delete = False
+    fields = ["number", "content_hash", "created_by", "created_at"]
+    readonly_fields = fields
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False  # versions are resolved and hashed by the service
+
+
+@admin.register(DatasetView)
+class DatasetViewAdmin(AuditedAdmin):
+    """Name, description and sharing are edited here (audited); a view's content is in its
+    versions, made by the service."""
+
+    list_display = ["name", "team", "visibility", "created_by", "created_at"]
+    list_filter = ["visibility", "team"]
+    search_fields = ["name", "description", "created_by"]
+    list_select_related = ["team"]
+    filter_horizontal = ["shared_with"]
+    readonly_fields = ["created_by", "created_at"]
+    inlines = [DatasetViewVersionInline]
+
+    def has_add_permission(self, request):
+        return False  # a view is created with its first version, by the service
+
+
+@admin.register(DatasetViewVersion)
+class DatasetViewVersionAdmin(ViewOnlyAdmin):
+    list_display = ["view", "number", "episode_count", "content_hash", "created_by", "created_at"]
+    list_filter = ["view__team"]
+    search_fields = ["view__name", "content_hash", "created_by"]
+    list_select_related = ["view"]
+    date_hierarchy = "created_at"
+
+    @admin.display(description="episodes")
+    def episode_count(self, version):
+        return len(version.episode_ids)
+
+
+@admin.register(DatasetExport)
+class DatasetExportAdmin(ViewOnlyAdmin):
+    list_display = [
+        "created_at",
+        "view_version",
+        "format",
+        "state",
+        "num_episodes",
+        "num_frames",
+        "size_bytes",
+        "finished_at",
+    ]
+    list_filter = ["state", "format", "view_version__view__team"]
+    search_fields = ["view_version__view__name", "checksum", "created_by", "error"]
+    list_select_related = ["view_version__view"]
+    date_hierarchy = "created_at"
