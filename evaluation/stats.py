@@ -720,9 +720,9 @@ def macro_average(
 
     ``cells`` is a sequence of (successes, trials), one per task (or task x condition cell),
     each weighted equally. Trials are resampled within each cell (Efron 1979), the seed is
-    derived from the counts, so the interval is a pure function of the data. Percentile
-    intervals are degenerate for an all-0 or all-1 policy ([0, 0] or [1, 1]); the cells'
-    Wilson intervals carry that uncertainty.
+    derived from the counts, so the interval is a pure function of the data. When a cell is
+    all successes or all failures the percentile interval is widened to cover the Wilson
+    interval at the effective sample size (1/1 gives [0.21, 1], not [1, 1]).
     """
     checked = _check_cells(cells)
     level = _check_probability_level(confidence, "confidence")
@@ -731,6 +731,14 @@ def macro_average(
     means = _bootstrap_macro_means(checked, count, rng)
     low, high = _percentile_interval(means, level)
     estimate = float(np.mean([k / n for k, n in checked]))
+    if any(k in (0, n) for k, n in checked):
+        # A cell with all successes (or none) has nothing to resample, so the percentile
+        # interval is too narrow there ([1, 1] for 1/1). Widen it to cover the Wilson interval
+        # at the effective sample size (Korn & Graubard 1998): the n at which one binomial
+        # proportion has the macro average's variance when every cell shares one rate.
+        n_eff = len(checked) ** 2 / sum(1.0 / n for _, n in checked)
+        w_low, w_high = _wilson_bounds(estimate * n_eff, n_eff, _z_two_sided(level))
+        low, high = min(low, w_low), max(high, w_high)
     return MacroAverage(
         estimate=estimate,
         low=min(low, estimate),

@@ -504,6 +504,27 @@ def test_bootstrap_interval_covers_a_rate_like_wilson_for_one_cell():
     assert 0.3 < macro.low < 0.55 and 0.85 < macro.high <= 1.0
 
 
+@pytest.mark.parametrize(
+    "cells, low, high",
+    [
+        ([(1, 1)], 0.207, 1.0),  # Wilson 1/1: never [1, 1]
+        ([(0, 3)], 0.0, 0.5615),  # Wilson 0/3
+        ([(5, 5), (0, 5)], 0.237, 0.763),  # Wilson 5/10: the bootstrap alone gives [0.5, 0.5]
+        ([(10, 10), (10, 10), (9, 10)], 0.833, 1.0),
+        ([(7, 10), (3, 10), (9, 10)], 0.5, 0.767),  # no all-or-nothing cell: bootstrap as is
+    ],
+)
+def test_macro_interval_does_not_collapse_on_all_or_nothing_cells(cells, low, high):
+    macro = stats.macro_average(cells)
+    assert (macro.low, macro.high) == pytest.approx((low, high), abs=5e-4)
+    assert macro.low <= macro.estimate <= macro.high
+
+
+def test_macro_interval_of_equal_all_success_cells_is_the_pooled_wilson_interval():
+    macro = stats.macro_average([(4, 4)] * 5)
+    assert (macro.low, macro.high) == pytest.approx(stats.wilson_interval(20, 20))
+
+
 def test_bradley_terry_ties_count_half_a_win_to_each_side():
     wins = [[0, 3], [1, 0]]
     with_ties = stats.bradley_terry(wins, [[0, 2], [2, 0]])
