@@ -34,6 +34,7 @@ ALLOWED_DTYPES = (
     "uint32",
     "bool",
 )
+RESERVED_OBSERVATION_KEYS = ("images",)  # an episode file keeps its cameras there
 MAX_RANK = 4  # per-step rank; the file adds the time axis
 MAX_DIM = 4096
 
@@ -161,6 +162,11 @@ def parse_embodiment_spec(data: Any) -> EmbodimentSpec:
     names = [c["name"] for c in data["cameras"]]
     if len(set(names)) != len(names):
         raise EmbodimentSpecError(["/cameras: camera names must be unique"])
+    reserved = sorted(set(data["observations"]) & set(RESERVED_OBSERVATION_KEYS))
+    if reserved:
+        raise EmbodimentSpecError(
+            [f"/observations/{reserved[0]}: the key is reserved for the episode's cameras"]
+        )
     return EmbodimentSpec(
         joint_names=tuple(data["joint_names"]),
         observations={
