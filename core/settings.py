@@ -237,5 +237,11 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env.str("PG_LOG_LEVEL", default="INFO")},
+    # Our loggers and Django's at PG_LOG_LEVEL; the root logger (third-party code that logs
+    # through it, like scipy's optimizer chatter at INFO) at WARNING.
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        name: {"level": env.str("PG_LOG_LEVEL", default="INFO")}
+        for name in ("core", "teleop", "evaluation", "django", "django_tasks", "django_tasks_db")
+    },
 }

@@ -59,3 +59,22 @@ def api():
         return client
 
     return make
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _end_stray_sessions(django_db_setup, django_db_blocker):
+    """Before the test databases are dropped, end the PostgreSQL sessions still open on them.
+
+    The live server's request threads close their connection when the browser closes its
+    keep-alive socket, which can come after the last test; the drop then failed with "is
+    being accessed by other users" and left the database behind for the next run."""
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
