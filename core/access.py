@@ -128,10 +128,16 @@ def visible(queryset: QuerySet, actor) -> QuerySet:
     )
 
 
-def managed_teams(actor) -> QuerySet:
-    """Teams the actor may create objects in."""
+def teams_with_role(actor, *wanted: str) -> QuerySet:
+    """Teams in which the actor holds one of the `wanted` roles (every team for a superuser;
+    none for a robot or an anonymous caller)."""
     if actor is None or not actor.is_authenticated or is_robot(actor):
         return Team.objects.none()
     if actor.is_superuser:
         return Team.objects.all()
-    return Team.objects.filter(memberships__user=actor, memberships__role=Role.ADMIN).distinct()
+    return Team.objects.filter(memberships__user=actor, memberships__role__in=wanted).distinct()
+
+
+def managed_teams(actor) -> QuerySet:
+    """Teams the actor may create objects in."""
+    return teams_with_role(actor, Role.ADMIN)

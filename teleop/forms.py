@@ -3,7 +3,7 @@
 from django import forms
 
 from core import access
-from core.models import Operator, Robot, Task, TaskVersion
+from core.models import Membership, Operator, Robot, Task, TaskVersion, Team
 from teleop.models import CollectionProtocol, DatasetExport, Episode, Label
 
 
@@ -43,8 +43,11 @@ class SessionForm(forms.Form):
         )
 
 
-class LabelForm(forms.Form):
-    outcome = forms.ChoiceField(choices=Label.Outcome.choices, widget=forms.RadioSelect)
+class JudgementForm(forms.Form):
+    """What a person judged of a take against the task's criteria: stages reached, failure
+    codes (choices from the criteria) and notes. Labels and evaluation trial reports add their
+    outcome."""
+
     stages_reached = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple)
     failure_codes = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple)
     notes = forms.CharField(
@@ -54,13 +57,18 @@ class LabelForm(forms.Form):
     def __init__(self, *args, criteria: dict, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["stages_reached"].choices = [
-            (stage["id"], stage["description"] or stage["id"])
+            (stage["id"], stage.get("description") or stage["id"])
             for stage in criteria.get("stages", [])
         ]
         self.fields["failure_codes"].choices = [
-            (code["code"], code["description"] or code["code"])
+            (code["code"], code.get("description") or code["code"])
             for code in criteria.get("failure_codes", [])
         ]
+
+
+class LabelForm(JudgementForm):
+    outcome = forms.ChoiceField(choices=Label.Outcome.choices, widget=forms.RadioSelect)
+    field_order = ["outcome", "stages_reached", "failure_codes", "notes"]
 
 
 class DiscardForm(forms.Form):
@@ -126,6 +134,18 @@ class EpisodeFilterForm(forms.Form):
 
 class SaveViewForm(forms.Form):
     name = forms.CharField(max_length=200, label="Save these filters as a dataset view")
+    team = forms.ModelChoiceField(
+        queryset=Team.objects.none(),
+        empty_label=None,
+        help_text="The team that owns the view; you curate its datasets.",
+    )
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The roles `datasets.create_view` accepts.
+        self.fields["team"].queryset = access.teams_with_role(
+            user, Membership.Role.RESEARCHER, Membership.Role.ADMIN
+        ).order_by("name")
 
 
 class ExportForm(forms.Form):

@@ -4,6 +4,7 @@ Thin: forms validate, services write, selectors read. Every query is scoped to t
 signed-in person belongs to; another team's object is a 404.
 """
 
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -17,6 +18,7 @@ from django.db.models import Prefetch
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_POST
 
@@ -113,14 +115,43 @@ def _episode_rows(session):
     return episodes
 
 
+#: The live episode table refreshes every LIVE_FAST_S seconds while an episode is on its way
+#: or the session saw activity in the last LIVE_RECENT, every LIVE_SLOW_S while an open session
+#: is quiet, and not at all once a closed session's episodes are all settled.
+LIVE_FAST_S = 2
+LIVE_SLOW_S = 10
+LIVE_RECENT = timedelta(minutes=2)
+
+
+def _poll_every(session, episodes) -> int | None:
+    """Seconds between refreshes of the console's live episode table (None: stop)."""
+    states = {e.state for e in episodes}
+    if states & {Episode.State.UPLOADING, Episode.State.PROCESSING}:
+        return LIVE_FAST_S
+    if session.status == Session.Status.OPEN or Episode.State.CREATED in states:
+        # A created episode of a closed session may still be uploaded.
+        last = max([session.opened_at, *(e.updated_at for e in episodes)])
+        return LIVE_FAST_S if timezone.now() - last < LIVE_RECENT else LIVE_SLOW_S
+    return None
+
+
+def _live_rows(session) -> dict:
+    """Context of `_episode_rows.html`: the rows, the running summary, the poll interval."""
+    episodes = _episode_rows(session)
+    return {
+        "session": session,
+        "episodes": episodes,
+        "summary": selectors.session_summary(session),
+        "poll_every": _poll_every(session, episodes),
+    }
+
+
 @login_required
 def session_console(request, pk):
     session = get_object_or_404(_sessions(request), pk=pk)
     context = {
-        "session": session,
+        **_live_rows(session),
         "criteria": session.task_version.criteria,
-        "episodes": _episode_rows(session),
-        "summary": selectors.session_summary(session),
         "discard_form": DiscardForm(),
         "next_condition": services.next_condition(session=session)
         if session.status == Session.Status.OPEN
@@ -152,17 +183,10 @@ def _success_interval(summary):
 
 @login_required
 def session_episodes(request, pk):
-    """The live part of the console, polled by htmx while the robot uploads."""
+    """The live part of the console, polled by htmx: it replaces itself (outerHTML), so each
+    answer sets how soon the next poll comes, or that none does."""
     session = get_object_or_404(_sessions(request), pk=pk)
-    return render(
-        request,
-        "teleop/_episode_rows.html",
-        {
-            "session": session,
-            "episodes": _episode_rows(session),
-            "summary": selectors.session_summary(session),
-        },
-    )
+    return render(request, "teleop/_episode_rows.html", _live_rows(session))
 
 
 @login_required
@@ -354,8 +378,7 @@ def episode_browser(request):
             "page": page,
             "query": query.urlencode(),
             "filters": filters,
-            "save_form": SaveViewForm(),
-            "teams": access.managed_teams(request.user) if not request.user.is_superuser else None,
+            "save_form": SaveViewForm(user=request.user),
         },
     )
 
@@ -363,19 +386,20 @@ def episode_browser(request):
 @login_required
 @require_POST
 def save_view(request):
-    form = SaveViewForm(request.POST)
+    form = SaveViewForm(request.POST, user=request.user)
     episodes = _episodes(request)
     filter_form = EpisodeFilterForm(request.POST, episodes=episodes)
-    teams = list(request.user.memberships.values_list("team", flat=True).distinct())
-    if not (form.is_valid() and filter_form.is_valid()) or not teams:
-        messages.error(request, "Name the view (and belong to a team) to save it.")
+    if not (form.is_valid() and filter_form.is_valid()):
+        problems = [
+            f"{form[f].label if f in form.fields else 'Form'}: {' '.join(e)}"
+            for f, e in form.errors.items()
+        ]
+        messages.error(request, "The view was not saved. " + " ".join(problems))
         return redirect(reverse("teleop:episodes") + "?" + request.POST.get("query", ""))
-    from core.models import Team
-
     try:
         view = datasets.create_view(
             actor=request.user,
-            team=Team.objects.get(pk=teams[0]),
+            team=form.cleaned_data["team"],
             name=form.cleaned_data["name"],
             filters=filter_form.filters(),
         )

@@ -12,6 +12,7 @@ from core import services as core_services
 from teleop import services
 from teleop.models import Episode
 from teleop.views import _viewer_index
+from tests.browser.watch import watch
 from tests.core import factories
 from tests.teleop.recordings import record_episode
 
@@ -61,18 +62,9 @@ def test_episode_page_replays_the_recording_with_no_errors_and_no_outside_reques
     user.set_password("pw")
     user.save()
     host = urlsplit(live_server.url).netloc
-    errors, outside = [], []
     page = browser.new_page(viewport={"width": 1400, "height": 900})
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on(
-        "request",
-        lambda r: (
-            outside.append(r.url)
-            if urlsplit(r.url).scheme in ("http", "https") and urlsplit(r.url).netloc != host
-            else None
-        ),
-    )
+    seen = watch(page, host)
+    errors, outside = seen.errors, seen.outside
     fetched = []
     page.on(
         "requestfinished",

@@ -121,16 +121,41 @@ def test_episode_browser_filters_and_saves_a_view(world, session):
     client = _client(world.a.researcher)
     page = client.get("/episodes/?outcome=success").content.decode()
     assert "1 episode" in page
-    response = client.post("/datasets/save", {"name": "successes", "outcome": "success"})
+    response = client.post(
+        "/datasets/save", {"name": "successes", "outcome": "success", "team": world.a.team.pk}
+    )
     assert response.status_code == 302
     view = DatasetView.objects.get(name="successes")
     assert view.versions.get().episode_ids == [str(labelled.pk)]
+    assert view.team == world.a.team
 
 
 def test_operators_cannot_save_dataset_views(world, session):
-    response = _client(world.a.operator).post("/datasets/save", {"name": "mine"}, follow=True)
-    assert "Only researchers and admins" in response.content.decode()
+    client = _client(world.a.operator)
+    assert "Researchers and admins of a team save" in client.get("/episodes/").content.decode()
+    response = client.post("/datasets/save", {"name": "mine", "team": world.a.team.pk}, follow=True)
+    assert "The view was not saved" in response.content.decode()
     assert not DatasetView.objects.exists()
+
+
+def test_a_curator_in_two_teams_chooses_the_team_and_only_where_they_curate(world, session):
+    from core import services as core_services
+    from core.models import Membership
+
+    researcher = world.a.researcher
+    core_services.add_member(
+        actor=None, team=world.b.team, user=researcher, role=Membership.Role.RESEARCHER
+    )
+    client = _client(researcher)
+    page = client.get("/episodes/").content.decode()
+    assert world.a.team.name in page and world.b.team.name in page
+    client.post("/datasets/save", {"name": "for-b", "team": world.b.team.pk})
+    assert DatasetView.objects.get(name="for-b").team == world.b.team
+    response = client.post("/datasets/save", {"name": "nope"}, follow=True)
+    assert "Team: This field is required." in response.content.decode()
+    operator_only = _client(world.b.operator)
+    operator_only.post("/datasets/save", {"name": "sneaky", "team": world.b.team.pk})
+    assert not DatasetView.objects.filter(name__in=["nope", "sneaky"]).exists()
 
 
 def test_recording_needs_a_signed_link_or_a_signed_in_member(client, world, session, tmp_path):
@@ -152,3 +177,28 @@ def test_recording_needs_a_signed_link_or_a_signed_in_member(client, world, sess
     assert client.get(f"{url}?token={wrong}").status_code == 404
     assert client.get(f"{url}?token=forged").status_code == 404
     assert _client(world.b.admin).get(url).status_code == 404
+
+
+def test_live_table_polls_fast_while_busy_slowly_when_quiet_and_stops_once_settled(world, session):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from teleop.models import Episode, Session
+    from teleop.views import LIVE_FAST_S, LIVE_SLOW_S, _episode_rows, _poll_every
+
+    episode = ready_episode_row(session)
+    assert _poll_every(session, _episode_rows(session)) == LIVE_FAST_S  # just opened
+    long_ago = timezone.now() - timedelta(hours=1)
+    Session.objects.filter(pk=session.pk).update(opened_at=long_ago)
+    Episode.objects.filter(pk=episode.pk).update(updated_at=long_ago)
+    session.refresh_from_db()
+    assert _poll_every(session, _episode_rows(session)) == LIVE_SLOW_S  # open but quiet
+    Episode.objects.filter(pk=episode.pk).update(state=Episode.State.PROCESSING)
+    assert _poll_every(session, _episode_rows(session)) == LIVE_FAST_S  # busy again
+    Episode.objects.filter(pk=episode.pk).update(state=Episode.State.READY)
+    Session.objects.filter(pk=session.pk).update(status=Session.Status.CLOSED)
+    session.refresh_from_db()
+    assert _poll_every(session, _episode_rows(session)) is None  # closed and settled
+    page = _client(world.a.operator).get(f"/teleop/sessions/{session.pk}/").content.decode()
+    assert 'hx-trigger="episodes-changed from:body"' in page and "final: session closed" in page

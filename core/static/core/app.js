@@ -1,4 +1,4 @@
-// Proving Ground pages: keyboard shortcuts for the teleop console. No build step.
+// Proving Ground pages: keyboard shortcuts for the teleop and evaluation consoles. No build step.
 (function () {
   "use strict";
 
@@ -8,12 +8,20 @@
       el.tagName === "TEXTAREA" || el.tagName === "SELECT");
   }
 
+  // The scoring form the keys act on: the one holding the focus, else the first on the page.
+  function activeForm() {
+    const focused = document.activeElement && document.activeElement.closest("form[data-label-form]");
+    return focused || document.querySelector("form[data-label-form]");
+  }
+
   function rows() { return Array.from(document.querySelectorAll("[data-episode-row]")); }
 
   function select(row) {
     rows().forEach((r) => r.classList.remove("selected"));
     if (!row) return;
     row.classList.add("selected");
+    // Remembered so the row stays selected when the live table is refreshed.
+    document.body.dataset.selectedEpisode = row.dataset.episodeRow;
     row.scrollIntoView({ block: "nearest" });
     const open = row.querySelector("[data-open-label]");
     if (open) open.click();
@@ -28,12 +36,14 @@
 
   document.addEventListener("keydown", function (event) {
     if (event.ctrlKey && event.key === "Enter") {
-      const form = document.querySelector("form[data-label-form]");
-      if (form) { event.preventDefault(); form.requestSubmit(); }
+      const form = activeForm();
+      // The primary button is the default action ("Save and next trial" in the evaluation
+      // console); requestSubmit() without a submitter would send neither button's name.
+      if (form) { event.preventDefault(); form.requestSubmit(form.querySelector("button.primary")); }
       return;
     }
     if (event.altKey || event.ctrlKey || event.metaKey || typing(event)) return;
-    const panel = document.querySelector("form[data-label-form]");
+    const panel = activeForm();
     const outcome = { s: "success", f: "failure", p: "partial" }[event.key];
     if (event.key === "j") { move(1); event.preventDefault(); }
     else if (event.key === "k") { move(-1); event.preventDefault(); }
