@@ -44,7 +44,7 @@ migrate: install
 	$(PY) manage.py migrate --noinput
 
 seed: migrate
-	$(PY) manage.py seed_demo
+	$(PY) manage.py seed_demo_evaluation
 
 run: seed assets
 	$(PY) manage.py collectstatic --noinput --verbosity 0

@@ -374,6 +374,16 @@ def campaign_progress(campaign: Campaign) -> CampaignProgress:
     )
 
 
+def with_trial_counts(campaigns: QuerySet) -> QuerySet:
+    """Campaigns annotated with `planned` (all their trials) and `settled` (done or invalid)."""
+    return campaigns.annotate(
+        planned=Count("trials"),
+        settled=Count(
+            "trials", filter=Q(trials__state__in=[Trial.State.DONE, Trial.State.INVALID])
+        ),
+    )
+
+
 def schedule_matches_fingerprint(campaign: Campaign) -> bool:
     """Recompute the fingerprint of the trials stored for a campaign and compare it with the
     one stored at start: True when the trials are exactly the schedule that was generated."""

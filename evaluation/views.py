@@ -3,11 +3,16 @@ other two: `evaluation -> teleop -> core`)."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Exists, OuterRef
-from django.shortcuts import get_object_or_404, render
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Exists, OuterRef
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
 
 from core import access
+from core.errors import DomainError
 from evaluation import selectors, services
+from evaluation.forms import TrialReportForm
 from evaluation.models import Benchmark, Campaign, LeaderboardSnapshot, PolicyVersion, Trial
 from teleop.models import Episode, Label, Session
 
@@ -30,8 +35,8 @@ def home(request):
         .filter(~Exists(current))
         .select_related("robot", "task_version__task")
         .order_by("-created_at")[:20],
-        "campaigns": access.visible(
-            Campaign.objects.filter(status=Campaign.Status.RUNNING), user
+        "campaigns": selectors.with_trial_counts(
+            access.visible(Campaign.objects.filter(status=Campaign.Status.RUNNING), user)
         ).order_by("-started_at")[:20],
         "rejections": mine(Episode.objects.filter(state=Episode.State.REJECTED))
         .select_related("robot")
@@ -93,6 +98,14 @@ def leaderboard(request, pk):
             "benchmark": benchmark,
             "data": data,
             "rows": rows,
+            # What the interval chart draws (leaderboard.js), not the whole rows.
+            "chart": [
+                {
+                    k: row[k]
+                    for k in ("policy_version", "policy", "version", "rank", "trials", "bar")
+                }
+                for row in rows
+            ],
             "tasks": list(tasks.values()),
             "conditions": list(conditions.values()),
         },
@@ -130,4 +143,179 @@ def leaderboard_compare(request, pk):
             "comparison": comparison,
         },
         status=400 if (a or b) and comparison is None else 200,
+    )
+
+
+# --- Evaluation console ---------------------------------------------------------------------
+
+
+def _campaigns(request):
+    return access.visible(Campaign.objects.all(), request.user).select_related("team", "benchmark")
+
+
+@login_required
+def campaign_list(request):
+    campaigns = selectors.with_trial_counts(_campaigns(request)).order_by("status", "-created_at")
+    return render(request, "evaluation/campaign_list.html", {"campaigns": campaigns[:200]})
+
+
+def _trial_label(trial: Trial, blinded: bool) -> str:
+    """What a person sees for a trial's policy: the alias alone while they are blinded."""
+    if blinded:
+        return trial.alias
+    return f"{trial.policy_version} ({trial.alias})"
+
+
+def _trials(campaign):
+    return Trial.objects.filter(campaign=campaign).select_related(
+        "policy_version__policy", "task_version__task", "condition", "robot", "operator"
+    )
+
+
+def _console_context(request, campaign, forms_by_trial=None):
+    user = request.user
+    blinded = selectors.is_blinded_for(user, campaign)
+    may_score = services.may_score(user, campaign) and campaign.status == Campaign.Status.RUNNING
+    held = {t.robot_id: t for t in _trials(campaign).filter(state=Trial.State.ASSIGNED)}
+    waiting = dict(
+        Trial.objects.filter(campaign=campaign, state=Trial.State.SCHEDULED)
+        .order_by()
+        .values("robot_id")
+        .annotate(n=Count("pk"))
+        .values_list("robot_id", "n")
+    )
+    robots = []
+    for robot in campaign.robots.order_by("name"):
+        trial = held.get(robot.pk)
+        if trial is not None:
+            trial.label = _trial_label(trial, blinded)
+            form = (forms_by_trial or {}).get(trial.pk) or TrialReportForm.for_trial(trial)
+        else:
+            form = None
+        robots.append(
+            {"robot": robot, "trial": trial, "form": form, "queued": waiting.get(robot.pk, 0)}
+        )
+    recent = list(
+        _trials(campaign)
+        .filter(state__in=[Trial.State.DONE, Trial.State.INVALID])
+        .order_by("-reported_at")[:15]
+    )
+    for trial in recent:
+        trial.label = _trial_label(trial, blinded)
+    return {
+        "campaign": campaign,
+        "progress": selectors.campaign_progress(campaign),
+        "blinded": blinded,
+        "may_score": may_score,
+        "robots": robots,
+        "unassigned": waiting.get(None, 0),
+        "recent": recent,
+    }
+
+
+@login_required
+def campaign_console(request, pk):
+    """A campaign's progress per cell, each robot's current trial (alias, condition and its
+    reset instructions) with the form to score it, and the latest results to correct."""
+    campaign = get_object_or_404(_campaigns(request), pk=pk)
+    return render(request, "evaluation/campaign_console.html", _console_context(request, campaign))
+
+
+@login_required
+@require_POST
+def campaign_next_trial(request, pk, robot_pk):
+    campaign = get_object_or_404(_campaigns(request), pk=pk)
+    robot = get_object_or_404(campaign.robots.all(), pk=robot_pk)
+    if not services.may_score(request.user, campaign):
+        raise PermissionDenied("Only operators and admins of the campaign's team run trials.")
+    return _start_next(request, campaign, robot)
+
+
+def _start_next(request, campaign, robot):
+    """Hand `robot` its next trial and go back to its card on the console."""
+    try:
+        trial = services.next_trial_for_robot(actor=request.user, campaign=campaign, robot=robot)
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+        return redirect("campaign", campaign.pk)
+    if trial is None:
+        messages.info(request, f"No trial is left for {robot.name}.")
+    return redirect(f"{reverse('campaign', args=[campaign.pk])}#robot-{robot.pk}")
+
+
+def _score(request, trial: Trial, form: TrialReportForm) -> Trial | None:
+    """Report (or correct) a trial from a valid form; a refusal goes back onto the form."""
+    data = form.cleaned_data
+    valid = data["valid"] == "yes"
+    try:
+        return services.report_trial_result(
+            actor=request.user,
+            trial=trial,
+            outcome=data["outcome"] or None,
+            stages_reached=data["stages_reached"],
+            failure_codes=data["failure_codes"],
+            valid=valid,
+            invalid_reason="" if valid else data["invalid_reason"],
+            notes=data["notes"],
+        )
+    except DomainError as exc:
+        for field, problems in (exc.fields or {}).items():
+            if field in form.fields:
+                form.add_error(field, problems if isinstance(problems, list) else [problems])
+        form.add_error(None, exc.detail)
+        return None
+
+
+def _campaign_trial(request, pk) -> Trial:
+    return get_object_or_404(
+        Trial.objects.select_related(
+            "campaign", "policy_version__policy", "task_version__task", "condition", "robot"
+        ),
+        pk=pk,
+        campaign__in=_campaigns(request),
+    )
+
+
+@login_required
+def trial_detail(request, pk):
+    """One trial: what was run, its report history, and the form to score or correct it."""
+    trial = _campaign_trial(request, pk)
+    campaign = trial.campaign
+    blinded = selectors.is_blinded_for(request.user, campaign)
+    may_score = services.may_score(request.user, campaign) and trial.state != Trial.State.SCHEDULED
+    form = None
+    status = 200
+    if may_score:
+        if request.method == "POST":
+            form = TrialReportForm.for_trial(trial, request.POST)
+            was = trial.state
+            if form.is_valid() and _score(request, trial, form) is not None:
+                messages.success(
+                    request, "Trial scored." if was == Trial.State.ASSIGNED else "Correction saved."
+                )
+                if was == Trial.State.ASSIGNED and "next" in request.POST and trial.robot:
+                    return _start_next(request, campaign, trial.robot)
+                return redirect("trial", trial.pk)
+            status = 400
+            if request.POST.get("from") == "console":
+                context = _console_context(request, campaign, {trial.pk: form})
+                return render(request, "evaluation/campaign_console.html", context, status=400)
+        else:
+            form = TrialReportForm.for_trial(trial)
+    elif request.method == "POST":
+        messages.error(request, "You cannot score this trial.")
+        status = 403
+    trial.label = _trial_label(trial, blinded)
+    reports = list(trial.reports.select_related("operator").order_by("-created_at", "-id"))
+    return render(
+        request,
+        "evaluation/trial.html",
+        {
+            "trial": trial,
+            "campaign": campaign,
+            "form": form,
+            "reports": reports,
+            "blinded": blinded,
+        },
+        status=status,
     )

@@ -279,6 +279,31 @@ def test_a_robot_gets_its_trials_in_order_and_the_held_one_again(world):
     assert services.next_trial(actor=actor, campaign=campaign).order == 1
 
 
+def test_operators_start_a_robots_next_trial_as_the_robot_would(world):
+    campaign = make_campaign(
+        world.a,
+        policy_versions=[make_policy_version(world.a)],
+        robots=[world.a.robot, world.a.other_robot],
+    )
+    robot = world.a.robot
+    first = services.next_trial_for_robot(actor=world.a.operator, campaign=campaign, robot=robot)
+    assert first.robot == robot and first.state == "assigned"
+    # The robot asking itself gets the same held trial, and so does the operator again.
+    assert services.next_trial(actor=robot_actor(robot), campaign=campaign).pk == first.pk
+    again = services.next_trial_for_robot(actor=world.a.admin, campaign=campaign, robot=robot)
+    assert again.pk == first.pk
+    refused = [
+        (world.a.researcher, robot),  # researchers design, they do not run trials
+        (world.b.operator, robot),  # another team's operator
+        (robot_actor(world.a.other_robot), robot),  # a robot asks only for itself
+        (world.a.operator, world.b.robot),  # not a robot of the campaign
+    ]
+    for actor, target in refused:
+        with pytest.raises(NotPermitted):
+            services.next_trial_for_robot(actor=actor, campaign=campaign, robot=target)
+    assert Trial.objects.filter(campaign=campaign, state="assigned").count() == 1
+
+
 def test_only_the_campaigns_robots_ask_for_trials(world):
     campaign = make_campaign(world.a, policy_versions=[make_policy_version(world.a)])
     with pytest.raises(NotPermitted):

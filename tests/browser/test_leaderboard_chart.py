@@ -1,0 +1,62 @@
+"""The public leaderboard draws its interval chart with the vendored Chart.js: no console
+error, no Content-Security-Policy violation and no request leaving the machine."""
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.browser.watch import watch
+from tests.core import factories
+from tests.evaluation.test_leaderboard_chart import OUTCOMES, played_board
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
+
+CHART = """() => {
+  const canvas = document.querySelector("[data-leaderboard-chart] canvas");
+  const chart = canvas && window.Chart && window.Chart.getChart(canvas);
+  if (!chart) return null;
+  return {
+    labels: chart.data.labels,
+    intervals: chart.data.datasets[0].data,
+    points: chart.data.datasets[1].data,
+    x: [chart.scales.x.min, chart.scales.x.max],
+    width: canvas.width,
+    height: canvas.height,
+    hidden: canvas.closest("figure").hidden,
+  };
+}"""
+
+
+def test_public_leaderboard_draws_the_interval_chart(live_server, browser):
+    world = factories.build_world()
+    benchmark = played_board(world.a)
+    host = urlsplit(live_server.url).netloc
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    # Reported to the page as events, besides the console message Chromium prints.
+    page.add_init_script(
+        "window.__cspViolations = [];"
+        "document.addEventListener('securitypolicyviolation', (e) =>"
+        " window.__cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));"
+    )
+    seen = watch(page, host)
+    errors, outside = seen.errors, seen.outside
+    response = page.goto(f"{live_server.url}/leaderboards/{benchmark.pk}/")
+    assert response.status == 200
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    page.wait_for_function(f"({CHART})() !== null", timeout=30_000)
+    chart = page.evaluate(CHART)
+    assert chart["labels"] == [f"{i}. {name} v1" for i, name in enumerate(OUTCOMES, start=1)]
+    assert chart["points"] == [75, 50, 25]
+    for (low, high), point in zip(chart["intervals"], chart["points"], strict=True):
+        assert 0 <= low < point < high <= 100
+    assert chart["x"] == [0, 100]
+    assert chart["width"] > 0 and chart["height"] > 0 and not chart["hidden"]
+    # The table is still there, with one row per policy.
+    assert page.locator("table[aria-label=Leaderboard] tbody tr").count() == len(OUTCOMES)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "leaderboard.png"))
+    assert page.evaluate("window.__cspViolations") == []
+    assert errors == []
+    assert outside == []
