@@ -20,30 +20,38 @@ SNAPSHOTS_KEPT = 20
 def enqueue_leaderboard_refresh(campaign: Campaign) -> None:
     """Queue a refresh of the campaign's leaderboard, and of its benchmark's when the
     campaign is done (benchmark boards pool finished campaigns), once this commits."""
+    _queue_refresh(LeaderboardSnapshot.Scope.CAMPAIGN, campaign.pk)
+    if campaign.benchmark_id is not None and campaign.status == Campaign.Status.DONE:
+        _queue_refresh(LeaderboardSnapshot.Scope.BENCHMARK, campaign.benchmark_id)
+
+
+def _enqueue_benchmark_refresh(benchmark_id) -> None:
+    _queue_refresh(LeaderboardSnapshot.Scope.BENCHMARK, benchmark_id)
+
+
+def _queue_refresh(scope: str, object_id) -> None:
+    """Queue one refresh job for the board once the transaction commits, however many
+    changes in it ask for one: a transaction that scores a hundred trials (an import, the
+    demo seed) queues one job per board, not a hundred. Outside a transaction the job is
+    queued at once."""
     from evaluation.tasks import refresh_leaderboard_job
 
-    jobs = [("campaign", str(campaign.pk))]
-    if campaign.benchmark_id is not None and campaign.status == Campaign.Status.DONE:
-        jobs.append(("benchmark", str(campaign.benchmark_id)))
+    key = (scope, str(object_id))
+    connection = transaction.get_connection()
+    # Django drops the callbacks of a rolled-back savepoint from this list, so a key found
+    # here will be queued by the commit that also commits this change.
+    if any(
+        getattr(callback, "refresh_key", None) == key for _, callback, _ in connection.run_on_commit
+    ):
+        return
 
     def enqueue():
         # Stamped after the commit: a snapshot started later sees the change, so a job may
         # skip its work when such a snapshot exists.
-        requested_at = timezone.now().isoformat()
-        for scope, object_id in jobs:
-            refresh_leaderboard_job.enqueue(scope, object_id, requested_at)
+        refresh_leaderboard_job.enqueue(*key, timezone.now().isoformat())
 
+    enqueue.refresh_key = key
     transaction.on_commit(enqueue)
-
-
-def _enqueue_benchmark_refresh(benchmark_id) -> None:
-    from evaluation.tasks import refresh_leaderboard_job
-
-    transaction.on_commit(
-        lambda: refresh_leaderboard_job.enqueue(
-            "benchmark", str(benchmark_id), timezone.now().isoformat()
-        )
-    )
 
 
 def refresh_leaderboard(

@@ -11,7 +11,7 @@ from core.models import Visibility
 from evaluation import scheduling, selectors, services
 from evaluation.models import Campaign, LeaderboardSnapshot, Trial, TrialReport
 from teleop import services as teleop_services
-from tests.core.factories import PICK_CRITERIA, make_embodiment, make_task
+from tests.core.factories import PICK_CRITERIA, build_world, make_embodiment, make_task
 from tests.evaluation.factories import (
     make_benchmark,
     make_campaign,
@@ -547,20 +547,78 @@ def test_an_episode_of_another_robot_cannot_be_attached(world):
 # --- Leaderboard refresh --------------------------------------------------------------------
 
 
+def _refresh_keys(callbacks) -> list:
+    return [c.refresh_key for c in callbacks if hasattr(c, "refresh_key")]
+
+
 def test_a_result_queues_a_leaderboard_refresh_after_commit(
     world, settings, django_capture_on_commit_callbacks
 ):
     settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
-    campaign = make_campaign(world.a, policy_versions=[make_policy_version(world.a)])
-    actor = robot_actor(world.a.robot)
-    trial = services.next_trial(actor=actor, campaign=campaign)
+    # The test runs in one transaction: everything in it, start included, is one commit.
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        campaign = make_campaign(world.a, policy_versions=[make_policy_version(world.a)])
+        actor = robot_actor(world.a.robot)
+        trial = services.next_trial(actor=actor, campaign=campaign)
         services.report_trial_result(actor=actor, trial=trial, outcome="success")
     assert not LeaderboardSnapshot.objects.filter(campaign=campaign).exists()
+    assert _refresh_keys(callbacks) == [("campaign", str(campaign.pk))]  # start + result: one
     for callback in callbacks:
         callback()
     snapshot = LeaderboardSnapshot.objects.get(campaign=campaign)
     assert snapshot.data["rows"][0]["successes"] == 1 and snapshot.trials_counted == 1
+
+
+def _queued_refreshes() -> list[list]:
+    from django_tasks_db.models import DBTaskResult
+
+    return [
+        row.args_kwargs["args"][:2]
+        for row in DBTaskResult.objects.filter(
+            task_path="evaluation.tasks.refresh_leaderboard_job"
+        ).order_by("enqueued_at")
+    ]
+
+
+def test_one_transaction_queues_one_refresh_per_board(transactional_db, settings):
+    from django.db import transaction
+
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    world = build_world()
+    campaign = make_campaign(world.a, policy_versions=[make_policy_version(world.a)])
+    assert _queued_refreshes() == [["campaign", str(campaign.pk)]]  # the start's, committed
+    actor = robot_actor(world.a.robot)
+    with transaction.atomic():
+        for outcome in ("success", "failure", "success"):
+            trial = services.next_trial(actor=actor, campaign=campaign)
+            services.report_trial_result(actor=actor, trial=trial, outcome=outcome)
+        assert len(_queued_refreshes()) == 1  # nothing before the commit
+    assert len(_queued_refreshes()) == 2  # three results, one job
+    with transaction.atomic():
+        trial = services.next_trial(actor=actor, campaign=campaign)
+        services.report_trial_result(actor=actor, trial=trial, outcome="failure")
+        services.finish_campaign(actor=world.a.researcher, campaign=campaign)
+    # Finishing adds the benchmark's board when there is one; this grid has none.
+    assert _queued_refreshes()[2:] == [["campaign", str(campaign.pk)]]
+
+
+def test_a_refresh_asked_for_in_a_rolled_back_savepoint_is_asked_for_again(
+    transactional_db, settings
+):
+    from django.db import transaction
+
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    world = build_world()
+    campaign = make_campaign(world.a, policy_versions=[make_policy_version(world.a)])
+    actor = robot_actor(world.a.robot)
+    with transaction.atomic():
+        trial = services.next_trial(actor=actor, campaign=campaign)
+        with pytest.raises(RuntimeError), transaction.atomic():
+            services.report_trial_result(actor=actor, trial=trial, outcome="success")
+            raise RuntimeError("the import fails half-way")
+        services.report_trial_result(actor=actor, trial=trial, outcome="failure")
+    # Without the second request the rolled-back one's job would be lost with its savepoint.
+    assert _queued_refreshes() == [["campaign", str(campaign.pk)]] * 2
 
 
 def test_a_refresh_with_unchanged_counts_stores_nothing_new(world):
