@@ -208,6 +208,7 @@ def _console_context(request, campaign, forms_by_trial=None):
         "blinded": blinded,
         "may_score": may_score,
         "robots": robots,
+        "several_forms": may_score and sum(entry["form"] is not None for entry in robots) > 1,
         "unassigned": waiting.get(None, 0),
         "recent": recent,
     }

@@ -2,6 +2,7 @@
 keyboard, never sees a policy's name while doing it, and the public leaderboard then shows the
 three results."""
 
+import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -149,3 +150,40 @@ def test_evaluator_scores_three_blinded_trials_and_the_public_board_shows_them(
     ]
     assert visitor_seen.errors == []
     assert seen.outside == [] and visitor_seen.outside == []
+
+
+def test_with_two_robots_j_and_k_choose_the_card_the_keys_score(live_server, browser, settings):
+    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+    world, _benchmark, single = _campaign()
+    first, second = sorted([world.a.robot, world.a.other_robot], key=lambda r: r.name)
+    # Two cells of two blocks each, dealt to two robots.
+    campaign = make_campaign(
+        world.a,
+        policy_versions=list(single.policy_versions.all()),
+        robots=[first, second],
+        blinded=True,
+    )
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    seen = watch(page, urlsplit(live_server.url).netloc)
+    page.goto(f"{live_server.url}/accounts/login/?next=/campaigns/{campaign.pk}/")
+    page.get_by_label("Username").fill(world.a.operator.username)
+    page.get_by_label("Password").fill("pw")
+    page.get_by_role("button", name="Sign in").click()
+    for robot in (first, second):
+        page.get_by_role("button", name=f"Start the next trial on {robot.name}").click()
+        expect(page.locator(f"#robot-{robot.pk} [data-trial-policy]")).to_have_count(1)
+    page.wait_for_load_state("load")
+    expect(page.get_by_text("j/k next/previous robot").first).to_be_visible()
+
+    page.keyboard.press("j")  # from the page: the second card (the first is the default)
+    expect(page.locator(f"#robot-{second.pk}")).to_have_css("box-shadow", re.compile("rgb"))
+    page.keyboard.press("k")
+    page.keyboard.press("j")
+    page.keyboard.press("f")
+    page.keyboard.press("Control+Enter")
+    expect(page.get_by_text("Trial scored.")).to_be_visible()
+
+    scored = Trial.objects.get(campaign=campaign, state="done")
+    assert (scored.robot_id, scored.outcome) == (second.pk, "failure")
+    assert Trial.objects.get(campaign=campaign, robot=first, state="assigned").outcome == ""
+    assert seen.errors == [] and seen.outside == []

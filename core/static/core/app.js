@@ -16,6 +16,19 @@
 
   function rows() { return Array.from(document.querySelectorAll("[data-episode-row]")); }
 
+  // On a page of scoring forms (the evaluation console with several robots), j/k move the
+  // focus to the next or previous form, so the other keys act on that robot's trial.
+  function moveForm(step) {
+    const all = Array.from(document.querySelectorAll("form[data-label-form]"));
+    if (all.length < 2) return;
+    const current = all.indexOf(activeForm());
+    const form = all[Math.max(0, Math.min(all.length - 1, current + step))];
+    const target = form.querySelector("input[name=outcome]:checked") ||
+      form.querySelector("input:not([type=hidden]), select, textarea, button");
+    if (target) target.focus();
+    (form.closest("section") || form).scrollIntoView({ block: "nearest" });
+  }
+
   function select(row) {
     rows().forEach((r) => r.classList.remove("selected"));
     if (!row) return;
@@ -45,8 +58,11 @@
     if (event.altKey || event.ctrlKey || event.metaKey || typing(event)) return;
     const panel = activeForm();
     const outcome = { s: "success", f: "failure", p: "partial" }[event.key];
-    if (event.key === "j") { move(1); event.preventDefault(); }
-    else if (event.key === "k") { move(-1); event.preventDefault(); }
+    if (event.key === "j" || event.key === "k") {
+      const step = event.key === "j" ? 1 : -1;
+      if (rows().length) move(step); else moveForm(step);
+      event.preventDefault();
+    }
     else if (outcome && panel) {
       const radio = panel.querySelector(`input[name=outcome][value=${outcome}]`);
       if (radio) { radio.checked = true; radio.focus(); event.preventDefault(); }
