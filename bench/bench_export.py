@@ -7,7 +7,8 @@ then, in the same run:
 1. baseline: a plain sequential read of the same files' bytes;
 2. LeRobot v3.0 (AV1 video, LeRobot's default encoder) at 30 fps;
 3. robomimic with decoded images and next_obs (the defaults) at 30 fps;
-4. robomimic without images, at the 200 Hz control rate.
+4. the same with gzip-compressed images (`image_compression="gzip"`);
+5. robomimic without images, at the 200 Hz control rate.
 
 Each line prints seconds, source MB/s and the ratio of the export's throughput to the
 baseline's (export MB/s over read MB/s of the same source bytes).
@@ -142,6 +143,8 @@ def main() -> None:
                 episodes, out, fps=30, robot_type="bench-arm", joint_names=JOINTS)),
             ("robomimic, images + next_obs, 30 fps", lambda out: export_robomimic(
                 episodes, out.with_suffix(".hdf5"))),
+            ("robomimic, images gzip + next_obs, 30 fps", lambda out: export_robomimic(
+                episodes, out.with_suffix(".hdf5"), image_compression="gzip")),
             ("robomimic, no images, 200 Hz", lambda out: export_robomimic(
                 episodes, out.with_suffix(".hdf5"), include_images=False)),
         ]  # fmt: skip

@@ -198,24 +198,37 @@ def create_view_version(
         )
 
 
-def start_export(*, actor, version: DatasetViewVersion, format: str) -> DatasetExport:
-    """Queue an export of a view version; the job builds it. Raises NotPermitted,
-    InvalidInput (unknown format, empty view)."""
+def start_export(
+    *, actor, version: DatasetViewVersion, format: str, images: str = DatasetExport.Images.RAW
+) -> DatasetExport:
+    """Queue an export of a view version; the job builds it. `images` says how a robomimic
+    export holds camera images (DatasetExport.Images). Raises NotPermitted, InvalidInput
+    (unknown format or images choice, an images choice for LeRobot, empty view)."""
     _require_curator(actor, version.view.team_id)
     if format not in DatasetExport.Format.values:
         raise InvalidInput(f"Unknown format '{format}'.", fields={"format": ["Unknown."]})
+    if images not in DatasetExport.Images.values:
+        raise InvalidInput(
+            f"Unknown images choice '{images}'.",
+            fields={"images": [f"One of: {', '.join(DatasetExport.Images.values)}."]},
+        )
+    if format == DatasetExport.Format.LEROBOT and images != DatasetExport.Images.RAW:
+        raise InvalidInput(
+            "LeRobot exports keep camera frames as AV1 video; the images choice is for robomimic.",
+            fields={"images": ["Leave it out for LeRobot."]},
+        )
     if not version.episode_ids:
         raise InvalidInput("This view version holds no episodes.")
     with transaction.atomic():
         export = DatasetExport.objects.create(
-            view_version=version, format=format, created_by=access.actor_label(actor)
+            view_version=version, format=format, images=images, created_by=access.actor_label(actor)
         )
         core_services.record_audit(
             actor=actor,
             action="create",
             obj=export,
             team=version.view.team,
-            after={"format": format},
+            after={"format": format, "images": images},
         )
         from teleop.tasks import build_export_job
 
@@ -269,9 +282,15 @@ def export_episodes(version: DatasetViewVersion, paths: dict[str, Path]):
     return inputs
 
 
-def write_export(version: DatasetViewVersion, format: str, out: Path) -> Any:
-    """Write a version in `format` to `out` (a directory for LeRobot, a file for robomimic).
-    Used by the job and by `manage.py export_view`."""
+def write_export(
+    version: DatasetViewVersion,
+    format: str,
+    out: Path,
+    images: str = DatasetExport.Images.RAW,
+) -> Any:
+    """Write a version in `format` to `out` (a directory for LeRobot, a file for robomimic,
+    with camera `images` as DatasetExport.Images says). Used by the job and by
+    `manage.py export_view`."""
     from teleop import exports
 
     episodes = Episode.objects.filter(pk__in=version.episode_ids).select_related(
@@ -292,7 +311,12 @@ def write_export(version: DatasetViewVersion, format: str, out: Path) -> Any:
                 robot_type=episodes[0].robot.embodiment.name,
                 joint_names=spec["joint_names"],
             )
-        return exports.export_robomimic(inputs, out)
+        return exports.export_robomimic(
+            inputs,
+            out,
+            include_images=images != DatasetExport.Images.NONE,
+            image_compression="gzip" if images == DatasetExport.Images.GZIP else None,
+        )
 
 
 def build_export(*, export_id) -> DatasetExport:
@@ -318,7 +342,7 @@ def build_export(*, export_id) -> DatasetExport:
                 key = f"exports/{export.pk}.tar"
             else:
                 packed = tmp / "dataset.hdf5"
-                result = write_export(export.view_version, export.format, packed)
+                result = write_export(export.view_version, export.format, packed, export.images)
                 key = f"exports/{export.pk}.hdf5"
             with open(packed, "rb") as f:
                 stored = default_storage.save(key, File(f))

@@ -295,11 +295,20 @@ class DatasetExport(models.Model):
         DONE = "done", "Done"
         FAILED = "failed", "Failed"
 
+    class Images(models.TextChoices):
+        """How a robomimic export holds camera images (LeRobot always encodes AV1 video):
+        decoded RGB is 921,600 bytes a row per 640x480 camera, twice with next_obs."""
+
+        RAW = "raw", "Uncompressed (fastest to write and to read)"
+        GZIP = "gzip", "gzip-compressed (about half the size, about 5x slower to write)"
+        NONE = "none", "Left out (observations and actions at the control rate)"
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     view_version = models.ForeignKey(
         DatasetViewVersion, on_delete=models.PROTECT, related_name="exports"
     )
     format = models.CharField(max_length=20, choices=Format.choices)
+    images = models.CharField(max_length=10, choices=Images.choices, default=Images.RAW)
     state = models.CharField(max_length=20, choices=State.choices, default=State.QUEUED)
     exporter_version = models.CharField(max_length=40, blank=True)
     checksum = models.CharField(max_length=64, blank=True)

@@ -372,6 +372,12 @@ class ViewOut(serializers.ModelSerializer):
 
 class ExportIn(StrictInputSerializer):
     format = serializers.ChoiceField(choices=DatasetExport.Format.choices)
+    images = serializers.ChoiceField(
+        choices=DatasetExport.Images.choices,
+        default=DatasetExport.Images.RAW,
+        help_text="robomimic only: camera images uncompressed (raw), gzip-compressed, or left "
+        "out (none).",
+    )
 
 
 class ExportOut(serializers.ModelSerializer):
@@ -383,6 +389,7 @@ class ExportOut(serializers.ModelSerializer):
             "id",
             "view_version",
             "format",
+            "images",
             "state",
             "exporter_version",
             "checksum",

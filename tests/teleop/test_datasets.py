@@ -7,6 +7,7 @@ from io import StringIO
 
 import h5py
 import pytest
+from django.core.files.storage import default_storage
 from django.core.management import call_command
 
 from core.errors import InvalidInput, NotPermitted
@@ -135,3 +136,56 @@ def test_export_view_command_writes_a_robomimic_file(world, ready_episodes, tmp_
     with h5py.File(tmp_path / "x" / "dataset.hdf5", "r") as f:
         assert f["data"].attrs["total"] > 0
     assert DatasetExport.objects.count() == 0  # the command writes files, not export rows
+
+
+def _image_datasets(f) -> list:
+    return [ds for ds in f["data/demo_0/obs"].values() if ds.name.endswith("_image")]
+
+
+@pytest.mark.parametrize(("images", "compressions"), [("gzip", {"gzip"}), ("none", set())])
+def test_a_robomimic_export_holds_images_as_asked(
+    api, world, ready_episodes, django_capture_on_commit_callbacks, images, compressions
+):
+    client = api(world.a.researcher)
+    view = datasets.create_view(actor=world.a.researcher, team=world.a.team, name="imgs")
+    version = view.versions.get()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            f"/api/v1/dataset-view-versions/{version.pk}/exports",
+            {"format": "robomimic", "images": images},
+        )
+    assert response.status_code == 201, response.json()
+    export = DatasetExport.objects.get(pk=response.json()["id"])
+    assert (export.state, export.images) == ("done", images), export.error
+    with default_storage.open(export.file) as stored, h5py.File(stored, "r") as f:
+        assert {ds.compression for ds in _image_datasets(f)} == compressions
+        assert len(_image_datasets(f)) == (2 if images != "none" else 0)
+
+
+def test_an_images_choice_is_refused_for_lerobot_and_when_unknown(api, world, ready_episodes):
+    client = api(world.a.researcher)
+    version = datasets.create_view(actor=world.a.researcher, team=world.a.team, name="v")
+    url = f"/api/v1/dataset-view-versions/{version.versions.get().pk}/exports"
+    lerobot = client.post(url, {"format": "lerobot", "images": "gzip"})
+    assert lerobot.status_code == 400
+    assert "AV1 video" in lerobot.json()["detail"]
+    unknown = client.post(url, {"format": "robomimic", "images": "png"})
+    assert unknown.status_code == 400 and "images" in unknown.json()["fields"]
+    assert not DatasetExport.objects.exists()
+
+
+def test_export_view_command_can_leave_images_out(world, ready_episodes, tmp_path):
+    datasets.create_view(actor=world.a.researcher, team=world.a.team, name="noimg")
+    call_command(
+        "export_view",
+        "noimg",
+        "--format",
+        "robomimic",
+        "--images",
+        "none",
+        "--out",
+        str(tmp_path / "x"),
+        stdout=StringIO(),
+    )
+    with h5py.File(tmp_path / "x" / "dataset.hdf5", "r") as f:
+        assert _image_datasets(f) == []

@@ -1,5 +1,5 @@
-"""`manage.py export_view <view> --format lerobot|robomimic --out DIR`: write a view version
-to a directory, for scripted use (the same writer the export job uses)."""
+"""`manage.py export_view <view> --format lerobot|robomimic [--images raw|gzip|none] --out DIR`:
+write a view version to a directory, for scripted use (the same writer the export job uses)."""
 
 from pathlib import Path
 
@@ -23,10 +23,16 @@ class Command(BaseCommand):
         )
         parser.add_argument("--format", required=True, choices=DatasetExport.Format.values)
         parser.add_argument(
+            "--images",
+            choices=DatasetExport.Images.values,
+            default=DatasetExport.Images.RAW,
+            help="robomimic camera images: uncompressed (raw, the default), gzip, or none",
+        )
+        parser.add_argument(
             "--out", required=True, type=Path, help="output directory (must not exist yet)"
         )
 
-    def handle(self, *args, view, team, view_version, format, out, **options):
+    def handle(self, *args, view, team, view_version, format, images, out, **options):
         views = DatasetView.objects.filter(name=view)
         if team:
             views = views.filter(team__slug=team)
@@ -39,12 +45,16 @@ class Command(BaseCommand):
         chosen = versions.filter(number=view_version).first() if view_version else versions.first()
         if chosen is None:
             raise CommandError(f"View {view!r} has no version {view_version}.")
+        if format == DatasetExport.Format.LEROBOT and images != DatasetExport.Images.RAW:
+            raise CommandError(
+                "LeRobot keeps camera frames as AV1 video; --images is for robomimic."
+            )
         if out.exists():
             raise CommandError(f"{out} exists; exports never overwrite.")
         target = out if format == DatasetExport.Format.LEROBOT else out / "dataset.hdf5"
         if format != DatasetExport.Format.LEROBOT:
             out.mkdir(parents=True)
-        result = datasets.write_export(chosen, format, target)
+        result = datasets.write_export(chosen, format, target, images)
         self.stdout.write(
             f"Exported {result.num_episodes} episodes, {result.num_frames} "
             f"frames of '{found[0].name}' v{chosen.number} to {target} "
