@@ -260,10 +260,12 @@ def _score(request, trial: Trial, form: TrialReportForm) -> Trial | None:
             notes=data["notes"],
         )
     except DomainError as exc:
-        for field, problems in (exc.fields or {}).items():
-            if field in form.fields:
-                form.add_error(field, problems if isinstance(problems, list) else [problems])
-        form.add_error(None, exc.detail)
+        shown = [field for field in exc.fields or {} if field in form.fields]
+        for field in shown:
+            problems = exc.fields[field]
+            form.add_error(field, problems if isinstance(problems, list) else [problems])
+        if not shown:  # the message says it once, beside the field it is about
+            form.add_error(None, exc.detail)
         return None
 
 

@@ -274,8 +274,12 @@ def report_trial_result(
             if valid and outcome is None:
                 if not verdict:
                     raise InvalidInput(
-                        "outcome is required: no success check decided this trial.",
-                        fields={"outcome": ["Required."]},
+                        "Choose an outcome: no success check decided this trial.",
+                        fields={
+                            "outcome": [
+                                "Choose success, failure or partial, or mark the trial invalid."
+                            ]
+                        },
                     )
                 outcome, source = verdict, OutcomeSource.CHECKS
             disagrees = bool(valid and verdict and outcome != verdict)

@@ -483,7 +483,7 @@ def test_the_success_check_decides_a_trial_reported_without_an_outcome(world):
     campaign, session = _checked_campaign(world)
     actor = robot_actor(world.a.robot)
     trial = services.next_trial(actor=actor, campaign=campaign)
-    with pytest.raises(InvalidInput, match="outcome is required"):
+    with pytest.raises(InvalidInput, match="Choose an outcome"):
         services.report_trial_result(actor=actor, trial=trial)
     trial = services.report_trial_result(
         actor=actor, trial=trial, episode=_episode(session, "passed")
