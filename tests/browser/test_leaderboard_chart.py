@@ -1,6 +1,8 @@
-"""The public leaderboard draws its interval chart with the vendored Chart.js: no console
-error, no Content-Security-Policy violation and no request leaving the machine."""
+"""The public leaderboard draws its interval chart with the vendored Chart.js (no console
+error, no Content-Security-Policy violation, no request leaving the machine) on the table's
+scale; its heat maps show each cell's interval, and both downloads download."""
 
+import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -60,3 +62,33 @@ def test_public_leaderboard_draws_the_interval_chart(live_server, browser):
     assert page.evaluate("window.__cspViolations") == []
     assert errors == []
     assert outside == []
+
+
+def test_heat_map_intervals_are_in_view_and_both_downloads_download(live_server, browser):
+    world = factories.build_world()
+    benchmark = played_board(world.a)
+    page = browser.new_page(viewport={"width": 1280, "height": 800}, accept_downloads=True)
+    seen = watch(page, urlsplit(live_server.url).netloc)
+    page.goto(f"{live_server.url}/leaderboards/{benchmark.pk}/")
+    for name in ("Success by task", "Success by condition"):
+        cells = page.get_by_role("table", name=name).locator("td.cell")
+        assert cells.count() > 0
+        for i in range(cells.count()):
+            cell = cells.nth(i)
+            # The interval is on screen, not in a tooltip; the cell is shaded by its rate.
+            interval = cell.locator("span.small").first
+            assert interval.is_visible()
+            assert re.fullmatch(r"\[\d\.\d\d, \d\.\d\d\]", interval.inner_text())
+            assert cell.get_attribute("title") is None
+            shade = cell.evaluate("(td) => getComputedStyle(td).backgroundColor")
+            rate = float(cell.locator("span.rate").inner_text())
+            full = "rgb(90, 190, 130)"  # how a browser writes an alpha of 1
+            assert shade == (full if rate == 1 else f"rgba(90, 190, 130, {rate:g})")
+
+    for name, suffix in (("Download JSON", "json"), ("Download CSV", "csv")):
+        with page.expect_download(timeout=10_000) as download:
+            page.get_by_role("link", name=name).click()
+        assert download.value.suggested_filename == f"leaderboard-{benchmark.pk}.{suffix}"
+    # Still on the leaderboard: the JSON was saved, not opened in the tab.
+    assert page.url == f"{live_server.url}/leaderboards/{benchmark.pk}/"
+    assert seen.errors == [] and seen.outside == []
