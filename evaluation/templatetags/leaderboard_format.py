@@ -105,3 +105,18 @@ def heat_cell(cell):
         k,
         n,
     )
+
+
+@register.filter
+def chart_numbers(rows):
+    """What the chart's tooltips print for each leaderboard row, in the table's order and
+    written exactly as the table writes them (the chart's own numbers are rounded percents,
+    for drawing)."""
+    return [
+        {
+            "macro": number(r["macro"]),
+            "low": number(r["macro_low"]),
+            "high": number(r["macro_high"]),
+        }
+        for r in rows
+    ]

@@ -24,10 +24,24 @@ CHART = """() => {
     intervals: chart.data.datasets[0].data,
     points: chart.data.datasets[1].data,
     x: [chart.scales.x.min, chart.scales.x.max],
+    ticks: chart.scales.x.ticks.map((t) => t.label),
     width: canvas.width,
     height: canvas.height,
     hidden: canvas.closest("figure").hidden,
   };
+}"""
+
+
+# The tooltip's lines for policy `i`: what a pointer resting on its row shows.
+TOOLTIP = """(i) => {
+  const chart = window.Chart.getChart(document.querySelector("[data-leaderboard-chart] canvas"));
+  const meta = chart.getDatasetMeta(1).data[i];
+  chart.tooltip.setActiveElements(
+    [{ datasetIndex: 1, index: i }, { datasetIndex: 0, index: i }], { x: meta.x, y: meta.y }
+  );
+  chart.update();
+  const lines = chart.tooltip.body.map((b) => b.lines.join(" "));
+  return [lines.find((l) => l.startsWith("Macro")), lines.find((l) => l.startsWith("95%"))];
 }"""
 
 
@@ -50,13 +64,23 @@ def test_public_leaderboard_draws_the_interval_chart(live_server, browser):
     page.wait_for_function(f"({CHART})() !== null", timeout=30_000)
     chart = page.evaluate(CHART)
     assert chart["labels"] == [f"{i}. {name} v1" for i, name in enumerate(OUTCOMES, start=1)]
-    assert chart["points"] == [75, 50, 25]
+    # The table's scale: fractions from 0 to 1, not percents.
+    assert chart["points"] == [0.75, 0.5, 0.25]
     for (low, high), point in zip(chart["intervals"], chart["points"], strict=True):
-        assert 0 <= low < point < high <= 100
-    assert chart["x"] == [0, 100]
+        assert 0 <= low < point < high <= 1
+    assert chart["x"] == [0, 1]
+    assert chart["ticks"] == [f"{i / 10:.1f}" for i in range(11)]
     assert chart["width"] > 0 and chart["height"] > 0 and not chart["hidden"]
-    # The table is still there, with one row per policy.
-    assert page.locator("table[aria-label=Leaderboard] tbody tr").count() == len(OUTCOMES)
+    # The table is still there, with one row per policy, and each tooltip writes the numbers
+    # as the table does.
+    rows = page.locator("table[aria-label=Leaderboard] tbody tr")
+    assert rows.count() == len(OUTCOMES)
+    for i in range(len(OUTCOMES)):
+        macro, interval = page.evaluate(TOOLTIP, i)
+        written = rows.nth(i).locator("td").nth(2).inner_text()  # "0.75 [0.47, 0.91]"
+        low, high = written.split(" [")[1].rstrip("]").split(", ")
+        assert macro == f"Macro success: {written.split(' ')[0]} (n = 8)"
+        assert interval == f"95% interval: {low} to {high}"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "leaderboard.png"))
     assert page.evaluate("window.__cspViolations") == []

@@ -1,7 +1,9 @@
 // Leaderboard page: macro success and its 95% interval per policy, drawn with the vendored
 // Chart.js (static vendor/chart.umd.min.js). The numbers come from the page's
-// <script type="application/json" id="leaderboard-chart-data"> (Django's json_script); the
-// table stays the source of truth, so without JavaScript the figure simply stays hidden.
+// <script type="application/json" id="leaderboard-chart-data"> (Django's json_script; `bar`
+// in percent, rounded to 0.1) and the tooltips' text from "leaderboard-chart-numbers", written
+// as the table writes them. Like the table, the chart reads rates as fractions from 0 to 1.
+// The table stays the source of truth, so without JavaScript the figure simply stays hidden.
 (function () {
   "use strict";
 
@@ -12,6 +14,8 @@
     const canvas = figure.querySelector("canvas");
     const box = figure.querySelector(".chart-box");
     const rows = JSON.parse(source.textContent);
+    const written = document.getElementById("leaderboard-chart-numbers");
+    const numbers = written ? JSON.parse(written.textContent) : [];
     if (!canvas || !box || !rows.length) return;
 
     const style = getComputedStyle(document.documentElement);
@@ -19,16 +23,17 @@
     const accent = color("--accent", "#2557a7");
     const muted = color("--muted", "#5d6773");
     const line = color("--line", "#d9dee4");
-    const percent = (v) => (v === null || v === undefined ? "–" : `${Number(v).toFixed(1)} %`);
+    const text = (i, key) => (numbers[i] && numbers[i][key]) || "–";
 
     const labels = rows.map((r) => `${r.rank ?? "–"}. ${r.policy} ${r.version}`);
     const bar = (r) => r.bar || {};
+    const fraction = (v) => (v === null || v === undefined ? null : v / 100);
     const intervals = rows.map((r) =>
-      bar(r).low === null || bar(r).low === undefined ? null : [bar(r).low, bar(r).high]
+      fraction(bar(r).low) === null ? null : [fraction(bar(r).low), fraction(bar(r).high)]
     );
     // Plain values on the category axis: Chart.js skips a null one (a policy with no valid
     // trial has no estimate), where a null inside {x, y} points would break its parser.
-    const points = rows.map((r) => (bar(r).point === undefined ? null : bar(r).point));
+    const points = rows.map((r) => fraction(bar(r).point));
 
     // One row per policy, tall enough to read; the box's height is set through the CSSOM,
     // which the page's Content-Security-Policy allows (no style attribute is written).
@@ -79,8 +84,8 @@
           x: {
             type: "linear",
             min: 0,
-            max: 100,
-            ticks: { stepSize: 10, color: muted, callback: (v) => `${v} %` },
+            max: 1,
+            ticks: { stepSize: 0.1, color: muted, callback: (v) => Number(v).toFixed(1) },
             grid: { color: line },
             title: { display: true, text: "Macro success (95% interval)", color: muted },
           },
@@ -96,11 +101,11 @@
             callbacks: {
               title: (items) => (items.length ? items[0].label : ""),
               label: (item) => {
-                const r = rows[item.dataIndex];
+                const i = item.dataIndex;
                 if (item.datasetIndex === 0) {
-                  return `95% interval: ${percent(bar(r).low)} to ${percent(bar(r).high)}`;
+                  return `95% interval: ${text(i, "low")} to ${text(i, "high")}`;
                 }
-                return `Macro success: ${percent(bar(r).point)} (n = ${r.trials})`;
+                return `Macro success: ${text(i, "macro")} (n = ${rows[i].trials})`;
               },
             },
           },
