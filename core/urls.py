@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.http import JsonResponse
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from core.api.exceptions import error_body
@@ -21,6 +21,9 @@ urlpatterns = [
         content_security_policy(SWAGGER_POLICY)(SpectacularSwaggerView.as_view(url_name="schema")),
         name="swagger-ui",
     ),
+    # Last: any other /api/ path is a JSON 404 for API clients, DEBUG or not (Django's
+    # handler404 is only used when DEBUG is off).
+    re_path(r"^api/", lambda request: not_found(request)),
 ]
 
 

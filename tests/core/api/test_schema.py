@@ -88,3 +88,16 @@ def test_api_has_no_server_errors_for_a_robot(case, principals):
 )
 def test_api_has_no_server_errors_for_an_admin(case, principals):
     case.call_and_validate(checks=[not_a_server_error], **principals["admin"])
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("debug", [True, False])
+def test_an_unknown_api_path_is_a_json_404_with_debug_on_or_off(client, settings, debug):
+    settings.DEBUG = debug
+    response = client.get("/api/v1/nonexistent/")
+    assert response.status_code == 404 and response["Content-Type"] == "application/json"
+    assert response.json() == {
+        "error": "not_found",
+        "detail": "No endpoint at /api/v1/nonexistent/.",
+        "fields": {},
+    }
