@@ -1,5 +1,6 @@
 from django.contrib import admin
-from django.http import JsonResponse
+from django.http import HttpResponsePermanentRedirect, JsonResponse
+from django.templatetags.static import static
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
@@ -16,6 +17,8 @@ urlpatterns = [
     path("api/v1/", include("teleop.api.urls")),
     path("api/v1/", include("evaluation.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    # Browsers ask for /favicon.ico on pages without our <link rel="icon"> (admin, raw JSON).
+    path("favicon.ico", lambda request: HttpResponsePermanentRedirect(static("core/favicon.svg"))),
     path(
         "api/docs/",
         content_security_policy(SWAGGER_POLICY)(SpectacularSwaggerView.as_view(url_name="schema")),

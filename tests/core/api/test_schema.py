@@ -101,3 +101,11 @@ def test_an_unknown_api_path_is_a_json_404_with_debug_on_or_off(client, settings
         "detail": "No endpoint at /api/v1/nonexistent/.",
         "fields": {},
     }
+
+
+def test_the_favicon_is_served(client):
+    from django.contrib.staticfiles import finders
+
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301 and response["Location"].endswith("core/favicon.svg")
+    assert finders.find("core/favicon.svg")
