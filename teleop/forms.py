@@ -74,6 +74,8 @@ class LabelForm(JudgementForm):
 class DiscardForm(forms.Form):
     reason = forms.CharField(
         max_length=2000,
+        label="Discard reason",
+        error_messages={"required": "Say why the episode is discarded."},
         widget=forms.TextInput(
             attrs={"data-discard-reason": "", "placeholder": "Why is this take bad?"}
         ),

@@ -152,7 +152,6 @@ def session_console(request, pk):
     context = {
         **_live_rows(session),
         "criteria": session.task_version.criteria,
-        "discard_form": DiscardForm(),
         "next_condition": services.next_condition(session=session)
         if session.status == Session.Status.OPEN
         else None,
@@ -201,11 +200,10 @@ def session_close(request, pk):
     return redirect("teleop:session", session.pk)
 
 
-@login_required
-def episode_label(request, pk):
-    """GET: the label panel of an episode; POST: save a label (htmx or plain form)."""
-    episode = get_object_or_404(_episodes(request), pk=pk)
-    criteria = episode.task_version.criteria
+def _label_form(episode, data=None) -> LabelForm:
+    """The label form of an episode, filled with its current label. Field ids carry the
+    episode, so htmx, which puts the focus back on the element with the same id after a swap,
+    never moves it into another episode's field."""
     current = episode.current_labels[0] if episode.current_labels else None
     initial = (
         {
@@ -217,7 +215,46 @@ def episode_label(request, pk):
         if current
         else None
     )
-    form = LabelForm(request.POST or None, criteria=criteria, initial=initial)
+    return LabelForm(
+        data,
+        criteria=episode.task_version.criteria,
+        initial=initial,
+        auto_id=f"label-{episode.pk}-%s",
+    )
+
+
+def _discard_form(episode, data=None) -> DiscardForm:
+    return DiscardForm(data, auto_id=f"discard-{episode.pk}-%s")
+
+
+def _label_panel(request, episode, *, label_form=None, discard_form=None, done="", status=200):
+    """The label panel of an episode, as htmx swaps it into the console's aside. `done` is
+    the message of a change just made; with it the answer tells the live table to refresh."""
+    response = render(
+        request,
+        "teleop/_label_panel.html",
+        {
+            "episode": episode,
+            "form": label_form or _label_form(episode),
+            "discard_form": discard_form or _discard_form(episode),
+            "done": done,
+        },
+        status=status,
+    )
+    if done:
+        response["HX-Trigger"] = "episodes-changed"
+    return response
+
+
+def _form_errors(form) -> str:
+    return " ".join(e for errors in form.errors.values() for e in errors)
+
+
+@login_required
+def episode_label(request, pk):
+    """GET: the label panel of an episode; POST: save a label (htmx or plain form)."""
+    episode = get_object_or_404(_episodes(request), pk=pk)
+    form = _label_form(episode, request.POST or None)
     saved = False
     if request.method == "POST" and form.is_valid():
         try:
@@ -229,39 +266,45 @@ def episode_label(request, pk):
         if saved:
             messages.success(request, "Label saved.")
         else:
-            messages.error(
-                request,
-                "The label was not saved: "
-                + "; ".join(e for errs in form.errors.values() for e in errs),
-            )
+            messages.error(request, "The label was not saved: " + _form_errors(form))
         return redirect(request.POST.get("next") or reverse("teleop:episode", args=[pk]))
-    response = render(
+    return _label_panel(
         request,
-        "teleop/_label_panel.html",
-        {"episode": episode, "form": form, "saved": saved, "discard_form": DiscardForm()},
+        episode,
+        label_form=form,
+        done="Label saved." if saved else "",
         status=400 if form.errors else 200,
     )
-    if saved:
-        response["HX-Trigger"] = "episodes-changed"
-    return response
 
 
 @login_required
 @require_POST
 def episode_discard(request, pk):
+    """Discard an episode with a reason: htmx gets the label panel back (the live table
+    refreshes), a plain form a redirect with a message."""
     episode = get_object_or_404(_episodes(request), pk=pk)
-    form = DiscardForm(request.POST)
-    if form.is_valid():
+    form = _discard_form(episode, request.POST)
+    done = ""
+    if episode.is_discarded:
+        # A second submit (a stale page, a double Enter): the first reason stays.
+        done = f"This episode was discarded already: {episode.discard_reason}"
+    elif form.is_valid():
         try:
             services.discard_episode(
                 actor=request.user, episode=episode, reason=form.cleaned_data["reason"]
             )
-            messages.success(request, "Episode discarded; it stays listed with its reason.")
+            done = "Episode discarded; it stays listed with its reason."
         except DomainError as exc:
-            _fail(request, exc)
-    else:
-        messages.error(request, "Say why the episode is discarded.")
-    return redirect(request.POST.get("next") or reverse("teleop:episode", args=[pk]))
+            form.add_error(None, exc.detail)
+    if not request.headers.get("HX-Request"):
+        if done:
+            messages.success(request, done)
+        else:
+            messages.error(request, _form_errors(form))
+        return redirect(request.POST.get("next") or reverse("teleop:episode", args=[pk]))
+    if not done:
+        return _label_panel(request, episode, discard_form=form, status=400)
+    return _label_panel(request, _episodes(request).get(pk=pk), done=done)
 
 
 # --- Episode page and replay --------------------------------------------------------------
@@ -293,8 +336,8 @@ def episode_detail(request, pk):
             "viewer_url": viewer_url,
             "previous": siblings[index - 1] if index > 0 else None,
             "next": siblings[index + 1] if index + 1 < len(siblings) else None,
-            "label_form": LabelForm(criteria=episode.task_version.criteria),
-            "discard_form": DiscardForm(),
+            "label_form": _label_form(episode),
+            "discard_form": _discard_form(episode),
             "problems": (episode.validation_report or {}).get("problems", []),
         },
     )

@@ -178,10 +178,17 @@ def test_operator_sees_two_uploads_live_labels_one_discards_one_and_the_summary_
     instruction.scroll_into_view_if_needed()
     expect(page.get_by_text(version.instruction)).to_be_in_viewport()
     reason.press("Enter")
-    expect(page.get_by_text("Episode discarded; it stays listed with its reason.")).to_be_visible()
+    # Discarding is done in place, like labelling: no reload, the row stays selected, the
+    # panel says so and offers no second discard.
+    expect(panel.get_by_text("Episode discarded; it stays listed with its reason.")).to_be_visible()
     discarded_row = page.locator(f'[data-episode-row="{lagged_id}"]')
     expect(discarded_row).to_contain_text("discarded")
     expect(discarded_row).to_contain_text(DISCARD_REASON)
+    expect(discarded_row).to_have_class(re.compile(r"\bselected\b"))
+    assert page.evaluate("window.__sameDocument") is True
+    expect(panel.get_by_role("button", name="Discard")).to_have_count(0)
+    expect(panel.locator("[data-discard-reason]")).to_have_value(DISCARD_REASON)
+    expect(panel.get_by_role("button", name="Save label")).to_be_visible()
     expect(page.locator(f'[data-episode-row="{clean_id}"] .badge.success')).to_be_visible()
 
     # An open session that has been quiet for a while polls slowly.

@@ -3,6 +3,7 @@
 import pytest
 from django.test import Client
 
+from teleop import services
 from teleop.models import DatasetView, Label
 from tests.teleop.recordings import ready_episode_row
 
@@ -202,3 +203,41 @@ def test_live_table_polls_fast_while_busy_slowly_when_quiet_and_stops_once_settl
     assert _poll_every(session, _episode_rows(session)) is None  # closed and settled
     page = _client(world.a.operator).get(f"/teleop/sessions/{session.pk}/").content.decode()
     assert 'hx-trigger="episodes-changed from:body"' in page and "final: session closed" in page
+
+
+def test_discard_over_htmx_answers_the_panel_in_place_and_refuses_a_blank_reason(world, session):
+    episode = ready_episode_row(session)
+    client = _client(world.a.operator)
+    url = f"/episodes/{episode.pk}/discard"
+    refused = client.post(url, {"reason": "   "}, HTTP_HX_REQUEST="true")
+    assert refused.status_code == 400
+    assert "Say why the episode is discarded." in refused.content.decode()
+    episode.refresh_from_db()
+    assert not episode.is_discarded
+
+    response = client.post(url, {"reason": "bumped the table"}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 200  # the panel, not a redirect to reload the page
+    assert response["HX-Trigger"] == "episodes-changed"  # the live table shows it discarded
+    panel = response.content.decode()
+    assert f'data-panel-episode="{episode.pk}"' in panel
+    assert "Episode discarded; it stays listed with its reason." in panel
+    episode.refresh_from_db()
+    assert episode.discard_reason == "bumped the table"
+
+
+def test_a_discarded_episode_is_offered_labelling_but_not_discard(world, session):
+    episode = ready_episode_row(session)
+    services.discard_episode(actor=world.a.operator, episode=episode, reason="bumped")
+    client = _client(world.a.operator)
+    discard = f"/episodes/{episode.pk}/discard"
+    for page in (f"/episodes/{episode.pk}/label", f"/episodes/{episode.pk}/"):
+        html = client.get(page).content.decode()
+        assert discard not in html and ">Discard</button>" not in html
+        assert 'value="bumped"' in html and "Save label" in html  # the service labels it
+    rows = client.get(f"/teleop/sessions/{session.pk}/episodes").content.decode()
+    assert "data-open-label" in rows
+
+    again = client.post(discard, {"reason": "another"}, HTTP_HX_REQUEST="true")
+    assert "discarded already: bumped" in again.content.decode()
+    episode.refresh_from_db()
+    assert episode.discard_reason == "bumped"
