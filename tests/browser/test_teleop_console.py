@@ -16,10 +16,11 @@ from playwright.sync_api import expect
 
 from core import services as core_services
 from teleop import client as pg
+from teleop import services
 from teleop.models import Episode, Label, Session
 from tests.browser.watch import watch
 from tests.core import factories
-from tests.teleop.recordings import record_episode
+from tests.teleop.recordings import ready_episode_row, record_episode
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
@@ -237,3 +238,125 @@ def test_operator_sees_two_uploads_live_labels_one_discards_one_and_the_summary_
     assert lagged.discard_reason == DISCARD_REASON
     assert errors == []
     assert outside == []
+
+
+def _console(live_server, browser):
+    """A signed-in operator on the console of a session with two ready episodes (newest
+    first in the table). Returns the page, what it saw, and the two episodes in table order."""
+    team = _world()
+    session = services.open_session(
+        actor=team.operator,
+        robot=team.robot,
+        task_version=team.task.versions.get(),
+        operator_code=OPERATOR,
+    )
+    older = ready_episode_row(session)
+    newer = ready_episode_row(session)
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    seen = watch(page, urlsplit(live_server.url).netloc)
+    page.goto(f"{live_server.url}/accounts/login/?next=/teleop/sessions/{session.pk}/")
+    page.get_by_label("Username").fill(team.operator.username)
+    page.get_by_label("Password").fill("pw")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("[data-episode-row]")).to_have_count(2)
+    page.wait_for_load_state("load")  # the shortcuts are a deferred script
+    return page, seen, newer, older
+
+
+def _hold_panel_loads(page) -> list:
+    """Hold the next label panel the page asks for (GET) until `_release`, the way a slow
+    network would; saves (POST) and later panels go through."""
+    held = []
+
+    def hold(route):
+        if route.request.method == "GET" and not held:
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route("**/episodes/*/label", hold)
+    return held
+
+
+def _release(page, held):
+    for _ in range(100):
+        if held:
+            break
+        page.wait_for_timeout(20)
+    held[0].continue_()
+
+
+def _label_form(episode):
+    return f'#label-panel form[action="/episodes/{episode.pk}/label"]'
+
+
+def test_a_discard_reason_typed_while_the_next_panel_loads_goes_to_that_episode(
+    live_server, browser
+):
+    """j then x at once: the reason and its Enter wait for the selected episode's panel and
+    land in it, never in the previous episode's panel nor read as shortcuts."""
+    page, seen, first, second = _console(live_server, browser)
+    page.keyboard.press("j")
+    expect(page.locator(_label_form(first))).to_be_visible()
+    held = _hold_panel_loads(page)
+    page.keyboard.press("j")  # the second episode's panel is on its way
+    page.keyboard.press("x")
+    page.keyboard.type("gripper sl")  # s and p are shortcuts outside the reason box
+    _release(page, held)
+    expect(page.locator(_label_form(second))).to_be_visible()
+    expect(page.get_by_label("Discard reason")).to_be_focused()
+    page.keyboard.type("ipped, 2 fps")
+    page.keyboard.press("Enter")
+    expect(page.get_by_text("Episode discarded; it stays listed with its reason.")).to_be_visible()
+
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert second.discard_reason == "gripper slipped, 2 fps"
+    assert not first.is_discarded
+    assert not Label.objects.exists()
+    assert seen.errors == [] and seen.outside == []
+
+
+def test_labelling_keys_pressed_while_the_next_panel_loads_label_that_episode(live_server, browser):
+    page, seen, first, second = _console(live_server, browser)
+    page.keyboard.press("j")
+    expect(page.locator(_label_form(first))).to_be_visible()
+    held = _hold_panel_loads(page)
+    page.keyboard.press("j")
+    for key in ("f", "1", "Control+Enter"):
+        page.keyboard.press(key)
+    _release(page, held)
+    expect(page.get_by_text("Label saved.")).to_be_visible()
+
+    label = Label.objects.get()
+    assert (label.episode_id, label.outcome, label.stages_reached) == (
+        second.pk,
+        "failure",
+        ["reach"],
+    )
+    assert seen.errors == [] and seen.outside == []
+
+
+def test_after_saving_from_the_notes_and_after_escape_the_keys_are_shortcuts_again(
+    live_server, browser
+):
+    page, seen, first, second = _console(live_server, browser)
+    page.keyboard.press("j")
+    expect(page.locator(_label_form(first))).to_be_visible()
+    page.keyboard.press("s")
+    page.get_by_label("Notes").fill("clean take")
+    page.keyboard.press("Control+Enter")
+    expect(page.get_by_text("Label saved.")).to_be_visible()
+    page.keyboard.press("j")  # not typed into the notes: the next episode
+    expect(page.locator(_label_form(second))).to_be_visible()
+    expect(page.locator(f'[data-episode-row="{second.pk}"]')).to_have_class(
+        re.compile(r"\bselected\b")
+    )
+    page.get_by_label("Notes").fill("slow")
+    page.keyboard.press("Escape")
+    page.keyboard.press("f")
+    expect(page.get_by_label("Failure", exact=True)).to_be_checked()
+    expect(page.get_by_label("Notes")).to_have_value("slow")
+
+    assert Label.objects.get().notes == "clean take"
+    assert seen.errors == [] and seen.outside == []
