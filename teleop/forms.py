@@ -98,9 +98,19 @@ class EpisodeFilterForm(forms.Form):
     outcome = forms.ChoiceField(
         required=False, choices=[("", "Any"), *Label.Outcome.choices, ("unlabelled", "Unlabelled")]
     )
-    state = forms.ChoiceField(required=False, choices=[("", "Ready"), *Episode.State.choices])
+    # Ready is the default of the shared filters (teleop.selectors.filter_episodes): it is
+    # listed once, first, and an empty value (links made before it was listed) means it too.
+    state = forms.ChoiceField(
+        required=False,
+        initial=Episode.State.READY,
+        choices=[
+            (Episode.State.READY, Episode.State.READY.label),
+            *(choice for choice in Episode.State.choices if choice[0] != Episode.State.READY),
+        ],
+    )
     flag = forms.CharField(required=False, max_length=64, label="Quality flag")
-    exclude_flagged = forms.BooleanField(required=False, label="Only unflagged")
+    exclude_flagged = forms.BooleanField(required=False, label="Only unflagged episodes")
+    include_discarded = forms.BooleanField(required=False, label="Include discarded episodes")
     recorded_after = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     recorded_before = forms.DateField(
         required=False, widget=forms.DateInput(attrs={"type": "date"})
@@ -122,12 +132,13 @@ class EpisodeFilterForm(forms.Form):
         """The shared episode filters (teleop.selectors.FILTER_KEYS) from the form."""
         data = self.cleaned_data
         filters = {k: data[k] for k in ("task", "robot", "operator", "outcome") if data.get(k)}
-        if data.get("state"):
+        if data.get("state") and data["state"] != Episode.State.READY:
             filters["state"] = data["state"]
         if data.get("flag"):
             filters["flags_any"] = [data["flag"]]
-        if data.get("exclude_flagged"):
-            filters["exclude_flagged"] = True
+        for key in ("exclude_flagged", "include_discarded"):
+            if data.get(key):
+                filters[key] = True
         for key in ("recorded_after", "recorded_before"):
             if data.get(key):
                 filters[key] = data[key].isoformat()

@@ -15,7 +15,7 @@ from django.core import signing
 from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
 from django.db.models import Prefetch
-from django.http import FileResponse, Http404, HttpResponse
+from django.http import FileResponse, Http404, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -411,8 +411,11 @@ def episode_browser(request):
         sort if sort in SORTS else "-created_at", "pk"
     )
     page = Paginator(results, PAGE_SIZE).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
+    # The filters as a query without the page and the fields left empty (which filter nothing).
+    query = QueryDict(mutable=True)
+    for key, values in request.GET.lists():
+        if key != "page" and any(values):
+            query.setlist(key, [v for v in values if v])
     return render(
         request,
         "teleop/episode_browser.html",
@@ -420,10 +423,20 @@ def episode_browser(request):
             "form": form,
             "page": page,
             "query": query.urlencode(),
+            "previous_url": _page_url(query, page.previous_page_number())
+            if page.has_previous()
+            else None,
+            "next_url": _page_url(query, page.next_page_number()) if page.has_next() else None,
             "filters": filters,
             "save_form": SaveViewForm(user=request.user),
         },
     )
+
+
+def _page_url(query: QueryDict, number: int) -> str:
+    query = query.copy()
+    query["page"] = str(number)
+    return "?" + query.urlencode()
 
 
 @login_required

@@ -1,10 +1,12 @@
 """Recording pages: who sees what, forms with bad input, the viewer's headers."""
 
+import re
+
 import pytest
 from django.test import Client
 
 from teleop import services
-from teleop.models import DatasetView, Label
+from teleop.models import DatasetView, Episode, Label
 from tests.teleop.recordings import ready_episode_row
 
 pytestmark = pytest.mark.django_db
@@ -185,7 +187,7 @@ def test_live_table_polls_fast_while_busy_slowly_when_quiet_and_stops_once_settl
 
     from django.utils import timezone
 
-    from teleop.models import Episode, Session
+    from teleop.models import Session
     from teleop.views import LIVE_FAST_S, LIVE_SLOW_S, _episode_rows, _poll_every
 
     episode = ready_episode_row(session)
@@ -241,3 +243,53 @@ def test_a_discarded_episode_is_offered_labelling_but_not_discard(world, session
     assert "discarded already: bumped" in again.content.decode()
     episode.refresh_from_db()
     assert episode.discard_reason == "bumped"
+
+
+def _state_options(html: str) -> list[tuple[str, str]]:
+    select = re.search(r'<select name="state".*?</select>', html, re.S).group(0)
+    return re.findall(r'<option value="([^"]*)"[^>]*>([^<]*)</option>', select)
+
+
+def test_episode_browser_lists_ready_once_and_reaches_discarded_and_other_states(world, session):
+    ready_episode_row(session)
+    rejected = ready_episode_row(session)
+    Episode.objects.filter(pk=rejected.pk).update(state=Episode.State.REJECTED)
+    discarded = ready_episode_row(session)
+    services.discard_episode(actor=world.a.operator, episode=discarded, reason="bumped")
+    client = _client(world.a.researcher)
+
+    options = _state_options(client.get("/episodes/").content.decode())
+    assert [label for _, label in options].count("Ready") == 1
+    assert options[0] == ("ready", "Ready")  # the default, shown first
+    assert {value for value, _ in options} == set(Episode.State.values)
+    # Links made before (no state, an empty one, an explicit ready) still mean ready.
+    for query in ("", "?state=", "?state=ready"):
+        page = client.get(f"/episodes/{query}").content.decode()
+        assert "1 episode, ready; discarded episodes are hidden" in page
+    page = client.get("/episodes/?include_discarded=on").content.decode()
+    assert "2 episodes, ready</p>" in page and f"/episodes/{discarded.pk}/" in page
+    assert "1 episode, rejected" in client.get("/episodes/?state=rejected").content.decode()
+
+    # Saved as a view, the default is the shared filters' default and discarded is explicit.
+    for name, data in (("blank", {"state": ""}), ("ready", {"state": "ready"})):
+        client.post("/datasets/save", {"name": name, "team": world.a.team.pk, **data})
+    client.post(
+        "/datasets/save", {"name": "all", "team": world.a.team.pk, "include_discarded": "on"}
+    )
+    filters = {v.name: v.versions.get().filters for v in DatasetView.objects.all()}
+    assert filters == {"blank": {}, "ready": {}, "all": {"include_discarded": True}}
+    assert len(DatasetView.objects.get(name="all").versions.get().episode_ids) == 2
+
+
+def test_episode_browser_page_links_carry_only_the_filters_set(world, session, monkeypatch):
+    from teleop import views
+
+    monkeypatch.setattr(views, "PAGE_SIZE", 1)
+    for _ in range(3):
+        ready_episode_row(session)
+    client = _client(world.a.researcher)
+    assert 'href="?page=2"' in client.get("/episodes/").content.decode()
+    page = client.get("/episodes/?task=&outcome=unlabelled&state=&page=2").content.decode()
+    assert 'href="?outcome=unlabelled&amp;page=1"' in page
+    assert 'href="?outcome=unlabelled&amp;page=3"' in page
+    assert "?&" not in page and "page=2&amp;page" not in page
