@@ -134,6 +134,7 @@ LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
+FORMAT_MODULE_PATH = ["core.formats"]  # dates and times written one way on every page
 USE_I18N = True
 USE_TZ = True
 

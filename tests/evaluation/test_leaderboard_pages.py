@@ -161,13 +161,13 @@ def test_leaderboard_writes_when_it_was_computed_as_a_readable_time(world):
     _, data = _versions(benchmark)
     html = Client().get(f"/leaderboards/{benchmark.pk}/").content.decode()
     computed = parse_datetime(data["computed_at"])
-    readable = computed.strftime("%-d %b %Y, %H:%M UTC")
+    readable = computed.strftime("%Y-%m-%d %H:%M UTC")
     assert f'<time datetime="{computed.isoformat()}">{readable}</time>' in html
     assert data["computed_at"][:16] not in _text(html)
 
     listing = Client().get("/leaderboards/").content.decode()
     benchmark.refresh_from_db()
-    published = benchmark.published_at.strftime("%-d %b %Y")
+    published = benchmark.published_at.strftime("%Y-%m-%d")
     assert f'<time datetime="{benchmark.published_at.isoformat()}">{published}</time>' in listing
 
 
