@@ -237,6 +237,25 @@ def start_export(
     return export
 
 
+def robomimic_image_bytes(version: DatasetViewVersion) -> int:
+    """About how many bytes a robomimic export of `version` spends on uncompressed camera
+    images: a row per frame of the slowest camera, each row every camera's decoded RGB,
+    twice (obs and next_obs). Trims count; an episode without a duration counts nothing."""
+    total = 0
+    episodes = Episode.objects.filter(pk__in=version.episode_ids).select_related(
+        "robot__embodiment"
+    )
+    for episode in episodes.only("pk", "duration_s", "robot__embodiment__spec"):
+        cameras = episode.robot.embodiment.spec.get("cameras") or []
+        if not cameras or not episode.duration_s:
+            continue
+        start, end = version.trims.get(str(episode.pk)) or (0.0, episode.duration_s)
+        seconds = max(0.0, min(end, episode.duration_s) - start)
+        rows = seconds * min(c["fps"] for c in cameras)
+        total += int(rows * sum(c["width"] * c["height"] * 3 for c in cameras) * 2)
+    return total
+
+
 # --- Building ---------------------------------------------------------------------------------
 
 

@@ -163,3 +163,16 @@ class SaveViewForm(forms.Form):
 
 class ExportForm(forms.Form):
     format = forms.ChoiceField(choices=DatasetExport.Format.choices)
+    images = forms.ChoiceField(
+        choices=DatasetExport.Images.choices,
+        initial=DatasetExport.Images.RAW,
+        label="Camera images (robomimic)",
+        help_text="LeRobot always stores camera frames as AV1 video.",
+        widget=forms.Select(attrs={"aria-describedby": "images-help"}),
+    )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("format") == DatasetExport.Format.LEROBOT:
+            data["images"] = DatasetExport.Images.RAW  # the choice is robomimic's
+        return data

@@ -486,7 +486,10 @@ def view_detail(request, pk):
     if request.method == "POST" and form.is_valid():
         try:
             datasets.start_export(
-                actor=request.user, version=latest, format=form.cleaned_data["format"]
+                actor=request.user,
+                version=latest,
+                format=form.cleaned_data["format"],
+                images=form.cleaned_data["images"],
             )
             messages.success(request, "Export queued; it is built in the background.")
             return redirect("teleop:view", view.pk)
@@ -502,10 +505,12 @@ def view_detail(request, pk):
             "latest": latest,
             "form": form,
             "exports": exports,
+            "image_bytes": datasets.robomimic_image_bytes(latest),
             "episodes": _episodes(request)
             .filter(pk__in=latest.episode_ids[:200])
             .order_by("created_at"),
         },
+        status=400 if request.method == "POST" else 200,  # a valid POST redirected
     )
 
 

@@ -293,3 +293,33 @@ def test_episode_browser_page_links_carry_only_the_filters_set(world, session, m
     assert 'href="?outcome=unlabelled&amp;page=1"' in page
     assert 'href="?outcome=unlabelled&amp;page=3"' in page
     assert "?&" not in page and "page=2&amp;page" not in page
+
+
+def test_an_export_chooses_its_images_and_the_page_says_what_they_cost(world, session):
+    from teleop import datasets
+    from teleop.models import DatasetExport
+
+    for seconds in (2.0, 3.0):
+        episode = ready_episode_row(session)
+        Episode.objects.filter(pk=episode.pk).update(duration_s=seconds)
+    view = datasets.create_view(actor=world.a.researcher, team=world.a.team, name="costly")
+    cameras = world.a.robot.embodiment.spec["cameras"]
+    rows = 5.0 * min(c["fps"] for c in cameras)
+    expected = int(rows * sum(c["width"] * c["height"] * 3 for c in cameras) * 2)
+    assert datasets.robomimic_image_bytes(view.versions.get()) == expected
+    client = _client(world.a.researcher)
+    page = client.get(f"/datasets/{view.pk}/").content.decode()
+    assert "Camera images (robomimic)" in page
+    from django.template.defaultfilters import filesizeformat
+
+    assert f"take about <strong>{filesizeformat(expected)}</strong>" in page
+    assert f"by {world.a.researcher.username}</li>" in page and "by user:" not in page
+
+    client.post(f"/datasets/{view.pk}/", {"format": "robomimic", "images": "gzip"})
+    client.post(f"/datasets/{view.pk}/", {"format": "lerobot", "images": "gzip"})
+    made = dict(DatasetExport.objects.values_list("format", "images"))
+    assert made == {"robomimic": "gzip", "lerobot": "raw"}  # LeRobot's frames are video
+    refused = client.post(f"/datasets/{view.pk}/", {"format": "robomimic", "images": "png"})
+    assert refused.status_code == 400
+    assert "Select a valid choice" in refused.content.decode()
+    assert DatasetExport.objects.count() == 2
