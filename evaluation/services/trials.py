@@ -277,7 +277,7 @@ def report_trial_result(
                         "Choose an outcome: no success check decided this trial.",
                         fields={
                             "outcome": [
-                                "Choose success, failure or partial, or mark the trial invalid."
+                                "Choose an outcome, or mark the trial invalid."
                             ]
                         },
                     )

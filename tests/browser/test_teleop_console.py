@@ -190,6 +190,18 @@ def test_operator_sees_two_uploads_live_labels_one_discards_one_and_the_summary_
     expect(panel.get_by_role("button", name="Discard")).to_have_count(0)
     expect(panel.locator("[data-discard-reason]")).to_have_value(DISCARD_REASON)
     expect(panel.get_by_role("button", name="Save label")).to_be_visible()
+    # The read-only reason is no text field: x leaves it alone, and with the focus in it the
+    # keys still move the selection.
+    page.keyboard.press("x")
+    assert page.evaluate("document.activeElement.matches('[data-discard-reason]')") is False
+    panel.locator("[data-discard-reason]").focus()
+    order = page.locator("[data-episode-row]").evaluate_all(
+        "rows => rows.map(r => r.dataset.episodeRow)"
+    )
+    page.keyboard.press("j" if order.index(lagged_id) == 0 else "k")
+    expect(discarded_row).not_to_have_class(re.compile(r"\bselected\b"))
+    page.keyboard.press("k" if order.index(lagged_id) == 0 else "j")
+    expect(discarded_row).to_have_class(re.compile(r"\bselected\b"))
     expect(page.locator(f'[data-episode-row="{clean_id}"] .badge.success')).to_be_visible()
 
     # An open session that has been quiet for a while polls slowly.

@@ -97,7 +97,7 @@ def test_an_invalid_trial_needs_its_reason_and_a_valid_one_an_outcome(world, bli
     trial = _held(blinded, world.a.robot)
     bad = [
         ({"valid": "no", "from": "console"}, "Say why the trial is invalid."),
-        ({"valid": "yes", "from": "console"}, "Choose success, failure or partial"),
+        ({"valid": "yes", "from": "console"}, "Choose an outcome, or mark the trial invalid."),
         ({"valid": "yes", "outcome": "maybe"}, "Select a valid choice"),
         ({"valid": "yes", "outcome": "success", "stages_reached": ["fly"]}, "Select a valid"),
         ({"valid": "yes", "outcome": "success", "invalid_reason": "timeout"}, "no invalid reason"),

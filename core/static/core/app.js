@@ -2,8 +2,9 @@
 (function () {
   "use strict";
 
+  // A field the keys type into (a read-only one, like a discarded episode's reason, is not).
   function isTextField(el) {
-    return !!el && (el.tagName === "INPUT" && !["radio", "checkbox"].includes(el.type) ||
+    return !!el && !el.readOnly && (el.tagName === "INPUT" && !["radio", "checkbox"].includes(el.type) ||
       el.tagName === "TEXTAREA" || el.tagName === "SELECT");
   }
 
@@ -90,7 +91,7 @@
       return !!stage;
     }
     if (key === "x") {
-      const reason = (labelPanel() || document).querySelector("[data-discard-reason]");
+      const reason = (labelPanel() || document).querySelector("[data-discard-reason]:not([readonly])");
       if (reason) reason.focus();
       return !!reason;
     }
