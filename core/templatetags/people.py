@@ -1,5 +1,6 @@
-"""How pages name who did something: the stored actor labels ("user:olga", "robot:arm-1",
-see `core.access.actor_label`) are for the audit trail and the API; people read names."""
+"""Small filters for how pages write things: who did something (the stored actor labels,
+"user:olga", "robot:arm-1" from `core.access.actor_label`, are for the audit trail and the API;
+people read names) and where long labels may wrap."""
 
 from django import template
 
@@ -13,3 +14,12 @@ def who(label: str) -> str:
     if not name:
         return label or ""
     return name if kind == "user" else f"{kind} {name}"
+
+
+@register.filter
+def soft_breaks(text: str) -> str:
+    """Text that may wrap after ':' (long check names in flag badges), escaped."""
+    from django.utils.html import escape
+    from django.utils.safestring import mark_safe
+
+    return mark_safe(escape(text or "").replace(":", ":<wbr>"))
