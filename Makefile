@@ -67,7 +67,7 @@ check: install-dev assets
 
 test-postgres: install-dev assets browser
 	./scripts/ensure-postgres.sh $(notdir $(TEST_DATABASE_URL))
-	DATABASE_URL=$(TEST_DATABASE_URL) $(VENV)/bin/pytest -n $(PYTEST_WORKERS) -q
+	DATABASE_URL=$(TEST_DATABASE_URL) $(VENV)/bin/pytest -n $(PYTEST_WORKERS) -q --durations=15
 
 test-sqlite: install-dev assets
 	mkdir -p var
