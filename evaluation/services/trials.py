@@ -275,11 +275,7 @@ def report_trial_result(
                 if not verdict:
                     raise InvalidInput(
                         "Choose an outcome: no success check decided this trial.",
-                        fields={
-                            "outcome": [
-                                "Choose an outcome, or mark the trial invalid."
-                            ]
-                        },
+                        fields={"outcome": ["Choose an outcome, or mark the trial invalid."]},
                     )
                 outcome, source = verdict, OutcomeSource.CHECKS
             disagrees = bool(valid and verdict and outcome != verdict)
