@@ -142,6 +142,7 @@ def _image_datasets(f) -> list:
     return [ds for ds in f["data/demo_0/obs"].values() if ds.name.endswith("_image")]
 
 
+@pytest.mark.slow  # gzip on three episodes' frames: ~13 s
 @pytest.mark.parametrize(("images", "compressions"), [("gzip", {"gzip"}), ("none", set())])
 def test_a_robomimic_export_holds_images_as_asked(
     api, world, ready_episodes, django_capture_on_commit_callbacks, images, compressions
