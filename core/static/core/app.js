@@ -159,7 +159,7 @@
 
   // A waiting reason character goes into the focused field as if typed there.
   function typeInto(field, key) {
-    if (!isTextField(field) || field.readOnly) return;
+    if (!isTextField(field)) return;  // read-only fields are not text fields
     if (key === "Enter") { if (field.form) field.form.requestSubmit(); return; }
     if (key === "Escape") { leaveField(field); return; }
     const start = field.selectionStart, end = field.selectionEnd;
