@@ -71,7 +71,7 @@ test-postgres: install-dev assets browser
 
 test-sqlite: install-dev assets
 	mkdir -p var
-	DATABASE_URL=$(SQLITE_TEST_DATABASE_URL) $(VENV)/bin/pytest -q -m "not postgres_only and not slow" tests
+	DATABASE_URL=$(SQLITE_TEST_DATABASE_URL) $(VENV)/bin/pytest -n $(PYTEST_WORKERS) -q -m "not postgres_only and not slow" tests
 
 test: install-dev
 	./scripts/ensure-postgres.sh $(notdir $(TEST_DATABASE_URL))
