@@ -92,15 +92,21 @@ def test_api_has_no_server_errors_for_an_admin(case, principals):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("debug", [True, False])
-def test_an_unknown_api_path_is_a_json_404_with_debug_on_or_off(client, settings, debug):
+def test_an_unknown_api_path_is_a_json_404_with_debug_on_or_off(settings, debug):
+    from django.test import Client
+
     settings.DEBUG = debug
-    response = client.get("/api/v1/nonexistent/")
-    assert response.status_code == 404 and response["Content-Type"] == "application/json"
-    assert response.json() == {
-        "error": "not_found",
-        "detail": "No endpoint at /api/v1/nonexistent/.",
-        "fields": {},
-    }
+    client = Client(enforce_csrf_checks=True)  # a robot's POST carries no CSRF token
+    for response in (
+        client.get("/api/v1/nonexistent/"),
+        client.post("/api/v1/nonexistent/", {}, content_type="application/json"),
+    ):
+        assert response.status_code == 404 and response["Content-Type"] == "application/json"
+        assert response.json() == {
+            "error": "not_found",
+            "detail": "No endpoint at /api/v1/nonexistent/.",
+            "fields": {},
+        }
 
 
 def test_the_favicon_is_served(client):
