@@ -27,7 +27,7 @@ from core import access
 from core import services as core_services
 from core.criteria import canonical_json
 from core.errors import Conflict, InvalidInput, NotPermitted
-from core.models import Membership, Team
+from core.models import Embodiment, Membership, Team
 from teleop import storage
 from teleop.models import DatasetExport, DatasetView, DatasetViewVersion, Episode, Label
 from teleop.selectors import FILTER_KEYS, filter_episodes
@@ -240,18 +240,21 @@ def start_export(
 def robomimic_image_bytes(version: DatasetViewVersion) -> int:
     """About how many bytes a robomimic export of `version` spends on uncompressed camera
     images: a row per frame of the slowest camera, each row every camera's decoded RGB,
-    twice (obs and next_obs). Trims count; an episode without a duration counts nothing."""
-    total = 0
-    episodes = Episode.objects.filter(pk__in=version.episode_ids).select_related(
-        "robot__embodiment"
+    twice (obs and next_obs). Trims count; an episode without a duration counts nothing.
+    Two queries: the episodes' durations, then each embodiment's spec once."""
+    episodes = list(
+        Episode.objects.filter(pk__in=version.episode_ids, duration_s__gt=0).values_list(
+            "pk", "duration_s", "robot__embodiment_id"
+        )
     )
-    for episode in episodes.only("pk", "duration_s", "robot__embodiment__spec"):
-        cameras = episode.robot.embodiment.spec.get("cameras") or []
-        if not cameras or not episode.duration_s:
+    specs = Embodiment.objects.in_bulk({embodiment for _, _, embodiment in episodes})
+    total = 0
+    for pk, duration_s, embodiment in episodes:
+        cameras = specs[embodiment].spec.get("cameras") or []
+        if not cameras:
             continue
-        start, end = version.trims.get(str(episode.pk)) or (0.0, episode.duration_s)
-        seconds = max(0.0, min(end, episode.duration_s) - start)
-        rows = seconds * min(c["fps"] for c in cameras)
+        start, end = version.trims.get(str(pk)) or (0.0, duration_s)
+        rows = max(0.0, min(end, duration_s) - start) * min(c["fps"] for c in cameras)
         total += int(rows * sum(c["width"] * c["height"] * 3 for c in cameras) * 2)
     return total
 

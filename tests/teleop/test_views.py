@@ -295,7 +295,9 @@ def test_episode_browser_page_links_carry_only_the_filters_set(world, session, m
     assert "?&" not in page and "page=2&amp;page" not in page
 
 
-def test_an_export_chooses_its_images_and_the_page_says_what_they_cost(world, session):
+def test_an_export_chooses_its_images_and_the_page_says_what_they_cost(
+    world, session, django_assert_num_queries
+):
     from teleop import datasets
     from teleop.models import DatasetExport
 
@@ -306,7 +308,9 @@ def test_an_export_chooses_its_images_and_the_page_says_what_they_cost(world, se
     cameras = world.a.robot.embodiment.spec["cameras"]
     rows = 5.0 * min(c["fps"] for c in cameras)
     expected = int(rows * sum(c["width"] * c["height"] * 3 for c in cameras) * 2)
-    assert datasets.robomimic_image_bytes(view.versions.get()) == expected
+    version = view.versions.get()
+    with django_assert_num_queries(2):  # however many episodes: durations, then specs
+        assert datasets.robomimic_image_bytes(version) == expected
     client = _client(world.a.researcher)
     page = client.get(f"/datasets/{view.pk}/").content.decode()
     assert "Camera images (robomimic)" in page
