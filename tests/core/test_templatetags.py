@@ -2,7 +2,7 @@
 
 import pytest
 
-from core.templatetags.people import who
+from core.templatetags.display import who
 
 
 @pytest.mark.parametrize(
@@ -20,7 +20,7 @@ def test_who_names_an_actor_label_for_people(label, shown):
 
 
 def test_soft_breaks_lets_a_flag_wrap_after_its_colon_and_escapes_it():
-    from core.templatetags.people import soft_breaks
+    from core.templatetags.display import soft_breaks
 
     assert soft_breaks("check_failed:grasp-by-10s") == "check_failed:<wbr>grasp-by-10s"
     assert soft_breaks("<b>:x") == "&lt;b&gt;:<wbr>x"

@@ -3,6 +3,8 @@
 people read names) and where long labels may wrap."""
 
 from django import template
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
 
 register = template.Library()
 
@@ -19,7 +21,4 @@ def who(label: str) -> str:
 @register.filter
 def soft_breaks(text: str) -> str:
     """Text that may wrap after ':' (long check names in flag badges), escaped."""
-    from django.utils.html import escape
-    from django.utils.safestring import mark_safe
-
     return mark_safe(escape(text or "").replace(":", ":<wbr>"))
