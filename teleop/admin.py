@@ -221,13 +221,14 @@ class DatasetExportAdmin(ViewOnlyAdmin):
         "created_at",
         "view_version",
         "format",
+        "images",
         "state",
         "num_episodes",
         "num_frames",
         "size_bytes",
         "finished_at",
     ]
-    list_filter = ["state", "format", "view_version__view__team"]
+    list_filter = ["state", "format", "images", "view_version__view__team"]
     search_fields = ["view_version__view__name", "checksum", "created_by", "error"]
     list_select_related = ["view_version__view"]
     date_hierarchy = "created_at"
