@@ -13,25 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import random
-import time
-from collections.abc import Callable
 
+from bench.timing import best_of
 from evaluation.scheduling import CellSpec, PolicySpec, build_schedule, schedule_fingerprint
 
 POLICIES = [PolicySpec(f"pv-{index:02d}") for index in range(20)]
 CELLS = [CellSpec(f"tv-{t}", f"cond-{c}", 10) for t in range(10) for c in range(5)]
 ROBOTS = ["arm-1", "arm-2", "arm-3"]
 REPEATS = 7
-
-
-def _best_of(function: Callable[[], object]) -> float:
-    """Fastest of REPEATS runs in seconds (the least disturbed by other load)."""
-    timings = []
-    for _ in range(REPEATS):
-        start = time.perf_counter()
-        function()
-        timings.append(time.perf_counter() - start)
-    return min(timings)
 
 
 def _baseline() -> str:
@@ -51,8 +40,8 @@ def _schedule() -> str:
 
 def main() -> None:
     trials = len(build_schedule(POLICIES, CELLS, seed=1, robots=ROBOTS))
-    baseline_s = _best_of(_baseline)
-    schedule_s = _best_of(_schedule)
+    baseline_s = best_of(_baseline, REPEATS)
+    schedule_s = best_of(_schedule, REPEATS)
     print(f"{trials:,} trials, best of {REPEATS}")
     print(f"{'baseline: shuffle + sha256':34s} {baseline_s * 1e3:8.1f} ms")
     print(

@@ -11,27 +11,17 @@ policies x 50 cells x 10,000 resamples). Run from the repository root:
 from __future__ import annotations
 
 import statistics
-import time
 from collections.abc import Callable
 
 import numpy as np
 
+from bench.timing import best_of
 from evaluation import stats
 
 POLICIES = 20
 CELLS = 50
 TRIALS_PER_CELL = 10
 RESAMPLES = 10_000
-
-
-def _best_of(function: Callable[[], object], repeats: int) -> float:
-    """Fastest of ``repeats`` runs in seconds (the least disturbed by other load)."""
-    timings = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        timings.append(time.perf_counter() - start)
-    return min(timings)
 
 
 def _uncached(test: Callable[..., float], *counts: int) -> Callable[[], float]:
@@ -49,13 +39,13 @@ def bench_exact_tests() -> None:
     for n in (50, 200, 500):
         counts = (int(0.7 * n), n, int(0.5 * n), n)
         repeats = 5 if n <= 200 else 2
-        fisher_s = _best_of(_uncached(stats._fisher_p, *counts), 20)
-        boschloo_s = _best_of(_uncached(stats._boschloo_p, *counts), repeats)
+        fisher_s = best_of(_uncached(stats._fisher_p, *counts), 20)
+        boschloo_s = best_of(_uncached(stats._boschloo_p, *counts), repeats)
         print(
             f"{n:>10} {fisher_s * 1e3:>10.2f} {boschloo_s * 1e3:>12.1f} "
             f"{boschloo_s / fisher_s:>8.0f}"
         )
-    cached = _best_of(lambda: stats.boschloo_exact(350, 500, 250, 500), 5)
+    cached = best_of(lambda: stats.boschloo_exact(350, 500, 250, 500), 5)
     print(f"cached repeat at n=500: {cached * 1e6:.1f} us")
 
 
@@ -77,9 +67,9 @@ def bench_bootstrap() -> None:
         f"Bootstrap: {POLICIES} policies x {CELLS} cells x {RESAMPLES:,} resamples "
         f"({TRIALS_PER_CELL} trials per cell)"
     )
-    macro_s = _best_of(lambda: stats.macro_average(one_policy, resamples=RESAMPLES), 5)
+    macro_s = best_of(lambda: stats.macro_average(one_policy, resamples=RESAMPLES), 5)
     board_runs = [
-        _best_of(lambda: stats.policy_leaderboard(policies, resamples=RESAMPLES), 1)
+        best_of(lambda: stats.policy_leaderboard(policies, resamples=RESAMPLES), 1)
         for _ in range(3)
     ]
     totals = {
@@ -91,7 +81,7 @@ def bench_bootstrap() -> None:
         stats._fisher_p.cache_clear()
         stats.pairwise_comparisons(totals, test="fisher")
 
-    pairwise_s = _best_of(pairwise_uncached, 3)
+    pairwise_s = best_of(pairwise_uncached, 3)
     print(f"{'figure':<60} {'seconds':>8}")
     print(f"{'macro_average, one policy':<60} {macro_s:>8.3f}")
     print(
