@@ -1,9 +1,14 @@
 """Pagination with bounds: an absurd `limit` or `offset` is a 400, not a database overflow."""
 
+import re
+
 from rest_framework import exceptions
 from rest_framework.pagination import LimitOffsetPagination
 
 MAX_OFFSET = 10**9
+# ASCII digits only: str.isdigit() also takes superscripts ("²", which int() refuses) and
+# int() takes other scripts' digits ("٣").
+_ASCII_NUMBER = re.compile(r"[0-9]{1,12}")
 
 
 class BoundedLimitOffsetPagination(LimitOffsetPagination):
@@ -14,7 +19,7 @@ class BoundedLimitOffsetPagination(LimitOffsetPagination):
         raw = request.query_params.get(name)
         if raw is None or raw == "":
             return default
-        if not raw.isdigit() or len(raw) > 12 or int(raw) > maximum:
+        if not _ASCII_NUMBER.fullmatch(raw) or int(raw) > maximum:
             raise exceptions.ValidationError(
                 {name: [f"Must be an integer between 0 and {maximum}."]}
             )

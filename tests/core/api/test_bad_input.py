@@ -215,6 +215,11 @@ CASES = [
         400,
         "invalid",
     ),
+    # str.isdigit() takes superscripts, which int() then refuses (a 500 once); int() takes
+    # other scripts' digits. Only ASCII digits are numbers here.
+    ("superscript-limit", "get", "/api/v1/tasks/?limit=%C2%B2", None, None, 400, "invalid"),
+    ("superscript-offset", "get", "/api/v1/tasks/?offset=%C2%B2", None, None, 400, "invalid"),
+    ("arabic-indic-limit", "get", "/api/v1/tasks/?limit=%D9%A3", None, None, 400, "invalid"),
     ("unknown-filter", "get", "/api/v1/tasks/?colour=red", None, None, 400, "unknown_field"),
     ("bad-idempotency-key", "post", "/api/v1/conditions/", _condition(), None, 400, "invalid"),
 ]
