@@ -55,7 +55,8 @@ lint: install-dev
 	$(VENV)/bin/ruff format --check .
 
 # Django's checks, migrations in sync, the deploy checklist with production-like settings,
-# and the OpenAPI schema built and validated.
+# static files collected as production collects them (DEBUG off: hashed, compressed), and
+# the OpenAPI schema built and validated.
 check: install-dev assets
 	mkdir -p var
 	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) manage.py check --fail-level WARNING
@@ -63,6 +64,10 @@ check: install-dev assets
 	DJANGO_DEBUG=false DJANGO_SECRET_KEY=$$(head -c 48 /dev/urandom | base64) \
 	  DJANGO_ALLOWED_HOSTS=pg.example.org DATABASE_URL=$(TEST_DATABASE_URL) \
 	  $(PY) manage.py check --deploy --fail-level WARNING
+	rm -rf var/static-check
+	DJANGO_DEBUG=false DJANGO_SECRET_KEY=check DJANGO_ALLOWED_HOSTS=pg.example.org \
+	  DATABASE_URL=$(TEST_DATABASE_URL) PG_STATIC_ROOT=$(CURDIR)/var/static-check \
+	  $(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py spectacular --validate --fail-on-warn --file var/openapi.yaml
 
 test-postgres: install-dev assets browser

@@ -214,3 +214,44 @@ def test_every_form_field_on_every_page_has_a_label(world, objects):
         assert fields.unlabelled() == [], path
         checked += len(fields.fields)
     assert checked > 30  # the sweep saw the forms (session, filters, scoring, exports...)
+
+
+@pytest.fixture(scope="module")
+def manifest_static_root(tmp_path_factory, django_db_blocker):
+    """Static files collected the way production collects them (DEBUG off: WhiteNoise's
+    compressed manifest storage). A vendored file naming a missing source map made this fail,
+    and then every page was a 500."""
+    from django.core.management import call_command
+    from django.test import override_settings
+
+    root = tmp_path_factory.mktemp("static")
+    with override_settings(STATIC_ROOT=root, STORAGES=_production_storages()):
+        call_command("collectstatic", interactive=False, verbosity=0)
+    return root
+
+
+def _production_storages():
+    from django.conf import settings
+
+    return {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    }
+
+
+def test_every_page_renders_with_production_static_files(world, objects, manifest_static_root):
+    from django.test import override_settings
+
+    pages = [template.format(**objects) for template, _ in PAGES.values()]
+    pages += ["/accounts/login/", "/admin/login/", f"/leaderboards/{objects['public']}/compare"]
+    with override_settings(
+        DEBUG=False, STATIC_ROOT=manifest_static_root, STORAGES=_production_storages()
+    ):
+        client = _as(world.a.admin)
+        for path in pages:
+            response = client.get(path)
+            expected = 404 if path.endswith("/download") else 200
+            assert response.status_code == expected, path
+            if "html" in response["Content-Type"]:
+                # Hashed names from the manifest, so caches can keep them forever.
+                assert "/static/core/app.css" not in response.content.decode(), path
