@@ -25,6 +25,7 @@ from django.views.decorators.http import require_POST
 from core import access
 from core.csp import VIEWER_POLICY, content_security_policy
 from core.errors import DomainError
+from core.redirects import own_site_url
 from teleop import datasets, selectors, services
 from teleop.forms import (
     SORTS,
@@ -267,7 +268,11 @@ def episode_label(request, pk):
             messages.success(request, "Label saved.")
         else:
             messages.error(request, "The label was not saved: " + _form_errors(form))
-        return redirect(request.POST.get("next") or reverse("teleop:episode", args=[pk]))
+        return redirect(
+            own_site_url(
+                request, request.POST.get("next"), fallback=reverse("teleop:episode", args=[pk])
+            )
+        )
     return _label_panel(
         request,
         episode,
@@ -301,7 +306,11 @@ def episode_discard(request, pk):
             messages.success(request, done)
         else:
             messages.error(request, _form_errors(form))
-        return redirect(request.POST.get("next") or reverse("teleop:episode", args=[pk]))
+        return redirect(
+            own_site_url(
+                request, request.POST.get("next"), fallback=reverse("teleop:episode", args=[pk])
+            )
+        )
     if not done:
         return _label_panel(request, episode, discard_form=form, status=400)
     return _label_panel(request, _episodes(request).get(pk=pk), done=done)

@@ -88,6 +88,39 @@ def test_discard_without_a_reason_changes_nothing(world, session):
     assert episode.discard_reason == "bumped the table"
 
 
+@pytest.mark.parametrize(
+    "next_url",
+    [
+        "https://evil.example/phish",
+        "//evil.example/phish",
+        "javascript:alert(1)",
+        "http://testserver\\@evil.example/",
+    ],
+)
+def test_label_and_discard_forms_follow_next_only_to_this_sites_pages(world, session, next_url):
+    episode = ready_episode_row(session)
+    client = _client(world.a.operator)
+    own_page = f"/episodes/{episode.pk}/"
+    labelled = client.post(
+        f"/episodes/{episode.pk}/label", {"outcome": "success", "next": next_url}
+    )
+    discarded = client.post(
+        f"/episodes/{episode.pk}/discard", {"reason": "bumped the table", "next": next_url}
+    )
+    for response in (labelled, discarded):
+        assert response.status_code == 302
+        assert response["Location"] == own_page
+
+
+def test_label_form_goes_back_to_the_page_it_came_from(world, session):
+    episode = ready_episode_row(session)
+    back = f"http://testserver/teleop/sessions/{session.pk}/"
+    response = _client(world.a.operator).post(
+        f"/episodes/{episode.pk}/label", {"outcome": "success", "next": back}
+    )
+    assert response.status_code == 302 and response["Location"] == back
+
+
 def test_open_session_form_refuses_bad_input(world):
     response = _client(world.a.operator).post("/teleop/", {"robot": "nope"})
     assert response.status_code == 400
