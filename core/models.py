@@ -354,3 +354,20 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.principal} {self.key} ({self.state})"
+
+
+class WorkerHeartbeat(models.Model):
+    """A job worker's sign of life, written every few seconds by `manage.py worker`. A job
+    whose worker has not beaten for `JOB_WORKER_DEAD_AFTER_S` is queued again (core.jobs)."""
+
+    worker_id = models.CharField(max_length=64, primary_key=True)
+    host = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField(auto_now_add=True)
+    last_seen = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-last_seen"]
+
+    def __str__(self) -> str:
+        return f"worker {self.worker_id} on {self.host} pid {self.pid}"
