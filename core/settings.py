@@ -208,12 +208,19 @@ SPECTACULAR_SETTINGS = {
 
 # --- Background jobs ------------------------------------------------------------------------
 # Django's task framework (the django-tasks backport) with its database backend: jobs are rows,
-# `manage.py db_worker` runs them, so the embedded default needs no broker.
+# `manage.py worker` runs them, so the embedded default needs no broker. Faults (docs/jobs.md):
+# workers write a heartbeat; a job whose worker has been silent longer than DEAD_AFTER is
+# queued again by the live workers, at most MAX_ATTEMPTS claims in all.
 TASKS = {
     "default": {
         "BACKEND": env.str("PG_TASK_BACKEND", default="django_tasks_db.DatabaseBackend"),
     }
 }
+JOB_WORKER_HEARTBEAT_S = env.float("PG_WORKER_HEARTBEAT_S", default=5.0)
+JOB_WORKER_DEAD_AFTER_S = env.float("PG_WORKER_DEAD_AFTER_S", default=60.0)
+JOB_REAP_INTERVAL_S = env.float("PG_JOB_REAP_INTERVAL_S", default=15.0)
+JOB_MAX_ATTEMPTS = env.int("PG_JOB_MAX_ATTEMPTS", default=5)
+JOB_RECONNECT_MAX_S = env.float("PG_WORKER_RECONNECT_MAX_S", default=30.0)
 
 # --- Recording ------------------------------------------------------------------------------
 # Uploads are staged here (a local disk: chunks are written at an offset), validated, then
