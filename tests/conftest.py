@@ -7,6 +7,9 @@ from rest_framework.test import APIClient
 
 from tests.core import factories
 
+# The local S3 server and the `s3_storage` fixture (tests/object_storage.py).
+pytest_plugins = ["tests.object_storage"]
+
 # Playwright's sync API and the threaded live server run inside pytest-django's event loop
 # guard; see design.md, known traps.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
