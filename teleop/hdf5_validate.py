@@ -27,6 +27,9 @@ either, or crashes, becomes a report with ``validator_resource_limit`` or
 ``validator_crashed``, never an exception. The server calls that one.
 
 Problem codes are stable strings (the server stores them); docs/hdf5-format.md lists them.
+Reports are shown to the uploader, so they name places inside the HDF5 file, never the file's
+place on the server: the report carries no file path, and a message that would quote one
+(HDF5's errors name the file they failed on) has it replaced by "the file".
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import argparse
 import dataclasses
 import io
 import json
+import logging
 import math
 import os
 import stat
@@ -62,6 +66,8 @@ from teleop.hdf5 import (
     frame_encoding,
     open_episode_file,
 )
+
+log = logging.getLogger(__name__)
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
@@ -146,10 +152,10 @@ class ValidationReport:
     `ok` means no problem of severity "error". `num_steps`, `duration_s` (seconds between
     first and last step), `measured_hz` (1 / median step interval, None below two steps) and
     `frame_counts` describe the consistent prefix; `size_bytes` is the file size. `attrs`
-    holds the root attributes as plain values once the structure has passed.
+    holds the root attributes as plain values once the structure has passed. It names no
+    file system path (see the module docstring).
     """
 
-    path: str
     problems: list[Problem] = field(default_factory=list)
     truncated: bool = False
     num_steps: int = 0
@@ -192,12 +198,19 @@ class ValidationReport:
 class _Findings:
     """Collects problems into a report, capped at ``limits.max_problems``."""
 
-    def __init__(self, report: ValidationReport, limits: ValidationLimits):
+    def __init__(
+        self,
+        report: ValidationReport,
+        limits: ValidationLimits,
+        file_path: str | os.PathLike[str] | None = None,
+    ):
         self.report = report
         self.limits = limits
         self.dropped = 0
+        self.file_path = file_path
 
     def add(self, code: str, message: str, path: str = "", severity: str = ERROR) -> None:
+        message = _without_file_path(message, self.file_path)
         if len(self.report.problems) < self.limits.max_problems:
             self.report.problems.append(Problem(code, message, path, severity))
         else:
@@ -238,8 +251,8 @@ def validate(
     """
     spec = as_embodiment_spec(embodiment_spec) if embodiment_spec is not None else None
     limits = limits or ValidationLimits()
-    report = ValidationReport(path=str(path))
-    findings = _Findings(report, limits)
+    report = ValidationReport()
+    findings = _Findings(report, limits, path)
     try:
         if not _check_bytes(Path(path), findings):
             return report
@@ -303,6 +316,9 @@ def validate_isolated(
     except OSError as exc:
         return _failed(path, "validator_crashed", f"could not start the validator: {exc}")
     stderr = child.stderr[-2000:]
+    if child.returncode not in (0, 1):
+        # For the operator's log; the report only says that the validator failed.
+        log.warning("validator exited with status %s: %s", child.returncode, stderr)
     if child.returncode in (0, 1):
         try:
             return ValidationReport.from_dict(json.loads(child.stdout))
@@ -312,15 +328,11 @@ def validate_isolated(
         return _failed(
             path, "validator_resource_limit", f"validation needed over {memory_mb} MiB of memory"
         )
-    return _failed(
-        path,
-        "validator_crashed",
-        f"validator exited with status {child.returncode}: {_first_line(stderr) or 'no output'}",
-    )
+    return _failed(path, "validator_crashed", f"validator exited with status {child.returncode}")
 
 
 def _failed(path: str | os.PathLike[str], code: str, message: str) -> ValidationReport:
-    report = ValidationReport(path=str(path), problems=[Problem(code, message)])
+    report = ValidationReport(problems=[Problem(code, _without_file_path(message, path))])
     try:
         report.size_bytes = os.stat(path).st_size
     except OSError:
@@ -332,6 +344,24 @@ def _raise_if_out_of_memory(exc: BaseException) -> None:
     """HDF5 reports a failed malloc as an ordinary error; it must not read as a bad file."""
     if isinstance(exc, MemoryError) or any(m in str(exc).lower() for m in _MEMORY_MARKERS):
         raise MemoryError(str(exc)) from exc
+
+
+def _without_file_path(message: str, file_path: str | os.PathLike[str] | None) -> str:
+    """`message` with the file's path (as given and resolved) and its folder replaced, so
+    that no report tells an uploader where files live on the server."""
+    if file_path is None:
+        return message
+    given = Path(file_path)
+    places = {str(given): "the file", str(given.parent): "the upload folder"}
+    try:
+        resolved = given.resolve()
+        places |= {str(resolved): "the file", str(resolved.parent): "the upload folder"}
+    except OSError:
+        pass
+    for place in sorted(places, key=len, reverse=True):  # the file before its folder
+        if place not in ("", ".", "/"):
+            message = message.replace(place, places[place])
+    return message
 
 
 def _first_line(value: object) -> str:

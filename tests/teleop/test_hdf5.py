@@ -514,6 +514,22 @@ def test_validate_isolated_reports_a_timeout_as_a_resource_limit(tmp_path):
     assert report.codes == {"validator_resource_limit"}
 
 
+def test_reports_never_name_where_the_file_lives_on_the_server(tmp_path, monkeypatch):
+    hostile = hostile_files.cut_short(tmp_path)
+    isolated = validate_isolated(hostile, SMALL_SPEC)
+    assert not isolated.ok and str(tmp_path) not in json.dumps(isolated.to_dict())
+
+    # HDF5's own errors quote the file they failed on; the report says "the file" instead.
+    def open_fails(path, *args, **kwargs):
+        raise OSError(f"Unable to synchronously open file (name = '{Path(path).resolve()}')")
+
+    monkeypatch.setattr("teleop.hdf5_validate.open_episode_file", open_fails)
+    report = validate(write_episode(tmp_path / "episode.h5"), SMALL_SPEC)
+    assert report.codes == {"corrupt_file"}
+    assert str(tmp_path.resolve()) not in json.dumps(report.to_dict())
+    assert "name = 'the file'" in report.problems[0].message
+
+
 def test_importing_teleop_hdf5_does_not_import_django():
     code = (
         "import sys, teleop.hdf5, teleop.hdf5_validate; "

@@ -39,7 +39,7 @@ def small_session(world, settings):
 
 @pytest.mark.parametrize("kind", KINDS, ids=[k.kind for k in KINDS])
 def test_hostile_upload_is_rejected_with_its_code_and_not_kept(
-    api, small_session, tmp_path, kind, django_capture_on_commit_callbacks
+    api, small_session, tmp_path, kind, django_capture_on_commit_callbacks, settings
 ):
     session, key = small_session
     client = api(key=key)
@@ -72,4 +72,8 @@ def test_hostile_upload_is_rejected_with_its_code_and_not_kept(
     assert not episode.file
     assert not storage.staging_path(episode.uploads.get().pk).exists()
     assert not default_storage.exists(storage.episode_key(episode.sha256))
-    assert client.get(f"/api/v1/episodes/{episode.pk}/").json()["state"] == "rejected"
+    answer = client.get(f"/api/v1/episodes/{episode.pk}/")
+    assert answer.json()["state"] == "rejected"
+    # The report names places inside the HDF5 file, never where files live on the server.
+    for server_place in (str(tmp_path), str(settings.UPLOAD_STAGING_DIR), str(settings.BASE_DIR)):
+        assert server_place not in answer.content.decode()
