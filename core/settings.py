@@ -105,12 +105,32 @@ RERUN_VIEWER_ROOT = VAR_DIR / "rerun_viewer"
 STATICFILES_DIRS = [VENDOR_DIR, RERUN_VIEWER_ROOT]
 for _directory in STATICFILES_DIRS:
     _directory.mkdir(parents=True, exist_ok=True)
+# Episode files, `.rrd` recordings and exports: local files under MEDIA_ROOT, or an
+# S3-compatible object store (docs/storage.md). On S3 the pages and the API answer downloads
+# and replays with a short-lived presigned URL, so the bytes never pass through Django.
+FILE_STORAGE_BACKEND = env.str(
+    "PG_FILE_STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage"
+)
+FILE_STORAGE_OPTIONS = {}
+if FILE_STORAGE_BACKEND.startswith("storages.backends.s3"):
+    FILE_STORAGE_OPTIONS = {
+        "bucket_name": env.str("PG_S3_BUCKET"),  # no default: required on S3
+        "endpoint_url": env.str("PG_S3_ENDPOINT_URL", default="") or None,  # None: AWS
+        "region_name": env.str("PG_S3_REGION", default="") or None,
+        # "path" for most self-hosted stores (MinIO, Ceph); None lets boto3 choose.
+        "addressing_style": env.str("PG_S3_ADDRESSING_STYLE", default="") or None,
+        "signature_version": "s3v4",
+        "querystring_auth": True,  # url() signs: objects stay private
+        "querystring_expire": env.int("PG_S3_URL_EXPIRY_S", default=300),
+        "default_acl": None,  # the bucket's own policy decides; objects are never public
+        "file_overwrite": False,  # a taken key gets a new name instead of being replaced
+    }
+    # Without keys, boto3 finds credentials itself (AWS_* variables, an instance role).
+    if env.str("PG_S3_ACCESS_KEY_ID", default=""):
+        FILE_STORAGE_OPTIONS["access_key"] = env.str("PG_S3_ACCESS_KEY_ID")
+        FILE_STORAGE_OPTIONS["secret_key"] = env.str("PG_S3_SECRET_ACCESS_KEY")
 STORAGES = {
-    "default": {
-        "BACKEND": env.str(
-            "PG_FILE_STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage"
-        ),
-    },
+    "default": {"BACKEND": FILE_STORAGE_BACKEND, "OPTIONS": FILE_STORAGE_OPTIONS},
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
         if DEBUG
