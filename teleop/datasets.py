@@ -373,7 +373,9 @@ def build_export(*, export_id) -> DatasetExport:
         log.exception("export %s failed", export_id)
         DatasetExport.objects.filter(pk=export_id).update(
             state=DatasetExport.State.FAILED,
-            error=f"{type(exc).__name__}: {exc}"[:2000],
+            # Shown on pages and in the API: the kind of failure only, since an exception's
+            # text often names files on the server; the log above has the whole of it.
+            error=f"The export failed ({type(exc).__name__}); the server log has the details.",
             finished_at=timezone.now(),
         )
         raise

@@ -13,7 +13,7 @@ from django.core.management import call_command
 from core.errors import InvalidInput, NotPermitted
 from teleop import datasets, services
 from teleop.models import DatasetExport, Episode
-from tests.teleop.recordings import record_episode
+from tests.teleop.recordings import ready_episode_row, record_episode
 
 pytestmark = pytest.mark.django_db
 TUS = {"HTTP_TUS_RESUMABLE": "1.0.0"}
@@ -190,3 +190,24 @@ def test_export_view_command_can_leave_images_out(world, ready_episodes, tmp_pat
     )
     with h5py.File(tmp_path / "x" / "dataset.hdf5", "r") as f:
         assert _image_datasets(f) == []
+
+
+def test_a_failed_export_says_so_without_naming_files_on_the_server(
+    api, world, session, monkeypatch
+):
+    ready_episode_row(session)
+    view = datasets.create_view(actor=world.a.researcher, team=world.a.team, name="all")
+    export = datasets.start_export(
+        actor=world.a.researcher, version=view.versions.get(), format="robomimic"
+    )
+
+    def write_fails(*args, **kwargs):
+        raise FileNotFoundError(2, "No such file or directory", "/srv/pg/var/media/episodes/x.h5")
+
+    monkeypatch.setattr(datasets, "write_export", write_fails)
+    with pytest.raises(FileNotFoundError):
+        datasets.build_export(export_id=export.pk)
+    answer = api(world.a.researcher).get(f"/api/v1/exports/{export.pk}/")
+    assert answer.json()["state"] == "failed"
+    assert "FileNotFoundError" in answer.json()["error"]
+    assert "/srv/pg" not in answer.content.decode()
