@@ -3,7 +3,8 @@
 import logging
 
 from django.db import InterfaceError, OperationalError
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
+from django.template import loader
 
 from core.api.exceptions import DATABASE_RETRY_AFTER_S, error_body
 
@@ -27,7 +28,8 @@ class RejectNulBytesMiddleware:
 
 class DatabaseUnavailableMiddleware:
     """While the database is away (restart, failover), answer 503 with Retry-After instead
-    of a 500, so robots back off and retry."""
+    of a 500, so robots back off and retry: JSON under /api/, an HTML page elsewhere (a
+    template rendered without the request, so no context processor reaches the database)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -36,12 +38,16 @@ class DatabaseUnavailableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request, exception):
-        if isinstance(exception, (OperationalError, InterfaceError)):
-            log.warning("database unavailable: %s", exception)
+        if not isinstance(exception, (OperationalError, InterfaceError)):
+            return None
+        log.warning("database unavailable: %s", exception)
+        if request.path.startswith("/api/"):
             response = JsonResponse(
                 error_body("database_unavailable", "The database is unavailable; retry shortly."),
                 status=503,
             )
-            response["Retry-After"] = str(DATABASE_RETRY_AFTER_S)
-            return response
-        return None
+        else:
+            page = loader.get_template("503.html").render({"retry_after_s": DATABASE_RETRY_AFTER_S})
+            response = HttpResponse(page, status=503)
+        response["Retry-After"] = str(DATABASE_RETRY_AFTER_S)
+        return response
