@@ -243,8 +243,13 @@ JOB_MAX_ATTEMPTS = env.int("PG_JOB_MAX_ATTEMPTS", default=5)
 JOB_RECONNECT_MAX_S = env.float("PG_WORKER_RECONNECT_MAX_S", default=30.0)
 
 # --- Recording ------------------------------------------------------------------------------
-# Uploads are staged here (a local disk: chunks are written at an offset), validated, then
-# moved into the default storage under their content address.
+# Uploads are stateless: each chunk is stored as its own object in the default storage and the
+# file's SHA-256 state travels on the upload row (docs/deploy.md). A chunk leases its upload
+# for this long, renewed while bytes keep arriving; a web process that died mid-chunk blocks
+# the upload for at most this long.
+UPLOAD_CHUNK_LEASE_S = env.int("PG_UPLOAD_CHUNK_LEASE_S", default=30)
+# Releases before stateless uploads staged files here; read only for episodes that completed
+# their upload before the upgrade.
 UPLOAD_STAGING_DIR = Path(env.str("PG_UPLOAD_STAGING_DIR", default=str(VAR_DIR / "uploads")))
 MAX_EPISODE_BYTES = env.int("PG_MAX_EPISODE_BYTES", default=20 * 1024**3)
 MAX_UPLOAD_CHUNK_BYTES = 16 * 1024**2

@@ -20,7 +20,13 @@ class UploadOffsetMismatch(Conflict):
 
 
 class UploadBusy(Conflict):
+    """Another request holds the upload's chunk lease; `retry_after_s` says when it ends."""
+
     code = "upload_busy"
+
+    def __init__(self, detail: str, *, retry_after_s: int = 1, fields: dict | None = None):
+        super().__init__(detail, fields=fields)
+        self.retry_after_s = retry_after_s
 
 
 class UploadNotActive(Conflict):

@@ -198,8 +198,12 @@ class Label(models.Model):
 
 
 class Upload(models.Model):
-    """A resumable upload (tus 1.0.0) of an episode's file. Chunks land in a staging file
-    at `offset`; the row is locked for each chunk."""
+    """A resumable upload (tus 1.0.0) of an episode's file.
+
+    Stateless across web processes: each chunk is stored as its own object (an `UploadPart`)
+    in the default storage, and the whole file's SHA-256 state travels on this row. A chunk
+    takes a short lease on the row (`lease_token`, `lease_expires_at`) instead of a lock
+    held while its bytes cross the network; see `teleop.services.receive_chunk`."""
 
     class State(models.TextChoices):
         ACTIVE = "active", "Receiving"
@@ -215,6 +219,10 @@ class Upload(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     expires_at = models.DateTimeField()
     completed_at = models.DateTimeField(null=True, blank=True)
+    # OpenSSL's SHA256_CTX after the first `offset` bytes (teleop.resumable_sha256).
+    sha256_state = models.BinaryField(null=True, blank=True, editable=False)
+    lease_token = models.UUIDField(null=True, blank=True, editable=False)
+    lease_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at"]
@@ -232,6 +240,27 @@ class Upload(models.Model):
 
     def __str__(self) -> str:
         return f"upload {self.pk} {self.offset}/{self.length}"
+
+
+class UploadPart(models.Model):
+    """The bytes `[offset, offset + size_bytes)` of an upload, stored under `key` in the
+    default storage until processing joins the parts into the episode's file."""
+
+    upload = models.ForeignKey(Upload, on_delete=models.CASCADE, related_name="parts")
+    offset = models.BigIntegerField()
+    size_bytes = models.BigIntegerField()
+    key = models.CharField(max_length=300)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["upload", "offset"]
+        constraints = [
+            models.UniqueConstraint(fields=["upload", "offset"], name="upload_part_unique_offset"),
+            models.CheckConstraint(condition=models.Q(size_bytes__gt=0), name="upload_part_size"),
+        ]
+
+    def __str__(self) -> str:
+        return f"part of {self.upload_id} at {self.offset} ({self.size_bytes} bytes)"
 
 
 class DatasetView(TeamOwned):

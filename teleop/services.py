@@ -4,7 +4,7 @@ Rules enforced here, before anything is saved:
 - a robot records only on itself; people record as operators or admins of the robot's team;
 - an episode is added only to an open session, whose robot's embodiment the task version
   allows (checked when the session opens; the version is locked from then on);
-- uploads take chunks one at a time under a row lock, at the current offset only;
+- uploads take chunks one at a time under a short lease, at the current offset only;
 - processing is idempotent and runs after the upload's transaction commits.
 """
 
@@ -13,15 +13,19 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
-import os
+import math
 import random
+import tempfile
+import time
+import uuid
 from contextlib import nullcontext
 from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO
 
 from django.conf import settings
-from django.db import OperationalError, connection, transaction
+from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from core import access
@@ -40,7 +44,16 @@ from teleop.errors import (
     UploadNotActive,
     UploadOffsetMismatch,
 )
-from teleop.models import CollectionProtocol, Episode, Label, ProtocolTarget, Session, Upload
+from teleop.models import (
+    CollectionProtocol,
+    Episode,
+    Label,
+    ProtocolTarget,
+    Session,
+    Upload,
+    UploadPart,
+)
+from teleop.resumable_sha256 import ResumableSHA256
 
 log = logging.getLogger(__name__)
 Role = Membership.Role
@@ -229,13 +242,11 @@ def create_episode(
 
 
 def _new_upload(episode: Episode) -> Upload:
-    upload = Upload.objects.create(
+    return Upload.objects.create(
         episode=episode,
         length=episode.declared_size_bytes,
         expires_at=timezone.now() + timedelta(hours=settings.UPLOAD_EXPIRY_HOURS),
     )
-    storage.create_staging_file(upload.pk)
-    return upload
 
 
 def _active_or_new_upload(episode: Episode) -> Upload:
@@ -254,37 +265,82 @@ def _require_uploader(actor, upload: Upload) -> None:
     _require_recorder(actor, upload.episode.robot)
 
 
-def _lock_upload(upload_id) -> Upload:
-    """Lock the upload row for one chunk. A second chunk racing for it gets UploadBusy at
-    once on PostgreSQL (NOWAIT) rather than waiting behind a 16 MiB transfer."""
-    nowait = connection.features.has_select_for_update_nowait
-    try:
-        return (
-            Upload.objects.select_for_update(nowait=nowait)
-            .select_related("episode", "episode__robot")
-            .get(pk=upload_id)
-        )
-    except OperationalError as exc:
-        cause = getattr(exc, "__cause__", None)
-        if cause is not None and type(cause).__name__ == "LockNotAvailable":
-            raise UploadBusy("Another chunk of this upload is being received; retry.") from exc
-        raise
-
-
-def parse_checksum_header(value: str | None) -> bytes | None:
-    """`Upload-Checksum: sha256 <base64>` → the digest. Raises InvalidInput otherwise."""
+def parse_checksum_header(value: str | None) -> tuple[str, bytes] | None:
+    """`Upload-Checksum: <sha1|sha256> <base64>` → (algorithm, digest). tus 1.0 requires a
+    server with the checksum extension to take sha1; sha256 is what our client sends.
+    Raises InvalidInput otherwise."""
     if value is None:
         return None
     algorithm, _, encoded = value.strip().partition(" ")
-    if algorithm.lower() != "sha256":
-        raise InvalidInput("Upload-Checksum must use sha256.")
+    algorithm = algorithm.lower()
+    if algorithm not in CHECKSUM_DIGEST_BYTES:
+        raise InvalidInput("Upload-Checksum must use sha1 or sha256.")
     try:
         digest = base64.b64decode(encoded.strip(), validate=True)
     except ValueError as exc:
         raise InvalidInput("Upload-Checksum is not valid base64.") from exc
-    if len(digest) != 32:
-        raise InvalidInput("Upload-Checksum is not a SHA-256 digest.")
-    return digest
+    if len(digest) != CHECKSUM_DIGEST_BYTES[algorithm]:
+        raise InvalidInput(f"Upload-Checksum is not a {algorithm} digest.")
+    return algorithm, digest
+
+
+CHECKSUM_DIGEST_BYTES = {"sha1": 20, "sha256": 32}
+
+
+def _lease_seconds() -> int:
+    return settings.UPLOAD_CHUNK_LEASE_S
+
+
+def _take_chunk_lease(*, actor, upload_id, offset: int, length: int) -> tuple[Upload, uuid.UUID]:
+    """Check the chunk against the upload and lease the upload to this request.
+
+    One short UPDATE, committed at once: no transaction or row lock stays open while the
+    chunk's bytes arrive. A chunk racing for the same upload finds the lease taken (or the
+    offset moved) and gets UploadBusy / UploadOffsetMismatch."""
+    upload = Upload.objects.select_related("episode", "episode__robot").get(pk=upload_id)
+    _require_uploader(actor, upload)
+    if upload.state != Upload.State.ACTIVE:
+        raise UploadNotActive(f"The upload is {upload.state}.")
+    now = timezone.now()
+    if upload.expires_at <= now:
+        raise UploadExpired("The upload expired; create the episode's upload again.")
+    if offset + length > upload.length:
+        raise ChunkTooLarge("The chunk goes past the declared Upload-Length.")
+    token = uuid.uuid4()
+    taken = (
+        Upload.objects.filter(pk=upload_id, state=Upload.State.ACTIVE, offset=offset)
+        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=now))
+        .update(lease_token=token, lease_expires_at=now + timedelta(seconds=_lease_seconds()))
+    )
+    if taken:
+        upload.refresh_from_db()  # the hash state as of this offset
+        return upload, token
+    current = Upload.objects.get(pk=upload_id)
+    if current.state != Upload.State.ACTIVE:
+        raise UploadNotActive(f"The upload is {current.state}.")
+    if current.offset != offset:
+        raise UploadOffsetMismatch(
+            f"Upload-Offset {offset} does not match the server's offset {current.offset}."
+        )
+    wait_s = max(1, math.ceil((current.lease_expires_at - now).total_seconds()))
+    raise UploadBusy("Another chunk of this upload is being received; retry.", retry_after_s=wait_s)
+
+
+def _extend_chunk_lease(upload_id, token) -> bool:
+    """Keep the lease while bytes keep arriving. False when it was lost (it expired and
+    another request took the upload, or the upload was terminated)."""
+    until = timezone.now() + timedelta(seconds=_lease_seconds())
+    return bool(
+        Upload.objects.filter(pk=upload_id, lease_token=token, state=Upload.State.ACTIVE).update(
+            lease_expires_at=until
+        )
+    )
+
+
+def _release_chunk_lease(upload_id, token) -> None:
+    Upload.objects.filter(pk=upload_id, lease_token=token).update(
+        lease_token=None, lease_expires_at=None
+    )
 
 
 def receive_chunk(
@@ -294,82 +350,101 @@ def receive_chunk(
     offset: int,
     length: int,
     stream: BinaryIO,
-    checksum: bytes | None = None,
+    checksum: tuple[str, bytes] | None = None,
 ) -> Upload:
-    """Write one chunk of `length` bytes read from `stream` at `offset`.
+    """Receive one chunk of `length` bytes read from `stream` at `offset`.
 
-    The bytes stream to the staging file in 1 MiB pieces (never the chunk in memory). If the
+    Any web process takes any chunk: the bytes go to a scratch file on this machine (1 MiB
+    pieces, never the chunk in memory), then into the default storage as one `UploadPart`;
+    the whole file's SHA-256 state advances on the upload row as the bytes pass. If the
     client disconnects mid-chunk, what arrived is kept (unless a checksum was sent, which
-    cannot be verified on a part), so it can resume from the new offset. On the last byte,
-    the upload completes (see `_complete_upload`). Raises NotPermitted, UploadBusy,
-    UploadOffsetMismatch, UploadNotActive, UploadExpired, ChunkTooLarge, ChecksumMismatch."""
+    cannot be verified on a part), so it can resume from the new offset. On the last byte
+    the upload completes without reading the file again (see `_complete_upload`).
+    Raises NotPermitted, UploadBusy, UploadOffsetMismatch, UploadNotActive, UploadExpired,
+    ChunkTooLarge, ChecksumMismatch, InvalidInput."""
     if length > settings.MAX_UPLOAD_CHUNK_BYTES:
         raise ChunkTooLarge(f"Chunks are limited to {settings.MAX_UPLOAD_CHUNK_BYTES} bytes.")
-    with transaction.atomic():
-        upload = _lock_upload(upload_id)
-        _require_uploader(actor, upload)
-        if upload.state != Upload.State.ACTIVE:
-            raise UploadNotActive(f"The upload is {upload.state}.")
-        if upload.expires_at <= timezone.now():
-            raise UploadExpired("The upload expired; create the episode's upload again.")
-        if offset != upload.offset:
-            raise UploadOffsetMismatch(
-                f"Upload-Offset {offset} does not match the server's offset {upload.offset}."
+    upload, token = _take_chunk_lease(
+        actor=actor, upload_id=upload_id, offset=offset, length=length
+    )
+    try:
+        with tempfile.TemporaryFile(prefix="pg-chunk-") as scratch:
+            whole = ResumableSHA256.from_state(upload.sha256_state)
+            received, chunk_digest = _receive_into(
+                scratch, stream, length, whole, checksum, lease=(upload.pk, token)
             )
-        if offset + length > upload.length:
-            raise ChunkTooLarge("The chunk goes past the declared Upload-Length.")
-        received, digest = _write_at(storage.staging_path(upload.pk), offset, stream, length)
-        if checksum is not None and (received < length or digest != checksum):
-            _truncate(storage.staging_path(upload.pk), offset)
-            if received < length:
-                raise InvalidInput("The chunk ended early; nothing of it was kept.")
-            raise ChecksumMismatch("The chunk's SHA-256 does not match Upload-Checksum.")
-        upload.offset = offset + received
-        upload.save(update_fields=["offset", "updated_at"])
-        if upload.episode.state == Episode.State.CREATED:
-            Episode.objects.filter(pk=upload.episode_id).update(state=Episode.State.UPLOADING)
+            if checksum is not None and (received < length or chunk_digest != checksum[1]):
+                if received < length:
+                    raise InvalidInput("The chunk ended early; nothing of it was kept.")
+                raise ChecksumMismatch(f"The chunk's {checksum[0]} does not match Upload-Checksum.")
+            if received == 0:
+                return upload
+            scratch.seek(0)
+            key = storage.save_upload_part(upload.pk, offset, scratch)
+        try:
+            return _record_chunk(upload, token, offset, received, whole, key)
+        except BaseException:
+            storage.delete_upload_part(key)
+            raise
+    finally:
+        _release_chunk_lease(upload.pk, token)
+
+
+def _receive_into(scratch, stream, length, whole, checksum, *, lease) -> tuple[int, bytes]:
+    chunk_hash = hashlib.new(checksum[0]) if checksum is not None else None
+    received = 0
+    renew_every = max(1, _lease_seconds() // 3)
+    renewed_at = time.monotonic()
+    while received < length:
+        piece = stream.read(min(READ_PIECE_BYTES, length - received))
+        if not piece:
+            break  # the client went away; keep what arrived
+        scratch.write(piece)
+        whole.update(piece)
+        if chunk_hash is not None:
+            chunk_hash.update(piece)
+        received += len(piece)
+        if time.monotonic() - renewed_at > renew_every:
+            if not _extend_chunk_lease(*lease):
+                raise UploadBusy("This chunk took too long and lost its turn; retry it.")
+            renewed_at = time.monotonic()
+    return received, (chunk_hash.digest() if chunk_hash is not None else b"")
+
+
+def _record_chunk(upload: Upload, token, offset: int, received: int, whole, key: str) -> Upload:
+    """Advance the offset and hash state, in one short transaction, if this request still
+    holds the lease; then complete the upload on its last byte."""
+    with transaction.atomic():
+        moved = Upload.objects.filter(
+            pk=upload.pk, lease_token=token, state=Upload.State.ACTIVE, offset=offset
+        ).update(
+            offset=offset + received,
+            sha256_state=whole.state(),
+            lease_token=None,
+            lease_expires_at=None,
+            updated_at=timezone.now(),
+        )
+        if not moved:
+            raise UploadBusy("This chunk lost its turn (it took too long, or the upload ended).")
+        UploadPart.objects.create(upload=upload, offset=offset, size_bytes=received, key=key)
+        Episode.objects.filter(pk=upload.episode_id, state=Episode.State.CREATED).update(
+            state=Episode.State.UPLOADING
+        )
+        upload.refresh_from_db()
         if upload.offset == upload.length:
-            _complete_upload(upload)
+            _complete_upload(upload, whole.hexdigest())
     return upload
 
 
-def _write_at(path: Path, offset: int, stream: BinaryIO, length: int) -> tuple[int, bytes]:
-    digest = hashlib.sha256()
-    received = 0
-    with open(path, "r+b") as f:
-        f.seek(offset)
-        while received < length:
-            piece = stream.read(min(READ_PIECE_BYTES, length - received))
-            if not piece:
-                break  # the client went away; keep what arrived
-            f.write(piece)
-            digest.update(piece)
-            received += len(piece)
-        f.truncate(offset + received)  # drop anything a failed earlier attempt left beyond
-        # No fsync per chunk: a killed server keeps the page cache, and after a power cut the
-        # whole-file SHA-256 at completion refuses a file with lost bytes. One fsync happens
-        # when the upload completes (see _complete_upload).
-        f.flush()
-    return received, digest.digest()
-
-
-def _truncate(path: Path, offset: int) -> None:
-    with open(path, "r+b") as f:
-        f.truncate(offset)
-
-
-def _complete_upload(upload: Upload) -> None:
-    """Inside the chunk's transaction: check the whole file against the declared SHA-256 and
-    queue processing after commit, or reject the episode and drop the bytes."""
+def _complete_upload(upload: Upload, actual_sha256: str) -> None:
+    """Inside the last chunk's transaction: compare the whole file's SHA-256 (carried from
+    chunk to chunk) with the declared one; queue processing after commit, or reject the
+    episode and drop the parts."""
     episode = Episode.objects.select_for_update().get(pk=upload.episode_id)
     upload.state = Upload.State.COMPLETE
     upload.completed_at = timezone.now()
     upload.save(update_fields=["state", "completed_at", "updated_at"])
-    staged = storage.staging_path(upload.pk)
-    with open(staged, "rb") as f:
-        os.fsync(f.fileno())
-    actual = storage.file_sha256(staged)
-    if actual != episode.declared_sha256:
+    if actual_sha256 != episode.declared_sha256:
         episode.state = Episode.State.REJECTED
         episode.rejection_code = "checksum_mismatch"
         episode.validation_report = {
@@ -379,17 +454,17 @@ def _complete_upload(upload: Upload) -> None:
                     "code": "checksum_mismatch",
                     "severity": "error",
                     "path": "/",
-                    "message": f"The file's SHA-256 is {actual}, not the declared "
+                    "message": f"The file's SHA-256 is {actual_sha256}, not the declared "
                     f"{episode.declared_sha256}.",
                 }
             ],
         }
         episode.save(update_fields=["state", "rejection_code", "validation_report", "updated_at"])
         upload_id = upload.pk
-        transaction.on_commit(lambda: storage.discard_staging_file(upload_id))
+        transaction.on_commit(lambda: storage.discard_upload_parts(upload_id))
         return
     episode.state = Episode.State.PROCESSING
-    episode.sha256 = actual
+    episode.sha256 = actual_sha256
     episode.size_bytes = upload.length
     episode.save(update_fields=["state", "sha256", "size_bytes", "updated_at"])
     enqueue_processing(episode.pk)
@@ -405,7 +480,12 @@ def enqueue_processing(episode_id) -> None:
 def terminate_upload(*, actor, upload_id) -> None:
     """tus termination: drop the bytes; the episode goes back to `created`."""
     with transaction.atomic():
-        upload = _lock_upload(upload_id)
+        # A chunk still arriving loses its lease with the state; its part is then dropped.
+        upload = (
+            Upload.objects.select_for_update(of=("self",))
+            .select_related("episode", "episode__robot")
+            .get(pk=upload_id)
+        )
         _require_uploader(actor, upload)
         if upload.state != Upload.State.ACTIVE:
             raise UploadNotActive(f"The upload is {upload.state}.")
@@ -415,7 +495,7 @@ def terminate_upload(*, actor, upload_id) -> None:
             state=Episode.State.CREATED
         )
         upload_pk = upload.pk
-        transaction.on_commit(lambda: storage.discard_staging_file(upload_pk))
+        transaction.on_commit(lambda: storage.discard_upload_parts(upload_pk))
 
 
 # --- Labels and discards --------------------------------------------------------------------
@@ -517,33 +597,50 @@ def process_episode(*, episode_id) -> Episode:
         episode.processing_started_at = timezone.now()
         episode.save(update_fields=["processing_attempts", "processing_started_at", "updated_at"])
     upload = episode.uploads.filter(state=Upload.State.COMPLETE).first()
-    staged = storage.staging_path(upload.pk) if upload is not None else None
-    if staged is not None and staged.exists():
-        source = nullcontext(staged)
-    elif episode.file:
+    parts = list(upload.parts.all()) if upload is not None else []
+    if episode.file:  # a re-run after the file was stored
         source = storage.local_episode_file(episode.file)
+    elif parts:
+        source = storage.joined_upload_parts(parts, length=upload.length)
+    elif upload is not None and (legacy := storage.legacy_staging_path(upload.pk)) is not None:
+        source = nullcontext(legacy)  # completed before this release: checked then
     else:
         return _reject(episode, "file_missing", "The uploaded file is gone; upload it again.")
 
-    with source as path:
-        report = hdf5.validate_isolated(
-            path,
-            embodiment_spec=episode.robot.embodiment.spec,
-            memory_mb=settings.VALIDATOR_MEMORY_MB,
-            timeout_s=settings.VALIDATOR_TIMEOUT_S,
-        )
-        if not report.ok:
-            errors = [p for p in report.problems if p.severity == "error"]
-            episode = _reject(
-                episode, errors[0].code if errors else "invalid", report=report.to_dict()
+    try:
+        with source as joined:
+            path, sha256 = joined if isinstance(joined, tuple) else (joined, episode.sha256)
+            if sha256 != episode.sha256:
+                episode = _reject(
+                    episode,
+                    "file_missing",
+                    "The stored parts of the upload do not add up to the uploaded file; "
+                    "upload it again.",
+                )
+                storage.discard_upload_parts(upload.pk)
+                return episode
+            report = hdf5.validate_isolated(
+                path,
+                embodiment_spec=episode.robot.embodiment.spec,
+                memory_mb=settings.VALIDATOR_MEMORY_MB,
+                timeout_s=settings.VALIDATOR_TIMEOUT_S,
             )
-            if staged is not None:
-                storage.discard_staging_file(upload.pk)
-            return episode
-        results = evaluate_episode_checks(
-            path, episode.task_version.criteria, nominal_hz=episode.robot.embodiment.control_hz
-        )
-        key = episode.file or storage.store_episode_file(path, episode.sha256)
+            if not report.ok:
+                errors = [p for p in report.problems if p.severity == "error"]
+                episode = _reject(
+                    episode, errors[0].code if errors else "invalid", report=report.to_dict()
+                )
+                if upload is not None:
+                    storage.discard_upload_parts(upload.pk)
+                return episode
+            results = evaluate_episode_checks(
+                path, episode.task_version.criteria, nominal_hz=episode.robot.embodiment.control_hz
+            )
+            key = episode.file or storage.store_episode_file(path, episode.sha256, move=True)
+            # Stored before the row says so: a worker killed here re-runs from the file.
+            Episode.objects.filter(pk=episode.pk).update(file=key)
+    except storage.UploadPartsMissing as exc:
+        return _reject(episode, "file_missing", f"{exc} Upload the file again.")
 
     flags = sorted(
         {p.code for p in report.problems if p.severity == "warning"}
@@ -565,8 +662,8 @@ def process_episode(*, episode_id) -> Episode:
             processed_at=timezone.now(),
             updated_at=timezone.now(),
         )
-    if staged is not None:
-        storage.discard_staging_file(upload.pk)
+    if upload is not None:
+        storage.discard_upload_parts(upload.pk)
     try:
         episode = build_episode_recording(episode_id=episode.pk)
     except Exception:  # the episode stays ready; the viewer shows that replay is missing

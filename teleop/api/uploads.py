@@ -1,7 +1,8 @@
 """tus 1.0.0 resumable uploads: core, creation, checksum, termination, expiration.
 
-Bodies are streamed from the request to the staging file (see teleop.services.receive_chunk);
-nothing here buffers a chunk. Under gunicorn a body sent with `Transfer-Encoding: chunked` and
+Bodies are streamed from the request to a scratch file and stored as one part per chunk (see
+teleop.services.receive_chunk); nothing here buffers a chunk, and any web process takes any
+chunk. Under gunicorn a body sent with `Transfer-Encoding: chunked` and
 no Content-Length reads as 0 bytes, so a PATCH without Content-Length is answered 411.
 """
 
@@ -19,6 +20,7 @@ from rest_framework.views import APIView
 from core import access
 from core.api.exceptions import LengthRequired
 from teleop import services
+from teleop.errors import UploadBusy
 from teleop.models import Episode, Upload
 
 TUS_VERSION = "1.0.0"
@@ -36,7 +38,8 @@ def _int_header(request, name: str) -> int:
     value = request.headers.get(name)
     if value is None:
         raise exceptions.ValidationError({name: ["This header is required."]})
-    if not value.isdigit() or len(value) > 19:
+    # ASCII digits only: str.isdigit() also takes "²", which int() then refuses (a 500).
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
         raise exceptions.ValidationError({name: ["Must be a non-negative integer."]})
     return int(value)
 
@@ -56,6 +59,20 @@ def _parse_metadata(value: str) -> dict[str, str]:
 
 
 class _TusView(APIView):
+    def dispatch(self, request, *args, **kwargs):
+        # tus 1.0: clients behind proxies that only pass GET and POST send the real method
+        # in X-HTTP-Method-Override, and the server must honour it.
+        override = request.headers.get("X-HTTP-Method-Override", "").strip().upper()
+        if override and request.method == "POST":
+            request.method = override
+        return super().dispatch(request, *args, **kwargs)
+
+    def handle_exception(self, exc):
+        response = super().handle_exception(exc)
+        if isinstance(exc, UploadBusy):
+            response["Retry-After"] = str(exc.retry_after_s)
+        return response
+
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
         if request.method != "OPTIONS" and request.headers.get("Tus-Resumable") != TUS_VERSION:
@@ -100,7 +117,7 @@ class UploadCollectionView(_TusView):
                 "Tus-Version": TUS_VERSION,
                 "Tus-Extension": TUS_EXTENSIONS,
                 "Tus-Max-Size": str(settings.MAX_EPISODE_BYTES),
-                "Tus-Checksum-Algorithm": "sha256",
+                "Tus-Checksum-Algorithm": "sha1,sha256",
             },
         )
 
@@ -185,7 +202,7 @@ class UploadView(_TusView):
                 "Upload-Checksum",
                 str,
                 OpenApiParameter.HEADER,
-                description="`sha256 <base64 digest of this chunk>`",
+                description="`sha256 <base64 digest of this chunk>` (or `sha1 <base64>`)",
             ),
             OpenApiParameter("Tus-Resumable", str, OpenApiParameter.HEADER, required=True),
         ],

@@ -75,3 +75,24 @@ def ready_episode_row(session, condition=None):
         declared_sha256="0" * 64,
         state=Episode.State.READY,
     )
+
+
+def stored_upload_bytes(upload) -> bytes:
+    """What the server holds of an upload: its stored parts, joined in offset order."""
+    from django.core.files.storage import default_storage
+
+    data = b""
+    for part in upload.parts.order_by("offset"):
+        with default_storage.open(part.key, "rb") as f:
+            data += f.read()
+    return data
+
+
+def upload_parts_left(upload) -> list[str]:
+    """Keys still stored under an upload's prefix (dropped once processed or refused)."""
+    from django.core.files.storage import default_storage
+
+    try:
+        return default_storage.listdir(f"uploads/{upload.pk}")[1]
+    except FileNotFoundError:
+        return []

@@ -33,10 +33,9 @@ from django.core.management import call_command
 
 from core import services as core_services
 from teleop import client as pg
-from teleop import storage
 from teleop.models import Episode, Session, Upload
 from tests.core import factories
-from tests.teleop.recordings import record_episode
+from tests.teleop.recordings import record_episode, stored_upload_bytes
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -248,7 +247,7 @@ def sha256_hex(path: Path) -> str:
 def staged_bytes(episode_id: str) -> bytes:
     """What the server holds of an episode's completed upload."""
     upload = Upload.objects.get(episode_id=episode_id, state=Upload.State.COMPLETE)
-    return storage.staging_path(upload.pk).read_bytes()
+    return stored_upload_bytes(upload)
 
 
 def run_worker() -> None:

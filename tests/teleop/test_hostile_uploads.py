@@ -12,6 +12,7 @@ from teleop import services, storage
 from teleop.models import Episode
 from tests.core.factories import make_robot, make_task
 from tests.teleop.hostile_files import HOSTILE_KINDS, SMALL_SPEC
+from tests.teleop.recordings import upload_parts_left
 
 pytestmark = pytest.mark.django_db
 TUS = {"HTTP_TUS_RESUMABLE": "1.0.0"}
@@ -70,7 +71,7 @@ def test_hostile_upload_is_rejected_with_its_code_and_not_kept(
     codes = {p["code"] for p in episode.validation_report["problems"]}
     assert kind.code in codes
     assert not episode.file
-    assert not storage.staging_path(episode.uploads.get().pk).exists()
+    assert upload_parts_left(episode.uploads.get()) == []
     assert not default_storage.exists(storage.episode_key(episode.sha256))
     answer = client.get(f"/api/v1/episodes/{episode.pk}/")
     assert answer.json()["state"] == "rejected"

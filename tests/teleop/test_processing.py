@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from teleop import services, storage
 from teleop.models import Episode
-from tests.teleop.recordings import record_episode
+from tests.teleop.recordings import record_episode, upload_parts_left
 
 pytestmark = pytest.mark.django_db
 TUS = {"HTTP_TUS_RESUMABLE": "1.0.0"}
@@ -73,7 +73,7 @@ def test_uploaded_episode_becomes_ready_with_its_measurements(
     assert episode.file == storage.episode_key(episode.sha256)
     with default_storage.open(episode.file, "rb") as stored:
         assert hashlib.sha256(stored.read()).hexdigest() == episode.sha256
-    assert not storage.staging_path(episode.uploads.get().pk).exists()
+    assert upload_parts_left(episode.uploads.get()) == []
 
 
 def test_processing_twice_changes_nothing(

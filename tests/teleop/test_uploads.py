@@ -13,9 +13,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from core import services as core_services
-from teleop import services, storage
+from teleop import services
 from teleop.models import Episode, Upload
-from tests.teleop.recordings import record_episode
+from tests.teleop.recordings import record_episode, stored_upload_bytes, upload_parts_left
 
 pytestmark = pytest.mark.django_db
 TUS = {"HTTP_TUS_RESUMABLE": "1.0.0"}
@@ -86,8 +86,7 @@ def test_upload_in_chunks_completes_and_queues_processing(api, world, session, e
         offset = int(response["Upload-Offset"])
     row = Episode.objects.get(pk=episode["id"])
     assert row.state == "processing" and row.sha256 == _sha(data)
-    staged = storage.staging_path(row.uploads.get().pk)
-    assert staged.read_bytes() == data
+    assert stored_upload_bytes(row.uploads.get()) == data
 
 
 def test_chunk_at_a_stale_offset_is_409(api, world, session, episode_file):
@@ -127,7 +126,7 @@ def test_file_with_a_wrong_declared_checksum_is_rejected_and_not_kept(
         assert _patch(client, episode["upload_url"], data, 0).status_code == 204
     row = Episode.objects.get(pk=episode["id"])
     assert row.state == "rejected" and row.rejection_code == "checksum_mismatch"
-    assert not storage.staging_path(row.uploads.get().pk).exists()
+    assert upload_parts_left(row.uploads.get()) == []
     assert not row.file
 
 
@@ -328,7 +327,7 @@ def test_upload_interrupted_at_random_offsets_resumes_byte_identical(
         offset = new_offset
     row = Episode.objects.get()
     assert row.state == "processing" and row.sha256 == _sha(data)
-    assert storage.staging_path(row.uploads.get().pk).read_bytes() == data
+    assert stored_upload_bytes(row.uploads.get()) == data
 
 
 @pytest.mark.slow
@@ -355,7 +354,7 @@ def test_two_racing_chunks_at_one_offset_one_wins_one_gets_409(
     assert sorted(statuses) == [204, 409]
     upload = Upload.objects.get()
     assert upload.offset == len(chunk)
-    assert storage.staging_path(upload.pk).read_bytes() == chunk
+    assert stored_upload_bytes(upload) == chunk
 
 
 @pytest.mark.slow
