@@ -19,3 +19,11 @@ def session(world):
         task_version=world.a.task.versions.get(),
         operator_code=operator.code,
     )
+
+
+@pytest.fixture
+def immediate_jobs(settings):
+    """Jobs run as their transaction commits. The database worker itself closes connections
+    between jobs, which a test inside one transaction cannot allow; it runs in the
+    transactional tests."""
+    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}

@@ -47,14 +47,6 @@ def run_worker():
     call_command("db_worker", "--batch", stdout=StringIO(), stderr=StringIO())
 
 
-@pytest.fixture
-def immediate_jobs(settings):
-    """Jobs run as their transaction commits. The database worker itself closes connections
-    between jobs, which a test inside one transaction cannot allow; it runs in the
-    transactional tests below."""
-    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
-
-
 def test_uploaded_episode_becomes_ready_with_its_measurements(
     api, world, session, tmp_path, django_capture_on_commit_callbacks, immediate_jobs
 ):

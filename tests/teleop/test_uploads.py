@@ -365,3 +365,188 @@ def test_chunked_body_without_content_length_is_411(
     url = _live(world, session, live_server, b"x" * 100)
     assert _raw_patch(live_server, world.a.robot_key, url, b"x" * 10, 0, chunked=True) == 411
     assert Upload.objects.get().offset == 0
+
+
+# --- Stateless uploads: leases, carried hash, parts in the storage ---------------------------
+
+
+def test_a_chunk_while_another_holds_the_lease_is_409_with_retry_after(
+    api, world, session, episode_file
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    data = episode_file.read_bytes()
+    client = api(key=world.a.robot_key)
+    url = _create(client, session, data)["upload_url"]
+    upload = Upload.objects.get()
+    # Another web process is receiving a chunk of this upload right now.
+    Upload.objects.filter(pk=upload.pk).update(
+        lease_token=uuid.uuid4(), lease_expires_at=timezone.now() + timedelta(seconds=20)
+    )
+    response = _patch(client, url, data[:1000], 0)
+    assert response.status_code == 409
+    assert response.json()["error"] == "upload_busy"
+    assert 1 <= int(response["Retry-After"]) <= 20
+    assert _head(client, url) == 0 and not upload.parts.exists()
+
+
+def test_a_lease_left_by_a_dead_web_process_expires_and_the_upload_goes_on(
+    api, world, session, episode_file
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    data = episode_file.read_bytes()
+    client = api(key=world.a.robot_key)
+    url = _create(client, session, data)["upload_url"]
+    Upload.objects.update(
+        lease_token=uuid.uuid4(), lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    assert _patch(client, url, data, 0).status_code == 204
+    row = Episode.objects.get()
+    assert row.state == "processing" and row.sha256 == _sha(data)
+    assert Upload.objects.get().lease_token is None
+
+
+def test_the_last_chunk_completes_from_the_carried_hash_without_reading_the_parts(
+    api, world, session, episode_file, monkeypatch
+):
+    from django.core.files.storage import default_storage
+
+    data = episode_file.read_bytes()
+    client = api(key=world.a.robot_key)
+    url = _create(client, session, data)["upload_url"]
+    assert _patch(client, url, data[:40_000], 0).status_code == 204
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("completing an upload must not read the stored file")
+
+    monkeypatch.setattr(default_storage, "open", no_reading)
+    assert _patch(client, url, data[40_000:], 40_000).status_code == 204
+    row = Episode.objects.get()
+    assert row.state == "processing" and row.sha256 == _sha(data)
+    upload = Upload.objects.get()
+    assert [(p.offset, p.size_bytes) for p in upload.parts.all()] == [
+        (0, 40_000),
+        (40_000, len(data) - 40_000),
+    ]
+
+
+def test_each_chunk_is_its_own_object_in_the_storage(api, world, session, episode_file):
+    data = episode_file.read_bytes()
+    client = api(key=world.a.robot_key)
+    url = _create(client, session, data)["upload_url"]
+    for offset in range(0, len(data), 100_000):
+        assert _patch(client, url, data[offset : offset + 100_000], offset).status_code == 204
+    upload = Upload.objects.get()
+    assert len(upload_parts_left(upload)) == upload.parts.count() == -(-len(data) // 100_000)
+    assert stored_upload_bytes(upload) == data
+
+
+def test_a_sha1_upload_checksum_is_accepted_as_tus_requires(api, world, session, episode_file):
+    data = episode_file.read_bytes()
+    client = api(key=world.a.robot_key)
+    url = _create(client, session, data)["upload_url"]
+    good = "sha1 " + base64.b64encode(hashlib.sha1(data[:500]).digest()).decode()
+    bad = "sha1 " + base64.b64encode(hashlib.sha1(b"other").digest()).decode()
+    path = urlsplit(url).path
+    kind = "application/offset+octet-stream"
+    wrong = client.generic(
+        "PATCH",
+        path,
+        data=data[:500],
+        content_type=kind,
+        HTTP_UPLOAD_OFFSET="0",
+        HTTP_UPLOAD_CHECKSUM=bad,
+        **TUS,
+    )
+    assert wrong.status_code == 460
+    right = client.generic(
+        "PATCH",
+        path,
+        data=data[:500],
+        content_type=kind,
+        HTTP_UPLOAD_OFFSET="0",
+        HTTP_UPLOAD_CHECKSUM=good,
+        **TUS,
+    )
+    assert right.status_code == 204 and right["Upload-Offset"] == "500"
+    options = client.options("/api/v1/uploads/", **TUS)
+    assert "sha1" in options["Tus-Checksum-Algorithm"].split(",")
+
+
+def test_x_http_method_override_is_honoured(api, world, session, episode_file):
+    data = episode_file.read_bytes()
+    client = api(key=world.a.robot_key)
+    url = _create(client, session, data)["upload_url"]
+    response = client.generic(
+        "POST",
+        urlsplit(url).path,
+        data=data[:300],
+        content_type="application/offset+octet-stream",
+        HTTP_UPLOAD_OFFSET="0",
+        HTTP_X_HTTP_METHOD_OVERRIDE="PATCH",
+        **TUS,
+    )
+    assert response.status_code == 204 and response["Upload-Offset"] == "300"
+
+
+@pytest.mark.parametrize("header", ["HTTP_UPLOAD_OFFSET", "HTTP_UPLOAD_LENGTH"])
+def test_superscript_digits_in_a_tus_number_are_a_400(api, world, session, episode_file, header):
+    data = episode_file.read_bytes()
+    client = api(key=world.a.robot_key)
+    episode = _create(client, session, data)
+    if header == "HTTP_UPLOAD_OFFSET":
+        response = client.generic(
+            "PATCH",
+            urlsplit(episode["upload_url"]).path,
+            data=b"x",
+            content_type="application/offset+octet-stream",
+            HTTP_UPLOAD_OFFSET="²",
+            **TUS,
+        )
+    else:
+        metadata = "episode_id " + base64.b64encode(episode["id"].encode()).decode()
+        response = client.post(
+            "/api/v1/uploads/", HTTP_UPLOAD_LENGTH="²", HTTP_UPLOAD_METADATA=metadata, **TUS
+        )
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid"
+
+
+def test_a_part_stored_by_a_request_that_died_before_recording_it_is_dropped(
+    api, world, session, episode_file, django_capture_on_commit_callbacks, immediate_jobs
+):
+    import io
+
+    from teleop import storage
+
+    data = episode_file.read_bytes()
+    client = api(key=world.a.robot_key)
+    url = _create(client, session, data)["upload_url"]
+    upload = Upload.objects.get()
+    storage.save_upload_part(upload.pk, 0, io.BytesIO(data[:123]))  # stored, never recorded
+    with django_capture_on_commit_callbacks(execute=True):
+        assert _patch(client, url, data, 0).status_code == 204
+    episode = Episode.objects.get()
+    assert episode.state == "ready", episode.validation_report
+    assert upload_parts_left(upload) == []
+
+
+def test_processing_refuses_an_upload_whose_stored_part_is_gone(
+    api, world, session, episode_file, django_capture_on_commit_callbacks
+):
+    from django.core.files.storage import default_storage
+
+    data = episode_file.read_bytes()
+    client = api(key=world.a.robot_key)
+    url = _create(client, session, data)["upload_url"]
+    assert _patch(client, url, data[:1000], 0).status_code == 204
+    assert _patch(client, url, data[1000:], 1000).status_code == 204
+    default_storage.delete(Upload.objects.get().parts.first().key)
+    episode = services.process_episode(episode_id=Episode.objects.get().pk)
+    assert episode.state == "rejected" and episode.rejection_code == "file_missing"
+    assert "part at 0 is gone" in episode.validation_report["problems"][0]["message"]
