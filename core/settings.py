@@ -261,6 +261,9 @@ VALIDATOR_TIMEOUT_S = env.int("PG_VALIDATOR_TIMEOUT_S", default=600)
 PROCESSING_STUCK_AFTER_MINUTES = env.int("PG_PROCESSING_STUCK_AFTER_MINUTES", default=30)
 
 IDEMPOTENCY_KEY_TTL_HOURS = env.int("PG_IDEMPOTENCY_KEY_TTL_HOURS", default=24)
+# A request holds its Idempotency-Key this long at most: past it, the claim is taken to have
+# died with its request (a killed worker, a database outage) and a retry runs it again.
+IDEMPOTENCY_IN_FLIGHT_LEASE_S = env.int("PG_IDEMPOTENCY_IN_FLIGHT_LEASE_S", default=30)
 
 CACHES = {
     "default": env.cache_url("PG_CACHE_URL", default="locmemcache://"),
