@@ -38,7 +38,14 @@ class StillReferenced(Conflict):
 
 
 class IdempotencyKeyInFlight(Conflict):
+    """The first request with this key still holds it; `retry_after_s` says when to ask
+    again (the API sends it as `Retry-After`)."""
+
     code = "idempotency_key_in_flight"
+
+    def __init__(self, detail: str, *, retry_after_s: int = 1, fields: dict | None = None):
+        super().__init__(detail, fields=fields)
+        self.retry_after_s = retry_after_s
 
 
 class IdempotencyKeyReused(DomainError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import secrets
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -813,10 +814,6 @@ def lock_task_version(*, actor, version: TaskVersion) -> TaskVersion:
 
 # --- Idempotency ----------------------------------------------------------------------------
 
-# A request that has been in flight this long is taken to have died with its worker; a retry
-# may then run it again.
-IN_FLIGHT_TIMEOUT = timedelta(minutes=5)
-
 
 def begin_idempotent_request(
     *, principal: str, key: str, fingerprint: str, method: str, path: str
@@ -826,9 +823,16 @@ def begin_idempotent_request(
     Returns the record: `state == IN_FLIGHT` means this caller now runs the request and must
     call `complete_idempotent_request` or `release_idempotent_request`; `COMPLETED` means
     replay the stored answer. Raises IdempotencyKeyReused (same key, different request) and
-    IdempotencyKeyInFlight (the first request with this key is still running)."""
+    IdempotencyKeyInFlight (the first request with this key is still running; it carries
+    how many seconds to wait).
+
+    A claim is a lease: `expires_at` is `IDEMPOTENCY_IN_FLIGHT_LEASE_S` seconds after it is
+    taken, and a claim past it is taken to have died with its request (a worker killed, the
+    database gone before the release could be written), so a retry claims the key afresh.
+    Completing the request turns the lease into the stored answer's lifetime
+    (`IDEMPOTENCY_KEY_TTL_HOURS`)."""
     now = timezone.now()
-    ttl = timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
+    lease = timedelta(seconds=settings.IDEMPOTENCY_IN_FLIGHT_LEASE_S)
     with transaction.atomic():
         record, created = IdempotencyRecord.objects.select_for_update().get_or_create(
             principal=principal,
@@ -837,15 +841,12 @@ def begin_idempotent_request(
                 "fingerprint": fingerprint,
                 "method": method,
                 "path": path[:500],
-                "expires_at": now + ttl,
+                "expires_at": now + lease,
             },
         )
         if created:
             return record
-        stale = record.state == IdempotencyRecord.State.IN_FLIGHT and (
-            now - record.created_at > IN_FLIGHT_TIMEOUT
-        )
-        if record.expires_at <= now or stale:
+        if record.expires_at <= now:  # an answer past its lifetime, or a dead claim
             record.delete()
             return IdempotencyRecord.objects.create(
                 principal=principal,
@@ -853,24 +854,35 @@ def begin_idempotent_request(
                 fingerprint=fingerprint,
                 method=method,
                 path=path[:500],
-                expires_at=now + ttl,
+                expires_at=now + lease,
             )
     if record.fingerprint != fingerprint:
         raise IdempotencyKeyReused(
             "This Idempotency-Key was used for a different request; use a new key."
         )
     if record.state == IdempotencyRecord.State.IN_FLIGHT:
+        # Usually the first request answers within a second; if it died, its lease ends
+        # within `lease`. Ask again soon, and never later than the lease's end.
+        lease_left_s = math.ceil((record.expires_at - now).total_seconds())
         raise IdempotencyKeyInFlight(
-            "A request with this Idempotency-Key is still being processed; retry shortly."
+            "A request with this Idempotency-Key is still being processed; retry shortly.",
+            retry_after_s=max(1, min(IN_FLIGHT_RETRY_AFTER_S, lease_left_s)),
         )
     return record
 
 
+# What a 409 in flight tells the caller to wait, in seconds, at most.
+IN_FLIGHT_RETRY_AFTER_S = 2
+
+
 def complete_idempotent_request(*, record: IdempotencyRecord, status: int, body: Any) -> None:
-    IdempotencyRecord.objects.filter(pk=record.pk).update(
+    """Store the answer, kept for `IDEMPOTENCY_KEY_TTL_HOURS`. A claim whose lease ran out
+    and was taken over (another row now) is left alone: the new claim owns the key."""
+    IdempotencyRecord.objects.filter(pk=record.pk, state=IdempotencyRecord.State.IN_FLIGHT).update(
         state=IdempotencyRecord.State.COMPLETED,
         response_status=status,
         response_body=json.loads(json.dumps(body, cls=DjangoJSONEncoder)),
+        expires_at=timezone.now() + timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS),
     )
 
 

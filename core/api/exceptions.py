@@ -73,7 +73,11 @@ def error_body(code: str, detail: str, fields: dict | None = None) -> dict:
 def exception_handler(exc, context):
     headers = {}
     if isinstance(exc, DomainError):
-        return Response(error_body(exc.code, exc.detail, exc.fields), status=exc.status)
+        if getattr(exc, "retry_after_s", None):
+            headers["Retry-After"] = str(exc.retry_after_s)
+        return Response(
+            error_body(exc.code, exc.detail, exc.fields), status=exc.status, headers=headers
+        )
     if isinstance(exc, (OperationalError, InterfaceError)):
         return Response(
             error_body("database_unavailable", "The database is unavailable; retry shortly."),

@@ -1,17 +1,21 @@
 """`Idempotency-Key` support for POST endpoints that a robot may retry.
 
 Same key, same body: the stored answer is replayed (`Idempotent-Replayed: true`). Same key,
-different body: 422. Same key while the first request runs: 409. Keys are scoped to the
-caller and expire (`IDEMPOTENCY_KEY_TTL_HOURS`). Answers of 5xx, and exceptions, release the
-key so the retry runs the request again.
+different body: 422. Same key while the first request runs: 409 with `Retry-After`. Keys are
+scoped to the caller and expire (`IDEMPOTENCY_KEY_TTL_HOURS`). Answers of 5xx, and
+exceptions, release the key so the retry runs the request again. When even the release
+cannot be written (the database went away mid-request) the claim is only a lease
+(`IDEMPOTENCY_IN_FLIGHT_LEASE_S`, 30 s): the first retry after it runs the request.
 """
 
 import functools
 import hashlib
 import json
+import logging
 import re
 
 from django.core.serializers.json import DjangoJSONEncoder
+from django.db import DatabaseError
 from rest_framework import exceptions
 from rest_framework.response import Response
 
@@ -19,6 +23,8 @@ from core import services
 from core.access import principal_key
 from core.errors import DomainError
 from core.models import IdempotencyRecord
+
+log = logging.getLogger(__name__)
 
 HEADER = "Idempotency-Key"
 _VALID_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces
@@ -66,13 +72,13 @@ def idempotent(handler):
                     record=record, status=response.status_code, body=response.data
                 )
                 return response
-            services.release_idempotent_request(record=record)
+            _release(record)
             raise
         except Exception:
-            services.release_idempotent_request(record=record)
+            _release(record)
             raise
         if response.status_code >= 500:
-            services.release_idempotent_request(record=record)
+            _release(record)
         else:
             services.complete_idempotent_request(
                 record=record, status=response.status_code, body=response.data
@@ -80,3 +86,12 @@ def idempotent(handler):
         return response
 
     return wrapper
+
+
+def _release(record: IdempotencyRecord) -> None:
+    """Release the key if the database lets us; if it does not, the error being handled is
+    the one to answer with (a 503 when the database is away) and the lease frees the key."""
+    try:
+        services.release_idempotent_request(record=record)
+    except DatabaseError:
+        log.warning("could not release Idempotency-Key %r; its lease will", record.key)

@@ -1,9 +1,12 @@
 """Idempotency-Key: retries are harmless, reuse with another body is refused."""
 
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
 import requests
+from django.db import OperationalError
+from django.utils import timezone
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -73,6 +76,7 @@ def test_request_in_flight_with_the_key_is_409(api, world):
     )
     assert response.status_code == 409
     assert response.json()["error"] == "idempotency_key_in_flight"
+    assert 1 <= int(response["Retry-After"]) <= 30
     assert not Condition.objects.filter(factor="lighting").exists()
 
 
@@ -90,6 +94,96 @@ def test_a_failed_request_releases_its_key(api, world, monkeypatch):
         == 500
     )
     assert not IdempotencyRecord.objects.filter(key="k-6").exists()
+
+
+def _claim(world, key: str) -> IdempotencyRecord:
+    """A claim on `key` as a request that then died (no completion, no release) leaves it."""
+    from core import services
+    from core.api.idempotency import fingerprint
+
+    return services.begin_idempotent_request(
+        principal=f"user:{world.a.admin.pk}",
+        key=key,
+        fingerprint=fingerprint("POST", "/api/v1/conditions/", _body(world)),
+        method="POST",
+        path="/api/v1/conditions/",
+    )
+
+
+def test_a_claim_is_a_short_lease_and_a_dead_requests_key_is_free_after_it(api, world, settings):
+    settings.IDEMPOTENCY_IN_FLIGHT_LEASE_S = 30
+    record = _claim(world, "k-lease")
+    lease_s = (record.expires_at - record.created_at).total_seconds()
+    assert 29 <= lease_s <= 31  # not the answer's 24 hours
+    client = api(world.a.admin)
+    assert (
+        client.post("/api/v1/conditions/", _body(world), HTTP_IDEMPOTENCY_KEY="k-lease").status_code
+        == 409
+    )
+    # Thirty seconds later the request that claimed the key has not answered: it died.
+    IdempotencyRecord.objects.filter(pk=record.pk).update(
+        created_at=timezone.now() - timedelta(seconds=31),
+        expires_at=timezone.now() - timedelta(seconds=1),
+    )
+    retried = client.post("/api/v1/conditions/", _body(world), HTTP_IDEMPOTENCY_KEY="k-lease")
+    assert retried.status_code == 201
+    stored = IdempotencyRecord.objects.get(key="k-lease")
+    assert stored.state == IdempotencyRecord.State.COMPLETED
+    assert stored.expires_at - timezone.now() > timedelta(hours=23)  # the answer is kept
+    again = client.post("/api/v1/conditions/", _body(world), HTTP_IDEMPOTENCY_KEY="k-lease")
+    assert again["Idempotent-Replayed"] == "true"
+    assert Condition.objects.filter(factor="lighting").count() == 1
+
+
+def test_the_in_flight_retry_after_never_points_past_the_lease(api, world, settings):
+    record = _claim(world, "k-soon")
+    IdempotencyRecord.objects.filter(pk=record.pk).update(
+        expires_at=timezone.now() + timedelta(milliseconds=300)
+    )
+    response = api(world.a.admin).post(
+        "/api/v1/conditions/", _body(world), HTTP_IDEMPOTENCY_KEY="k-soon"
+    )
+    assert response.status_code == 409 and response["Retry-After"] == "1"
+
+
+def test_a_request_that_lost_the_database_releases_its_key(api, world, monkeypatch):
+    from core import services
+
+    real = services.create_condition
+    calls = []
+
+    def database_gone_once(**kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        return real(**kwargs)
+
+    monkeypatch.setattr(services, "create_condition", database_gone_once)
+    client = api(world.a.admin)
+    first = client.post("/api/v1/conditions/", _body(world), HTTP_IDEMPOTENCY_KEY="k-db")
+    assert first.status_code == 503 and first["Retry-After"]
+    retried = client.post("/api/v1/conditions/", _body(world), HTTP_IDEMPOTENCY_KEY="k-db")
+    assert retried.status_code == 201
+    assert Condition.objects.filter(factor="lighting").count() == 1
+
+
+def test_when_even_the_release_fails_the_answer_is_the_503_and_the_lease_frees_the_key(
+    api, world, monkeypatch
+):
+    from core import services
+
+    def database_gone(**kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(services, "create_condition", database_gone)
+    monkeypatch.setattr(services, "release_idempotent_request", database_gone)
+    response = api(world.a.admin).post(
+        "/api/v1/conditions/", _body(world), HTTP_IDEMPOTENCY_KEY="k-gone"
+    )
+    assert response.status_code == 503
+    record = IdempotencyRecord.objects.get(key="k-gone")
+    assert record.state == IdempotencyRecord.State.IN_FLIGHT
+    assert record.expires_at - timezone.now() <= timedelta(seconds=30)
 
 
 def _login(base_url: str, username: str, password: str) -> requests.Session:
