@@ -392,3 +392,17 @@ def build_export(*, export_id) -> DatasetExport:
     log.info("export %s built in %.1f s", export_id, time.perf_counter() - started)
     export.refresh_from_db()
     return export
+
+
+def export_filename(export: DatasetExport) -> str:
+    """The name an export downloads as: `<view>-v<version>-<format>.tar|.hdf5` (made safe for
+    headers by `teleop.file_serving.download_filename`)."""
+    suffix = ".tar" if export.format == DatasetExport.Format.LEROBOT else ".hdf5"
+    version = export.view_version
+    return f"{version.view.name}-v{version.number}-{export.format}{suffix}"
+
+
+def export_content_type(export: DatasetExport) -> str:
+    if export.format == DatasetExport.Format.LEROBOT:
+        return "application/x-tar"
+    return "application/x-hdf5"

@@ -550,3 +550,35 @@ def test_processing_refuses_an_upload_whose_stored_part_is_gone(
     episode = services.process_episode(episode_id=Episode.objects.get().pk)
     assert episode.state == "rejected" and episode.rejection_code == "file_missing"
     assert "part at 0 is gone" in episode.validation_report["problems"][0]["message"]
+
+
+def test_an_upload_on_object_storage_is_stored_in_parts_processed_and_its_parts_dropped(
+    api,
+    world,
+    session,
+    episode_file,
+    s3_storage,
+    django_capture_on_commit_callbacks,
+    immediate_jobs,
+):
+    from teleop import storage
+
+    data = episode_file.read_bytes()
+    client = api(key=world.a.robot_key)
+    url = _create(client, session, data)["upload_url"]
+    upload = Upload.objects.get()
+    step = 70_000
+    for offset in range(0, len(data) - step, step):
+        assert _patch(client, url, data[offset : offset + step], offset).status_code == 204
+    part_keys = [k for k in s3_storage.keys() if k.startswith(f"uploads/{upload.pk}/")]
+    assert len(part_keys) == upload.parts.count() > 1
+    last = upload.parts.count() * step
+    with django_capture_on_commit_callbacks(execute=True):
+        assert _patch(client, url, data[last:], last).status_code == 204
+    episode = Episode.objects.get()
+    assert episode.state == "ready", episode.validation_report
+    keys = s3_storage.keys()
+    assert storage.episode_key(episode.sha256) in keys
+    assert not [k for k in keys if k.startswith("uploads/")]
+    body = s3_storage.client().get_object(Bucket=s3_storage.bucket, Key=episode.file)["Body"]
+    assert hashlib.sha256(body.read()).hexdigest() == _sha(data)
