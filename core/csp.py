@@ -48,5 +48,14 @@ def content_security_policy(policy: str):
     return decorator
 
 
+def allow_connect_to(policy: str, origin: str | None) -> str:
+    """`policy` with `origin` (`https://host[:port]`, from our settings, never from a request)
+    added to `connect-src`; the policy unchanged when `origin` is None. The Rerun viewer
+    fetches a recording from the object store's origin when files live there."""
+    if not origin:
+        return policy
+    return policy.replace("connect-src 'self'", f"connect-src 'self' {origin}", 1)
+
+
 # Swagger UI (drf-spectacular's page) starts itself with an inline script.
 SWAGGER_POLICY = DEFAULT_POLICY.replace("script-src 'self'", "script-src 'self' 'unsafe-inline'")

@@ -14,6 +14,7 @@ urlpatterns = [
     path("episodes/<uuid:pk>/discard", views.episode_discard, name="episode-discard"),
     path("episodes/<uuid:pk>/viewer", views.episode_viewer, name="viewer"),
     path("episodes/<uuid:pk>/recording.rrd", views.episode_recording, name="recording"),
+    path("episodes/<uuid:pk>/file.h5", views.episode_file, name="episode-file"),
     path("datasets/", views.view_list, name="views"),
     path("datasets/save", views.save_view, name="view-save"),
     path("datasets/<uuid:pk>/", views.view_detail, name="view"),

@@ -12,10 +12,9 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core import signing
-from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
 from django.db.models import Prefetch
-from django.http import FileResponse, Http404, HttpResponse, QueryDict
+from django.http import Http404, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -23,10 +22,10 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_POST
 
 from core import access
-from core.csp import VIEWER_POLICY, content_security_policy
+from core.csp import VIEWER_POLICY, allow_connect_to
 from core.errors import DomainError
 from core.redirects import own_site_url
-from teleop import datasets, selectors, services
+from teleop import datasets, file_serving, selectors, services
 from teleop.forms import (
     SORTS,
     DiscardForm,
@@ -331,10 +330,18 @@ def episode_detail(request, pk):
     labels = Label.objects.filter(episode=episode).order_by("-created_at")
     viewer_url = None
     if episode.rerun_file and _viewer_index().exists():
-        token = signing.dumps(str(episode.pk), salt=RECORDING_SALT)
-        recording = request.build_absolute_uri(
-            reverse("teleop:recording", args=[pk]) + "?" + urlencode({"token": token})
+        # On object storage the viewer fetches the `.rrd` straight from the store (a presigned
+        # URL, cross-origin: the bucket's CORS allows this site, docs/storage.md); handing it
+        # our redirecting endpoint instead would make the browser send `Origin: null` after
+        # the cross-origin redirect, which a bucket CORS rule for this site does not match.
+        recording = file_serving.presigned_url(
+            episode.rerun_file, content_type="application/octet-stream"
         )
+        if recording is None:
+            token = signing.dumps(str(episode.pk), salt=RECORDING_SALT)
+            recording = request.build_absolute_uri(
+                reverse("teleop:recording", args=[pk]) + "?" + urlencode({"token": token})
+            )
         viewer_url = reverse("teleop:viewer", args=[pk]) + "?" + urlencode({"url": recording})
     return render(
         request,
@@ -360,17 +367,22 @@ def _viewer_index() -> Path:
 
 @login_required
 @xframe_options_sameorigin
-@content_security_policy(VIEWER_POLICY)
 def episode_viewer(request, pk):
     """Rerun's web viewer (from the pinned rerun-sdk wheel, served by us) for the iframe of
-    the episode page. It reads the recording URL from `?url=`, which must be absolute."""
+    the episode page. It reads the recording URL from `?url=`, which must be absolute. Its
+    policy lets it connect to this site and, on object storage, to the store's origin (where
+    the presigned `.rrd` URL points); to no other host."""
     get_object_or_404(_episodes(request), pk=pk)
     index = _viewer_index()
     if not index.exists():
         raise Http404("The Rerun web viewer is not installed (run `make run`).")
     base = f"{settings.STATIC_URL}{index.parent.name}/"
     html = index.read_text().replace("<head>", f'<head><base href="{base}">', 1)
-    return HttpResponse(html)
+    response = HttpResponse(html)
+    response["Content-Security-Policy"] = allow_connect_to(
+        VIEWER_POLICY, file_serving.presigned_url_origin()
+    )
+    return response
 
 
 RECORDING_SALT = "teleop.recording"
@@ -396,11 +408,26 @@ def episode_recording(request, pk):
         raise Http404("Sign in to replay this episode.")
     if not episode.rerun_file:
         raise Http404("This episode has no recording yet.")
-    response = FileResponse(
-        default_storage.open(episode.rerun_file, "rb"), content_type="application/octet-stream"
+    response = file_serving.serve_file(
+        episode.rerun_file,
+        filename=f"episode-{episode.pk}.rrd",
+        content_type="application/octet-stream",
+        as_attachment=False,
     )
-    response["Cache-Control"] = "private, max-age=60"
+    if response.status_code == 200:  # streamed; a redirect to a presigned URL is never cached
+        response["Cache-Control"] = "private, max-age=60"
     return response
+
+
+@login_required
+def episode_file(request, pk):
+    """The episode's HDF5 file, as stored (a presigned redirect on object storage)."""
+    episode = get_object_or_404(_episodes(request), pk=pk)
+    if not episode.file:
+        raise Http404("This episode has no stored file.")
+    return file_serving.serve_file(
+        episode.file, filename=f"episode-{episode.pk}.h5", content_type="application/x-hdf5"
+    )
 
 
 # --- Episode browser and datasets ---------------------------------------------------------
@@ -538,10 +565,8 @@ def export_download(request, pk):
         pk=pk,
         state=DatasetExport.State.DONE,
     )
-    suffix = ".tar" if export.format == DatasetExport.Format.LEROBOT else ".hdf5"
-    return FileResponse(
-        default_storage.open(export.file, "rb"),
-        as_attachment=True,
-        filename=f"{export.view_version.view.name}-v{export.view_version.number}"
-        f"-{export.format}{suffix}",
+    return file_serving.serve_file(
+        export.file,
+        filename=datasets.export_filename(export),
+        content_type=datasets.export_content_type(export),
     )

@@ -188,10 +188,14 @@ def s3_server():
     )
     from werkzeug.serving import make_server
 
+    class QuietRequestHandler(MotoRequestHandler):
+        def log_request(self, *args, **kwargs):  # one line per request drowns failures
+            pass
+
     app = _PresignedUrlCheck(
         DomainDispatcherApplication(create_backend_app), secret_access_key=SECRET_ACCESS_KEY
     )
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietRequestHandler)
     thread = threading.Thread(target=server.serve_forever, name="moto-s3", daemon=True)
     thread.start()
     host, port = server.server_address[:2]

@@ -32,6 +32,7 @@ PAGES = {
     "teleop:episodes": ("/episodes/", False),
     "teleop:episode": ("/episodes/{episode}/", False),
     "teleop:viewer": ("/episodes/{episode}/viewer", False),
+    "teleop:episode-file": ("/episodes/{episode}/file.h5", False),
     "teleop:views": ("/datasets/", False),
     "teleop:view": ("/datasets/{view}/", False),
     "teleop:view-exports": ("/datasets/{view}/exports", False),
@@ -163,8 +164,8 @@ def test_team_members_get_every_page(world, objects):
     client = _as(world.a.admin)
     for name, (template, _public) in PAGES.items():
         response = client.get(template.format(**objects))
-        # An export not built yet has nothing to download: 404 until its job is done.
-        expected = 404 if name == "teleop:export-download" else 200
+        # An export not built yet, an episode row with no stored file: nothing to download.
+        expected = 404 if name in ("teleop:export-download", "teleop:episode-file") else 200
         assert response.status_code == expected, name
 
 
@@ -250,7 +251,7 @@ def test_every_page_renders_with_production_static_files(world, objects, manifes
         client = _as(world.a.admin)
         for path in pages:
             response = client.get(path)
-            expected = 404 if path.endswith("/download") else 200
+            expected = 404 if path.endswith(("/download", "/file.h5")) else 200
             assert response.status_code == expected, path
             if "html" in response["Content-Type"]:
                 # Hashed names from the manifest, so caches can keep them forever.

@@ -1,9 +1,12 @@
 """Recording API: sessions, episodes, labels, protocols, and tus uploads. Thin views."""
 
-from django.core.files.storage import default_storage
 from django.db.models import Prefetch
-from django.http import FileResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import exceptions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -12,7 +15,7 @@ from core import access
 from core.api.idempotency import idempotent
 from core.api.permissions import IsPerson
 from core.api.serializers import ConditionOut, StrictInputSerializer
-from teleop import datasets, selectors, services
+from teleop import datasets, file_serving, selectors, services
 from teleop.api import serializers as s
 from teleop.models import (
     CollectionProtocol,
@@ -22,6 +25,11 @@ from teleop.models import (
     Episode,
     Label,
     Session,
+)
+
+_PRESIGNED_REDIRECT = (
+    "Files live on object storage: `Location` is a presigned URL, valid for a few minutes, "
+    "that answers the bytes without credentials."
 )
 
 
@@ -171,6 +179,25 @@ class EpisodeViewSet(_RecordingViewSet):
         services.discard_episode(actor=request.user, episode=self.get_object(), **data)
         return Response(self.get_serializer(self.get_object()).data)
 
+    @extend_schema(
+        responses={
+            (200, "application/x-hdf5"): bytes,
+            302: OpenApiResponse(description=_PRESIGNED_REDIRECT),
+        }
+    )
+    @action(detail=True, methods=["get"])
+    def file(self, request, pk=None):
+        """The episode's HDF5 file as stored (once processing accepted it): streamed, or a 302
+        to a short-lived presigned URL when files live on object storage."""
+        episode = self.get_object()
+        if not episode.file:
+            raise exceptions.NotFound("This episode has no stored file.")
+        response = file_serving.serve_file(
+            episode.file, filename=f"episode-{episode.pk}.h5", content_type="application/x-hdf5"
+        )
+        response["X-Checksum-Sha256"] = episode.sha256
+        return response
+
 
 @extend_schema_view(create=extend_schema(request=s.ProtocolIn, responses={201: s.ProtocolOut}))
 class ProtocolViewSet(_RecordingViewSet):
@@ -272,19 +299,23 @@ class DatasetExportViewSet(_RecordingViewSet):
             view_version__view__in=_visible_views(self.request.user)
         )
 
-    @extend_schema(responses={(200, "application/octet-stream"): bytes})
+    @extend_schema(
+        responses={
+            (200, "application/octet-stream"): bytes,
+            302: OpenApiResponse(description=_PRESIGNED_REDIRECT),
+        }
+    )
     @action(detail=True, methods=["get"])
     def download(self, request, pk=None):
-        """The export's file, streamed (a tar for LeRobot, an HDF5 file for robomimic)."""
+        """The export's file (a tar for LeRobot, an HDF5 file for robomimic): streamed, or a
+        302 to a short-lived presigned URL when files live on object storage."""
         export = self.get_object()
         if export.state != DatasetExport.State.DONE:
             raise exceptions.NotFound("The export is not built yet.")
-        suffix = ".tar" if export.format == DatasetExport.Format.LEROBOT else ".hdf5"
-        response = FileResponse(
-            default_storage.open(export.file, "rb"),
-            as_attachment=True,
-            filename=f"{export.view_version.view.name}-v"
-            f"{export.view_version.number}-{export.format}{suffix}",
+        response = file_serving.serve_file(
+            export.file,
+            filename=datasets.export_filename(export),
+            content_type=datasets.export_content_type(export),
         )
         response["X-Checksum-Sha256"] = export.checksum
         return response
