@@ -11,7 +11,9 @@ operator's Ctrl-C). The client is built so that neither loses an episode nor dup
   errors and timeouts, 429 and 502/503/504 (waiting ``Retry-After`` when the server says so),
   and ``409 idempotency_key_in_flight`` (the first attempt is still running); the waits grow
   exponentially, are capped, and carry jitter so that a fleet of robots coming back after an
-  outage does not hammer the server in step. Any other 4xx is an answer, not a hiccup: it is
+  outage does not hammer the server in step. The budget is time, not a count: a request is
+  retried for ``retry_for_s`` (2 minutes by default), which outlasts a database restart, a
+  server's 30 s idempotency lease and a deploy. Any other 4xx is an answer, not a hiccup: it is
   raised at once as a `ProvingGroundError` with the server's ``error`` code and ``detail``.
 - **Resumable uploads (tus 1.0.0).** A file goes up in chunks (8 MiB by default; the server
   takes up to 16 MiB) streamed from disk, each with its SHA-256 (``Upload-Checksum``), so
@@ -211,7 +213,7 @@ def _retry_after_s(response: requests.Response) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if re.fullmatch(r"[0-9]{1,9}", value):  # not isdigit(): it takes "²", which float() refuses
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
@@ -269,11 +271,14 @@ class ProvingGroundClient:
 
     ``base_url`` is the server (``http://127.0.0.1:8000``) or its API root
     (``.../api/v1``). ``timeout_s`` bounds connecting and each wait for an answer, in
-    seconds. ``retries`` is how many times one request is tried again after a transient
-    failure (so ``retries + 1`` tries in all); during an upload it is how many failed chunk
-    attempts in a row, without the server's offset moving, are tolerated. Waits between tries
-    start at ``backoff_base_s`` and double up to ``backoff_max_s``, with jitter; a server's
-    ``Retry-After`` is honoured up to ``retry_after_max_s``. ``chunk_bytes`` is the upload
+    seconds. ``retry_for_s`` is how long one request keeps being tried again after transient
+    failures (counted from its first try); during an upload, how long chunk attempts may go
+    on failing without the server's offset moving. It is time rather than a count so that it
+    outlasts an outage of known length (a 30 s database restart) whatever the waits were.
+    ``retries``, when given, also caps the number of retries (0: never retry). Waits between
+    tries start at ``backoff_base_s`` and double up to ``backoff_max_s``, with jitter; a
+    server's ``Retry-After`` is honoured up to ``retry_after_max_s``; the last wait is cut
+    short to end with the budget. ``chunk_bytes`` is the upload
     chunk size (at most 16 MiB). ``session`` is an optional `requests.Session` to reuse
     (proxies, certificates); the key is sent per request, never stored on it.
 
@@ -286,7 +291,8 @@ class ProvingGroundClient:
         api_key: str,
         *,
         timeout_s: float = 30.0,
-        retries: int = 5,
+        retry_for_s: float = 120.0,
+        retries: int | None = None,
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
         session: requests.Session | None = None,
         backoff_base_s: float = 0.5,
@@ -295,14 +301,17 @@ class ProvingGroundClient:
     ):
         if not 1 <= chunk_bytes <= MAX_CHUNK_BYTES:
             raise ValueError(f"chunk_bytes must be between 1 and {MAX_CHUNK_BYTES}")
-        if retries < 0:
+        if retries is not None and retries < 0:
             raise ValueError("retries must be >= 0")
+        if retry_for_s < 0:
+            raise ValueError("retry_for_s must be >= 0")
         root = base_url.rstrip("/")
         if not root.endswith("/api/v1"):
             root += "/api/v1"
         self.api_root = root + "/"
         self.timeout_s = float(timeout_s)
-        self.retries = int(retries)
+        self.retry_for_s = float(retry_for_s)
+        self.retries = None if retries is None else int(retries)
         self.chunk_bytes = int(chunk_bytes)
         self.backoff_base_s = float(backoff_base_s)
         self.backoff_max_s = float(backoff_max_s)
@@ -333,10 +342,21 @@ class ProvingGroundClient:
             wait = max(wait, min(retry_after_s, self.retry_after_max_s))
         return wait
 
-    def _pause(self, attempt: int, why: str, retry_after_s: float | None = None) -> None:
-        wait = self._backoff_s(attempt, retry_after_s)
-        log.info("%s; retrying in %.1f s (retry %d of %d)", why, wait, attempt + 1, self.retries)
+    def _retry_or_give_up(
+        self, attempt: int, since: float, why: str, retry_after_s: float | None = None
+    ) -> bool:
+        """After failed try ``attempt`` (0 for the first) of something failing since
+        ``since`` (`time.monotonic`): wait and return True to try again, or return False
+        when the budget (``retry_for_s``, and ``retries`` if set) is spent."""
+        if self.retries is not None and attempt >= self.retries:
+            return False
+        left_s = self.retry_for_s - (time.monotonic() - since)
+        if left_s <= 0:
+            return False
+        wait = min(self._backoff_s(attempt, retry_after_s), left_s)
+        log.info("%s; retrying in %.1f s (%.0f s of retrying left)", why, wait, left_s)
         time.sleep(wait)
+        return True
 
     @staticmethod
     def _retryable(response: requests.Response) -> bool:
@@ -373,6 +393,7 @@ class ProvingGroundClient:
             kwargs["json"] = json_body
         label = f"{method} {url}"
         attempt = 0
+        since = time.monotonic()
         while True:
             try:
                 response = self._http.request(method, url, timeout=self.timeout_s, **kwargs)
@@ -381,19 +402,20 @@ class ProvingGroundClient:
                     raise ProvingGroundError(
                         str(exc), error="request_failed", request=label
                     ) from exc
-                if attempt >= self.retries:
+                if not self._retry_or_give_up(attempt, since, f"{label}: {type(exc).__name__}"):
                     raise ProvingGroundError(
-                        f"no answer after {attempt + 1} tries: {exc}",
+                        f"no answer after {attempt + 1} tries in "
+                        f"{time.monotonic() - since:.0f} s: {exc}",
                         error="unreachable",
                         request=label,
                     ) from exc
-                self._pause(attempt, f"{label}: {type(exc).__name__}")
                 attempt += 1
                 continue
             if response.status_code < 400:
                 return response
-            if self._retryable(response) and attempt < self.retries:
-                self._pause(attempt, f"{label}: {response.status_code}", _retry_after_s(response))
+            if self._retryable(response) and self._retry_or_give_up(
+                attempt, since, f"{label}: {response.status_code}", _retry_after_s(response)
+            ):
                 attempt += 1
                 continue
             raise ProvingGroundError.from_response(response)
@@ -608,8 +630,8 @@ class ProvingGroundClient:
         and the upload goes on from there; a 460 (chunk corrupted on the way) resends the
         chunk. ``on_progress(sent_bytes, total_bytes)`` is called with the server's offset
         when the upload starts or resumes and after every chunk. Raises
-        `ProvingGroundError` on a refusal (other 4xx), or after ``retries`` failed attempts
-        in a row without progress."""
+        `ProvingGroundError` on a refusal (other 4xx), or when chunk attempts have failed for
+        ``retry_for_s`` (or ``retries`` of them, if set) without the offset moving."""
         upload_url = episode.get("upload_url")
         if not upload_url and episode.get("id"):
             # The server gives no upload once it holds the file: nothing left to send.
@@ -647,6 +669,7 @@ class ProvingGroundClient:
             offset = server_offset()
             best = offset  # the furthest the server has been seen to hold
             stalls = 0  # failed attempts since the offset last moved forward
+            stalled_since = time.monotonic()
             progress(offset)
             while offset < total:
                 length = min(self.chunk_bytes, total - offset)
@@ -661,14 +684,14 @@ class ProvingGroundClient:
                         ) from exc
                     # Some of the chunk may have landed (the server keeps what arrived when
                     # it can): only the server knows the offset now.
-                    stalls = self._upload_stall(stalls, label, type(exc).__name__)
+                    stalls = self._upload_stall(stalls, stalled_since, label, type(exc).__name__)
                     offset = server_offset()
                 else:
                     offset, stalls = self._after_chunk(
-                        response, offset, label, stalls, server_offset
+                        response, offset, label, stalls, stalled_since, server_offset
                     )
                 if offset > best:
-                    best, stalls = offset, 0
+                    best, stalls, stalled_since = offset, 0, time.monotonic()
                     progress(offset)
         return self.episode(episode["id"])
 
@@ -678,6 +701,7 @@ class ProvingGroundClient:
         offset: int,
         label: str,
         stalls: int,
+        stalled_since: float,
         server_offset: Callable[[], int],
     ) -> tuple[int, int]:
         """Act on a PATCH answer: (where to go on from, failed attempts in a row)."""
@@ -690,7 +714,7 @@ class ProvingGroundClient:
         if response.status_code == 460:
             # Corrupted on the way; the server kept none of it. Same chunk again.
             log.warning("%s: checksum mismatch at the server; resending", label)
-            return offset, self._upload_stall(stalls, label, "460", pause=False)
+            return offset, self._upload_stall(stalls, stalled_since, label, "460", pause=False)
         if response.status_code == 409:
             error = ProvingGroundError.from_response(response)
             # upload_offset_mismatch: our offset is stale (a lost answer, another process);
@@ -698,12 +722,16 @@ class ProvingGroundClient:
             # the server's offset decides; wait first only when it is busy.
             log.info("%s: %s; asking the server's offset", label, error.error)
             stalls = self._upload_stall(
-                stalls, label, error.error, pause=error.error != "upload_offset_mismatch"
+                stalls,
+                stalled_since,
+                label,
+                error.error,
+                pause=error.error != "upload_offset_mismatch",
             )
             return server_offset(), stalls
         if response.status_code in RETRYABLE_STATUSES:
             stalls = self._upload_stall(
-                stalls, label, str(response.status_code), _retry_after_s(response)
+                stalls, stalled_since, label, str(response.status_code), _retry_after_s(response)
             )
             return server_offset(), stalls
         raise ProvingGroundError.from_response(response)
@@ -730,21 +758,30 @@ class ProvingGroundClient:
     def _upload_stall(
         self,
         stalls: int,
+        stalled_since: float,
         label: str,
         why: str,
         retry_after_s: float | None = None,
         *,
         pause: bool = True,
     ) -> int:
-        """Count one failed chunk attempt; give up after ``retries`` in a row."""
-        if stalls >= self.retries:
+        """Count one failed chunk attempt and wait before the next; give up once attempts
+        have failed for ``retry_for_s`` (or ``retries`` of them) without progress. An
+        attempt that needs no wait (a 460, a stale offset) goes again at once the first
+        times, then it too waits: a failure that repeats is not a hiccup."""
+        spent = (self.retries is not None and stalls >= self.retries) or (
+            time.monotonic() - stalled_since >= self.retry_for_s
+        )
+        if spent or (
+            (pause or stalls >= 2)
+            and not self._retry_or_give_up(stalls, stalled_since, f"{label}: {why}", retry_after_s)
+        ):
             raise ProvingGroundError(
-                f"no progress after {stalls + 1} attempts (last: {why})",
+                f"no progress after {stalls + 1} attempts in "
+                f"{time.monotonic() - stalled_since:.0f} s (last: {why})",
                 error="upload_stalled",
                 request=label,
             )
-        if pause:
-            self._pause(stalls, f"{label}: {why}", retry_after_s)
         return stalls + 1
 
     def upload_episode(

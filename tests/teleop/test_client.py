@@ -393,6 +393,100 @@ def test_backoff_grows_is_capped_jittered_and_yields_to_retry_after():
     assert client._backoff_s(0, retry_after_s=10_000) <= 60
 
 
+class _Outage:
+    """A server behind a fake clock, for the retry budget: connection refused while the
+    database restarts and gunicorn with it (0-10 s), then 503 + Retry-After from the
+    database check (10-32 s), then 409 in flight while the dead request's key lease runs out
+    (32-40 s), then the answer. `sleep` moves the clock instead of waiting."""
+
+    def __init__(self, back_at_s: float = 40.0):
+        self.now = 0.0
+        self.back_at_s = back_at_s
+        self.tries = 0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds >= 0
+        self.now += seconds
+
+    def request(self, method, url, **kwargs):
+        self.tries += 1
+        self.now += 0.01
+        if self.now < 10:
+            raise requests.ConnectionError("[Errno 111] Connection refused")
+        response = requests.Response()
+        response.request = requests.Request(method, url).prepare()
+        if self.now < 32 and self.now < self.back_at_s:
+            response.status_code, response.headers["Retry-After"] = 503, "5"
+            body = {"error": "database_unavailable", "detail": "", "fields": {}}
+        elif self.now < self.back_at_s:
+            response.status_code, response.headers["Retry-After"] = 409, "1"
+            body = {"error": "idempotency_key_in_flight", "detail": "", "fields": {}}
+        else:
+            response.status_code, body = 201, {"id": "s-1"}
+        response._content = json.dumps(body).encode()
+        return response
+
+
+@pytest.mark.parametrize("back_at_s", [40.0, 100.0])
+def test_the_default_retry_budget_outlasts_a_30_s_database_restart(monkeypatch, back_at_s):
+    outage = _Outage(back_at_s)
+    monkeypatch.setattr(pg, "time", outage)  # the client's clock and sleep; nothing else's
+    client = pg.ProvingGroundClient("http://pg.invalid", "k", session=outage)
+    response = client._request("POST", "sessions/", json_body={})
+    assert response.status_code == 201
+    assert outage.tries > 5  # a count of five retries gave up within 16 s
+
+
+def test_the_retry_budget_is_time_and_a_longer_outage_is_reported(monkeypatch):
+    outage = _Outage(back_at_s=10_000)
+    monkeypatch.setattr(pg, "time", outage)
+    client = pg.ProvingGroundClient("http://pg.invalid", "k", session=outage, retry_for_s=120)
+    with pytest.raises(pg.ProvingGroundError) as caught:
+        client._request("POST", "sessions/", json_body={})
+    assert caught.value.error == "idempotency_key_in_flight"
+    assert 120 <= outage.now < 125  # the last wait ends with the budget
+
+
+def test_a_retry_outlasts_the_lease_of_a_request_that_died_holding_its_key(
+    live_server, robot, settings
+):
+    from core.api.idempotency import fingerprint
+
+    settings.IDEMPOTENCY_IN_FLIGHT_LEASE_S = 2
+    body = {
+        "robot": str(robot.robot.pk),
+        "task_version": str(robot.task.versions.get().pk),
+        "operator": OPERATOR,
+        "kind": "teleop",
+        "protocol": None,
+    }
+    key = str(uuid.uuid4())
+    # The first try of this POST claimed the key, then its worker died with the database.
+    core_services.begin_idempotent_request(
+        principal=f"robot:{robot.robot.pk}",
+        key=key,
+        fingerprint=fingerprint("POST", "/api/v1/sessions/", body),
+        method="POST",
+        path="/api/v1/sessions/",
+    )
+    client = make_client(live_server.url, robot.robot_key)
+    started = time.monotonic()
+    response = client._request("POST", "sessions/", json_body=body, idempotency_key=key)
+    assert response.status_code == 201
+    assert time.monotonic() - started >= 1.0  # it waited out the 409s' Retry-After
+    assert Session.objects.count() == 1
+
+
+def test_a_retry_after_of_other_digits_is_ignored_not_a_crash():
+    response = requests.Response()
+    for value, seconds in (("7", 7.0), ("\u00b2", None), ("\u0663", None), ("-1", None)):
+        response.headers["Retry-After"] = value
+        assert pg._retry_after_s(response) == seconds
+
+
 # --- Sessions -------------------------------------------------------------------------------
 
 
