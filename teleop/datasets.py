@@ -343,11 +343,13 @@ def write_export(
 
 def build_export(*, export_id) -> DatasetExport:
     """The export job: write the dataset, pack it (a tar of the LeRobot directory; the
-    robomimic file as is), store it, and record checksum and counts. Idempotent: only a
-    queued export is built."""
+    robomimic file as is), store it, and record checksum and counts. Idempotent: a done or
+    failed export is left as it is; a queued one is built; a running one is built again from
+    the start (its job was re-queued because its worker died: core.jobs), replacing any file
+    the dead build stored under the same key."""
     with transaction.atomic():
         export = DatasetExport.objects.select_for_update().get(pk=export_id)
-        if export.state != DatasetExport.State.QUEUED:
+        if export.state not in (DatasetExport.State.QUEUED, DatasetExport.State.RUNNING):
             return export
         export.state = DatasetExport.State.RUNNING
         export.started_at = timezone.now()
@@ -366,6 +368,8 @@ def build_export(*, export_id) -> DatasetExport:
                 packed = tmp / "dataset.hdf5"
                 result = write_export(export.view_version, export.format, packed, export.images)
                 key = f"exports/{export.pk}.hdf5"
+            if default_storage.exists(key):  # left by a build that died after storing it
+                default_storage.delete(key)
             with open(packed, "rb") as f:
                 stored = default_storage.save(key, File(f))
             size = packed.stat().st_size

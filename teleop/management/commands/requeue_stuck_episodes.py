@@ -1,13 +1,12 @@
-"""`manage.py requeue_stuck_episodes`: queue again episodes whose processing worker died."""
+"""`manage.py requeue_stuck_episodes`: kept as an alias of `manage.py requeue_jobs`, which
+re-queues every job kind (episodes, recordings, exports, leaderboards; core.jobs)."""
 
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
-
-from teleop import services
 
 
 class Command(BaseCommand):
-    help = "Queue processing again for episodes stuck in 'processing' (idempotent jobs)."
+    help = "Alias of `manage.py requeue_jobs` (every job kind, not only episodes)."
 
     def handle(self, *args, **options):
-        count = services.requeue_stuck_episodes()
-        self.stdout.write(f"Re-queued {count} stuck episode(s).")
+        call_command("requeue_jobs", stdout=self.stdout, stderr=self.stderr)

@@ -1,0 +1,119 @@
+"""Recording work whose job was lost, queued again (registered with core.jobs).
+
+Each finder locks its candidate rows (`SKIP LOCKED`, so concurrent reapers split them),
+checks for a live job, and enqueues inside the same transaction: two reapers never queue the
+same row twice. A row that already had `max_attempts` jobs is left alone (and logged): its
+failures are on record in the job results, and an operator decides.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from core.jobs import REQUEUE_BATCH, has_live_job, jobs_for, lost_work_finder
+from teleop.models import DatasetExport, Episode
+
+log = logging.getLogger(__name__)
+
+
+def _hopeless(kind: str, pk, statuses: list[str], max_attempts: int) -> bool:
+    if len(statuses) < max_attempts:
+        return False
+    log.error("%s %s: %d jobs tried already; not queued again", kind, pk, len(statuses))
+    return True
+
+
+@lost_work_finder
+def requeue_episodes_processing(*, grace_s: float, max_attempts: int) -> int:
+    """Episodes `processing` (upload complete) with no live processing job."""
+    from teleop.tasks import process_episode_job
+
+    cutoff = timezone.now() - timedelta(seconds=grace_s)
+    with transaction.atomic():
+        episode_ids = list(
+            Episode.objects.select_for_update(skip_locked=True)
+            .filter(state=Episode.State.PROCESSING, updated_at__lt=cutoff)
+            .order_by("updated_at")
+            .values_list("pk", flat=True)[:REQUEUE_BATCH]
+        )
+        known = jobs_for(process_episode_job, values=episode_ids)
+        queued = 0
+        for episode_id in episode_ids:
+            statuses = known.get(str(episode_id), [])
+            if has_live_job(statuses) or _hopeless("episode", episode_id, statuses, max_attempts):
+                continue
+            process_episode_job.enqueue(str(episode_id))
+            queued += 1
+    return queued
+
+
+@lost_work_finder
+def requeue_recordings_missing(*, grace_s: float, max_attempts: int) -> int:
+    """Ready episodes with no Rerun recording, not marked `replay_unavailable`, and no live
+    recording or processing job (processing builds the first recording: a worker that died
+    after marking the episode ready lost it)."""
+    from teleop.tasks import build_recording_job, process_episode_job
+
+    cutoff = timezone.now() - timedelta(seconds=grace_s)
+    with transaction.atomic():
+        rows = list(
+            Episode.objects.select_for_update(skip_locked=True)
+            .filter(state=Episode.State.READY, rerun_file="", processed_at__lt=cutoff)
+            .exclude(file="")
+            .order_by("processed_at")
+            .values_list("pk", "quality_flags")[:REQUEUE_BATCH]
+        )
+        # JSON list containment is not portable to SQLite: the flag is checked here.
+        episode_ids = [pk for pk, flags in rows if "replay_unavailable" not in (flags or [])]
+        recordings = jobs_for(build_recording_job, values=episode_ids)
+        processing = jobs_for(process_episode_job, values=episode_ids)
+        queued = 0
+        for episode_id in episode_ids:
+            statuses = recordings.get(str(episode_id), [])
+            if has_live_job(statuses) or has_live_job(processing.get(str(episode_id), [])):
+                continue
+            if _hopeless("recording of episode", episode_id, statuses, max_attempts):
+                continue
+            build_recording_job.enqueue(str(episode_id))
+            queued += 1
+    return queued
+
+
+@lost_work_finder
+def requeue_exports_unfinished(*, grace_s: float, max_attempts: int) -> int:
+    """Exports `queued` or `running` with no live build job. One that had `max_attempts`
+    jobs is marked failed, so its page stops saying it is on the way."""
+    from teleop.tasks import build_export_job
+
+    cutoff = timezone.now() - timedelta(seconds=grace_s)
+    with transaction.atomic():
+        export_ids = list(
+            DatasetExport.objects.select_for_update(skip_locked=True)
+            .filter(
+                state__in=[DatasetExport.State.QUEUED, DatasetExport.State.RUNNING],
+                created_at__lt=cutoff,
+            )
+            .exclude(started_at__gte=cutoff)
+            .order_by("created_at")
+            .values_list("pk", flat=True)[:REQUEUE_BATCH]
+        )
+        known = jobs_for(build_export_job, values=export_ids)
+        queued = 0
+        for export_id in export_ids:
+            statuses = known.get(str(export_id), [])
+            if has_live_job(statuses):
+                continue
+            if _hopeless("export", export_id, statuses, max_attempts):
+                DatasetExport.objects.filter(pk=export_id).update(
+                    state=DatasetExport.State.FAILED,
+                    error=f"Its build was tried {len(statuses)} times and never finished.",
+                    finished_at=timezone.now(),
+                )
+                continue
+            build_export_job.enqueue(str(export_id))
+            queued += 1
+    return queued
