@@ -87,21 +87,24 @@ def refresh_leaderboard(
         and latest.scoring_version == board.scoring_version
     ):
         return latest
-    snapshot = LeaderboardSnapshot.objects.create(
-        scope=scope,
-        benchmark=target if scope == LeaderboardSnapshot.Scope.BENCHMARK else None,
-        campaign=target if scope == LeaderboardSnapshot.Scope.CAMPAIGN else None,
-        scoring_version=board.scoring_version,
-        data=board.to_dict(),
-        counts_digest=board.counts_digest,
-        trials_counted=board.trials_counted,
-        started_at=started,
-        compute_s=board.compute_s,
-    )
-    stale = LeaderboardSnapshot.objects.filter(
-        Q(benchmark=snapshot.benchmark_id) if snapshot.benchmark_id else Q(campaign=target)
-    ).values_list("pk", flat=True)[SNAPSHOTS_KEPT:]
-    LeaderboardSnapshot.objects.filter(pk__in=list(stale)).delete()
+    # One transaction: a job killed here stores the snapshot and trims the old ones, or
+    # neither (its re-run then does both).
+    with transaction.atomic():
+        snapshot = LeaderboardSnapshot.objects.create(
+            scope=scope,
+            benchmark=target if scope == LeaderboardSnapshot.Scope.BENCHMARK else None,
+            campaign=target if scope == LeaderboardSnapshot.Scope.CAMPAIGN else None,
+            scoring_version=board.scoring_version,
+            data=board.to_dict(),
+            counts_digest=board.counts_digest,
+            trials_counted=board.trials_counted,
+            started_at=started,
+            compute_s=board.compute_s,
+        )
+        stale = LeaderboardSnapshot.objects.filter(
+            Q(benchmark=snapshot.benchmark_id) if snapshot.benchmark_id else Q(campaign=target)
+        ).values_list("pk", flat=True)[SNAPSHOTS_KEPT:]
+        LeaderboardSnapshot.objects.filter(pk__in=list(stale)).delete()
     return snapshot
 
 
