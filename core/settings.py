@@ -6,6 +6,7 @@ Production sets `DJANGO_DEBUG=false`, and then `DJANGO_SECRET_KEY` has no defaul
 one fails loudly at start-up instead of running with a known key.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -41,6 +42,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_tasks",
     "django_tasks_db",
+    "axes",
     "core",
     "teleop",
     "evaluation",
@@ -58,6 +60,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "core.csp.ContentSecurityPolicyMiddleware",
+    # Last, as django-axes asks: it turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "core.urls"
@@ -148,6 +152,35 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# django-axes counts failed sign-ins (the sign-in page and the admin's) in the database, so
+# every process sees the same count: after PG_LOGIN_FAILURE_LIMIT failures for one username
+# from one address, that pair is locked out for PG_LOGIN_COOLOFF_MINUTES.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("PG_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("PG_LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_HTTP_RESPONSE_CODE = 429
+# Behind the TLS proxy the client's address is the proxy's unless it is read from
+# X-Forwarded-For: set PG_TRUSTED_PROXY_COUNT to the number of proxies in front of Django.
+AXES_IPWARE_PROXY_COUNT = env.int("PG_TRUSTED_PROXY_COUNT", default=0) or None
+AXES_IPWARE_META_PRECEDENCE_ORDER = (
+    ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR") if AXES_IPWARE_PROXY_COUNT else ("REMOTE_ADDR",)
+)
+
+# --- E-mail (password reset) ----------------------------------------------------------------
+# EMAIL_URL as django-environ reads it: smtp+tls://user:password@smtp.example.org:587,
+# smtps://..., consolemail:// (print to the console: the default with DEBUG on).
+vars().update(
+    env.email_url("EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25")
+)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Proving Ground <noreply@localhost>")
+SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
+
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
@@ -265,8 +298,12 @@ IDEMPOTENCY_KEY_TTL_HOURS = env.int("PG_IDEMPOTENCY_KEY_TTL_HOURS", default=24)
 # died with its request (a killed worker, a database outage) and a retry runs it again.
 IDEMPOTENCY_IN_FLIGHT_LEASE_S = env.int("PG_IDEMPOTENCY_IN_FLIGHT_LEASE_S", default=30)
 
+# Throttle counters live here, so it must be one cache for every process and machine: by
+# default the database's (a table made by `createcachetable`, which `migrate` runs too), or
+# Redis with PG_CACHE_URL=redis://host:6379/0. A per-process cache (locmemcache://) would let
+# each gunicorn worker count on its own.
 CACHES = {
-    "default": env.cache_url("PG_CACHE_URL", default="locmemcache://"),
+    "default": env.cache_url("PG_CACHE_URL", default="dbcache://pg_cache"),
 }
 
 LOGGING = {
