@@ -42,6 +42,7 @@ browser:
 migrate: install
 	mkdir -p var
 	$(PY) manage.py migrate --noinput
+	$(PY) manage.py createcachetable  # the shared cache's table (migrate makes it too)
 
 seed: migrate
 	$(PY) manage.py seed_demo_evaluation

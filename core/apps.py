@@ -1,5 +1,6 @@
 from django.apps import AppConfig
-from django.db.models.signals import pre_save
+from django.core.management import call_command
+from django.db.models.signals import post_migrate, pre_save
 
 
 class CoreConfig(AppConfig):
@@ -10,3 +11,10 @@ class CoreConfig(AppConfig):
         from core.names import refuse_bidi_names
 
         pre_save.connect(refuse_bidi_names, dispatch_uid="core.names.refuse_bidi_names")
+        post_migrate.connect(_create_cache_table, sender=self)
+
+
+def _create_cache_table(sender, using, verbosity=0, **kwargs) -> None:
+    """The default cache is the database's: its table is made wherever migrations run
+    (`manage.py migrate`, the test databases), so no deployment forgets it. Idempotent."""
+    call_command("createcachetable", database=using, verbosity=verbosity)

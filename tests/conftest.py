@@ -34,7 +34,11 @@ def _fast_password_hashing(settings):
 
 
 @pytest.fixture(autouse=True)
-def _fresh_throttles():
+def _fresh_throttles(settings):
+    # Each test counts throttles afresh, in memory: the shared database cache the settings
+    # choose needs a database that most tests have no business touching (tests/core/
+    # test_shared_state.py checks that default across processes).
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     from django.core.cache import cache
 
     cache.clear()
