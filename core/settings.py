@@ -175,11 +175,16 @@ AXES_IPWARE_META_PRECEDENCE_ORDER = (
 # --- E-mail (password reset) ----------------------------------------------------------------
 # EMAIL_URL as django-environ reads it: smtp+tls://user:password@smtp.example.org:587,
 # smtps://..., consolemail:// (print to the console: the default with DEBUG on).
-vars().update(
-    env.email_url("EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25")
+# An empty value (a copied .env.example) counts as unset.
+_email_url = env.str("EMAIL_URL", default="") or (
+    "consolemail://" if DEBUG else "smtp://localhost:25"
 )
-DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Proving Ground <noreply@localhost>")
-SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
+# Lowercase, so no debug page lists it with its password; EMAIL_HOST_PASSWORD is masked.
+vars().update(env.email_url_config(_email_url))
+DEFAULT_FROM_EMAIL = (
+    env.str("DEFAULT_FROM_EMAIL", default="") or "Proving Ground <noreply@localhost>"
+)
+SERVER_EMAIL = env.str("SERVER_EMAIL", default="") or DEFAULT_FROM_EMAIL
 
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
