@@ -3,8 +3,10 @@
 import json
 import os
 import random
+import socketserver
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -38,6 +40,7 @@ def _in_another_process(code: str, database_url: str) -> str:
     return done.stdout.strip()
 
 
+@pytest.mark.slow
 @pytest.mark.postgres_only
 def test_two_processes_count_one_throttle(transactional_db):
     """Two separate Python processes, each with the repository's settings, count requests
@@ -124,3 +127,50 @@ def test_password_reset_sends_a_mail_with_the_link(settings):
     sent = mail.outbox[0]
     assert sent.to == ["rita@example.org"] and sent.from_email == "Proving Ground <pg@example.org>"
     assert "/accounts/reset/" in sent.body
+
+
+class _SmtpSink(socketserver.StreamRequestHandler):
+    """Just enough SMTP to take one message: what a real mail server sees of ours."""
+
+    received: list[bytes] = []
+
+    def handle(self):
+        self.wfile.write(b"220 sink ready\r\n")
+        while line := self.rfile.readline():
+            verb = line[:4].upper()
+            if verb == b"DATA":
+                self.wfile.write(b"354 go on\r\n")
+                message = b""
+                while (data := self.rfile.readline()) not in (b".\r\n", b""):
+                    message += data
+                self.received.append(message)
+                self.wfile.write(b"250 queued\r\n")
+            elif verb == b"QUIT":
+                self.wfile.write(b"221 bye\r\n")
+                return
+            else:  # EHLO, HELO, MAIL, RCPT, RSET, NOOP
+                self.wfile.write(b"250 ok\r\n")
+
+
+@pytest.mark.django_db
+def test_password_reset_mail_reaches_an_smtp_server_named_by_email_url(settings):
+    import environ
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _SmtpSink)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        for name, value in environ.Env.email_url_config(f"smtp://127.0.0.1:{port}").items():
+            setattr(settings, name, value)
+        user = factories.make_user()
+        user.email = "rita@example.org"
+        user.save()
+        _SmtpSink.received.clear()
+        response = Client().post("/accounts/password_reset/", {"email": "rita@example.org"})
+        assert response.status_code == 302
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(_SmtpSink.received) == 1
+    message = _SmtpSink.received[0].decode()
+    assert "To: rita@example.org" in message and "/accounts/reset/" in message
