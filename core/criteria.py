@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import hashlib
 import json
 import math
@@ -646,7 +647,33 @@ def parse_criteria(spec: object) -> Criteria:
 
     Raises `CriteriaError` listing every problem found (at most 50, then a count), and never
     any other exception, whatever the input.
+
+    A valid spec of plain JSON values is parsed once per process and the (immutable) result
+    reused: schema validation costs about 0.9 ms, and every trial report and check verdict
+    parses its task version's criteria again.
     """
+    canonical = _canonical_json(spec)
+    if canonical is not None:
+        return _parse_canonical(canonical)
+    return _parse(spec)
+
+
+def _canonical_json(spec: object) -> str | None:
+    """The spec as sorted JSON text when that text reads back to an equal value of the same
+    JSON types (no tuples, NaN, non-string keys or other Python values), else None."""
+    try:
+        text = json.dumps(spec, sort_keys=True, allow_nan=False)
+        return text if json.loads(text) == spec else None
+    except (TypeError, ValueError, RecursionError):
+        return None
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_canonical(text: str) -> Criteria:
+    return _parse(json.loads(text))  # a CriteriaError is raised, never cached
+
+
+def _parse(spec: object) -> Criteria:
     unsafe, nonfinite = _json_value_problems(spec)
     if unsafe:
         raise CriteriaError(unsafe + nonfinite)

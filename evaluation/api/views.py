@@ -313,6 +313,10 @@ class CampaignViewSet(_EvaluationViewSet):
     def get_queryset(self):
         actor = self.request.user
         if access.is_robot(actor):
+            if self.action == "next_trial":
+                # The robots' hot path reads no campaign relation: none of the prefetches
+                # (50 robots, cells, policy versions...), five queries fewer.
+                return Campaign.objects.filter(robots=actor.robot)
             return _campaigns().filter(robots=actor.robot)
         return access.visible(_campaigns(), actor)
 
@@ -468,7 +472,7 @@ class TrialViewSet(_EvaluationViewSet):
     def get_queryset(self):
         actor = self.request.user
         queryset = Trial.objects.select_related(
-            "campaign", "policy_version__policy", "robot", "operator"
+            "campaign__team", "policy_version__policy", "task_version", "robot", "operator"
         )
         if access.is_robot(actor):
             return queryset.filter(robot=actor.robot)

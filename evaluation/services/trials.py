@@ -91,7 +91,10 @@ def _assign_next(campaign: Campaign, robot: Robot) -> Trial | None:
                 trial.state = Trial.State.ASSIGNED
                 trial.assigned_at = timezone.now()
                 trial.save(update_fields=["state", "robot", "assigned_at", "updated_at"])
-                return _trial_for_answer(trial.pk)
+                # The locked row came with what the answer shows; no second read.
+                trial.campaign = campaign
+                trial.robot = robot
+                return trial
         except IntegrityError:
             # The same robot raced itself (a retry while the first request ran): the other
             # request took a trial, and the one-assigned-per-robot constraint refused this
@@ -100,17 +103,23 @@ def _assign_next(campaign: Campaign, robot: Robot) -> Trial | None:
     raise Conflict("Could not hand out a trial; retry.")
 
 
+# What a trial's answer shows (and `_check_trial_fits` reads), loaded with the trial.
+_ANSWER_RELATIONS = ("policy_version", "task_version__task", "condition")
+
+
 def _take(campaign: Campaign):
-    """Scheduled trials of the campaign in schedule order, locked as read, skipping rows
-    another transaction holds."""
+    """Scheduled trials of the campaign in schedule order, locked as read (the trial row
+    only), skipping rows another transaction holds."""
     return (
         Trial.objects.select_for_update(skip_locked=True, of=("self",))
+        .select_related(*_ANSWER_RELATIONS)
         .filter(campaign=campaign, state=Trial.State.SCHEDULED)
         .order_by("order")
     )
 
 
 def _held_trial(campaign: Campaign, robot: Robot) -> Trial | None:
+    # Usually none is held: a plain id query first, the joined read only for a held one.
     held = (
         Trial.objects.filter(campaign=campaign, robot=robot, state=Trial.State.ASSIGNED)
         .values_list("pk", flat=True)
@@ -120,9 +129,7 @@ def _held_trial(campaign: Campaign, robot: Robot) -> Trial | None:
 
 
 def _trial_for_answer(trial_id) -> Trial:
-    return Trial.objects.select_related(
-        "campaign", "policy_version", "task_version__task", "condition", "robot"
-    ).get(pk=trial_id)
+    return Trial.objects.select_related("campaign", "robot", *_ANSWER_RELATIONS).get(pk=trial_id)
 
 
 def _check_trial_fits(trial: Trial, robot: Robot) -> None:
@@ -225,6 +232,7 @@ def report_trial_result(
     TrialAlreadyReported, CampaignNotRunning, Conflict (the episode belongs to another
     trial)."""
     robot_actor = access.is_robot(actor)
+    given = trial
     campaign = trial.campaign
     if robot_actor:
         if actor.robot.pk != trial.robot_id:
@@ -261,7 +269,11 @@ def report_trial_result(
 
     try:
         with transaction.atomic():
-            trial = Trial.objects.select_for_update(of=("self",)).get(pk=trial.pk)
+            trial = (
+                Trial.objects.select_for_update(of=("self",))
+                .select_related("task_version")
+                .get(pk=trial.pk)
+            )
             if trial.state == Trial.State.SCHEDULED:
                 raise TrialNotAssigned("This trial has not been handed to its robot yet.")
             if robot_actor and trial.state != Trial.State.ASSIGNED:
@@ -281,7 +293,10 @@ def report_trial_result(
             disagrees = bool(valid and verdict and outcome != verdict)
             now = timezone.now()
             before = core_services.snapshot(trial)
-            TrialReport.objects.filter(trial=trial, superseded_at=None).update(superseded_at=now)
+            if trial.reported_at is not None:  # a trial never reported has no report yet
+                TrialReport.objects.filter(trial=trial, superseded_at=None).update(
+                    superseded_at=now
+                )
             fields = {
                 "state": Trial.State.DONE if valid else Trial.State.INVALID,
                 "outcome": outcome or "",
@@ -325,10 +340,15 @@ def report_trial_result(
                 Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.RUNNING).update(
                     status=Campaign.Status.DONE, finished_at=now, updated_at=now
                 )
-            enqueue_leaderboard_refresh(Campaign.objects.get(pk=campaign.pk))
+            campaign = Campaign.objects.get(pk=campaign.pk)  # its status as of this report
+            enqueue_leaderboard_refresh(campaign)
     except IntegrityError as exc:
         raise Conflict("That episode is attached to another trial already.") from exc
-    return _trial_for_answer(trial.pk)
+    # The saved row is the answer, with the relations the caller loaded (no second read).
+    trial.campaign = campaign
+    trial.robot = given.robot
+    trial.policy_version = given.policy_version
+    return trial
 
 
 def apply_pending_episode_checks(*, campaign: Campaign) -> int:
