@@ -2,8 +2,9 @@
 
 Each finder locks its candidate rows (`SKIP LOCKED`, so concurrent reapers split them),
 checks for a live job, and enqueues inside the same transaction: two reapers never queue the
-same row twice. A row that already had `max_attempts` jobs is left alone (and logged): its
-failures are on record in the job results, and an operator decides.
+same row twice. A row that already had `max_attempts` jobs gets no more: an export is marked
+failed, an episode's recording `replay_unavailable`; an episode left processing is logged
+for an operator (its failures are on record in the job results).
 """
 
 from __future__ import annotations
@@ -20,11 +21,18 @@ from teleop.models import DatasetExport, Episode
 log = logging.getLogger(__name__)
 
 
-def _hopeless(kind: str, pk, statuses: list[str], max_attempts: int) -> bool:
-    if len(statuses) < max_attempts:
-        return False
-    log.error("%s %s: %d jobs tried already; not queued again", kind, pk, len(statuses))
-    return True
+def _hopeless(statuses: list[str], max_attempts: int) -> bool:
+    return len(statuses) >= max_attempts
+
+
+def _log_hopeless(kind: str, pks: list) -> None:
+    if pks:
+        log.error(
+            "%d %s had their maximum of jobs and are not queued again (first: %s)",
+            len(pks),
+            kind,
+            pks[0],
+        )
 
 
 @lost_work_finder
@@ -41,13 +49,17 @@ def requeue_episodes_processing(*, grace_s: float, max_attempts: int) -> int:
             .values_list("pk", flat=True)[:REQUEUE_BATCH]
         )
         known = jobs_for(process_episode_job, values=episode_ids)
-        queued = 0
+        queued, hopeless = 0, []
         for episode_id in episode_ids:
             statuses = known.get(str(episode_id), [])
-            if has_live_job(statuses) or _hopeless("episode", episode_id, statuses, max_attempts):
+            if has_live_job(statuses):
+                continue
+            if _hopeless(statuses, max_attempts):
+                hopeless.append(episode_id)
                 continue
             process_episode_job.enqueue(str(episode_id))
             queued += 1
+    _log_hopeless("episodes left processing", hopeless)
     return queued
 
 
@@ -71,15 +83,24 @@ def requeue_recordings_missing(*, grace_s: float, max_attempts: int) -> int:
         episode_ids = [pk for pk, flags in rows if "replay_unavailable" not in (flags or [])]
         recordings = jobs_for(build_recording_job, values=episode_ids)
         processing = jobs_for(process_episode_job, values=episode_ids)
-        queued = 0
+        queued, hopeless = 0, []
         for episode_id in episode_ids:
             statuses = recordings.get(str(episode_id), [])
             if has_live_job(statuses) or has_live_job(processing.get(str(episode_id), [])):
                 continue
-            if _hopeless("recording of episode", episode_id, statuses, max_attempts):
+            if _hopeless(statuses, max_attempts):
+                hopeless.append(episode_id)
                 continue
             build_recording_job.enqueue(str(episode_id))
             queued += 1
+        # Flagged as processing flags a failed build: the viewer says the replay is missing,
+        # and the next pass no longer picks the episode.
+        for episode_id, flags in rows:
+            if episode_id in hopeless:
+                Episode.objects.filter(pk=episode_id).update(
+                    quality_flags=sorted({*(flags or []), "replay_unavailable"})
+                )
+    _log_hopeless("recordings (episodes marked replay_unavailable)", hopeless)
     return queued
 
 
@@ -107,7 +128,10 @@ def requeue_exports_unfinished(*, grace_s: float, max_attempts: int) -> int:
             statuses = known.get(str(export_id), [])
             if has_live_job(statuses):
                 continue
-            if _hopeless("export", export_id, statuses, max_attempts):
+            if _hopeless(statuses, max_attempts):
+                log.error(
+                    "export %s: %d build jobs never finished; failed", export_id, len(statuses)
+                )
                 DatasetExport.objects.filter(pk=export_id).update(
                     state=DatasetExport.State.FAILED,
                     error=f"Its build was tried {len(statuses)} times and never finished.",

@@ -107,3 +107,15 @@ def test_an_export_whose_builds_never_finish_is_marked_failed(export):
     assert requeue(jobs.requeue_exports_unfinished, max_attempts=2) == 0
     export.refresh_from_db()
     assert export.state == DatasetExport.State.FAILED and "tried 2 times" in export.error
+
+
+def test_a_recording_that_failed_too_often_is_marked_unavailable(session):
+    episode = ready_episode_row(session)
+    Episode.objects.filter(pk=episode.pk).update(
+        file="episodes/x.h5", processed_at="2026-01-01T00:00:00Z"
+    )
+    result = build_recording_job.enqueue(str(episode.pk))
+    DBTaskResult.objects.filter(pk=result.id).update(status="FAILED")
+    assert requeue(jobs.requeue_recordings_missing, max_attempts=1) == 0
+    episode.refresh_from_db()
+    assert "replay_unavailable" in episode.quality_flags
