@@ -150,7 +150,14 @@ class Episode(models.Model):
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["session", "created_at"]),
-            models.Index(fields=["team", "state"]),
+            # The API list pages by keyset, newest first with the id breaking ties, after
+            # the caller's scope (team or robot) and its filters: each index ends in the
+            # keyset, so a page is an index range scan however many episodes there are.
+            models.Index(fields=["team", "created_at", "id"], name="episode_team_newest"),
+            models.Index(
+                fields=["team", "state", "created_at", "id"], name="episode_team_state_newest"
+            ),
+            models.Index(fields=["robot", "created_at", "id"], name="episode_robot_newest"),
         ]
 
     def __str__(self) -> str:

@@ -13,6 +13,7 @@ from rest_framework.response import Response
 
 from core import access
 from core.api.idempotency import idempotent
+from core.api.keyset_pagination import NewestFirstKeysetPagination
 from core.api.permissions import IsPerson
 from core.api.serializers import ConditionOut, StrictInputSerializer
 from teleop import datasets, file_serving, selectors, services
@@ -49,6 +50,7 @@ class _Filters(StrictInputSerializer):
     state = s.serializers.ChoiceField(choices=Episode.State.choices, required=False)
     limit = s.serializers.IntegerField(min_value=1, max_value=1000, required=False)
     offset = s.serializers.IntegerField(min_value=0, max_value=10**9, required=False)
+    cursor = s.serializers.CharField(max_length=200, required=False)
 
 
 class _RecordingViewSet(viewsets.GenericViewSet):
@@ -125,13 +127,20 @@ class SessionViewSet(_RecordingViewSet):
 
 @extend_schema_view(
     list=extend_schema(
-        parameters=[OpenApiParameter("session", str), OpenApiParameter("state", str)]
+        description=(
+            "Episodes, newest first, a page at a time: follow `next` (and `previous`); "
+            "each carries an opaque `cursor`. No count and no `offset`."
+        ),
+        parameters=[OpenApiParameter("session", str), OpenApiParameter("state", str)],
     ),
     create=extend_schema(request=s.EpisodeIn, responses={200: s.EpisodeOut, 201: s.EpisodeOut}),
 )
 class EpisodeViewSet(_RecordingViewSet):
     serializer_class = s.EpisodeOut
     filter_fields = ("session", "state")
+    # The list grows to millions of rows: pages by cursor (no count, no offset), so a page
+    # costs the same however many there are.
+    pagination_class = NewestFirstKeysetPagination
 
     def get_queryset(self):
         current = Prefetch("labels", queryset=Label.objects.filter(superseded_at=None))

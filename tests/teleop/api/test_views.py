@@ -79,3 +79,80 @@ def test_session_summary_and_next_condition_over_the_api(api, world, session):
     assert client.get(f"/api/v1/sessions/{session.pk}/next-condition").json() == {"condition": None}
     closed = client.post(f"/api/v1/sessions/{session.pk}/close")
     assert closed.status_code == 200 and closed.json()["status"] == "closed"
+
+
+# --- The episode list pages by cursor ---------------------------------------------------------
+
+
+def _walk(client, url):
+    """Every page from `url` on, following `next`: the ids in order and the pages."""
+    ids, pages = [], []
+    while url:
+        body = client.get(url).json()
+        pages.append(body)
+        ids += [row["id"] for row in body["results"]]
+        url = body["next"]
+    return ids, pages
+
+
+def test_episode_list_pages_newest_first_by_cursor_without_repeats_or_gaps(api, world, session):
+    episodes = [ready_episode_row(session) for _ in range(7)]
+    # Three share a creation time: the id breaks the tie, so no page repeats or skips one.
+    tied = episodes[0].created_at
+    Episode.objects.filter(pk__in=[e.pk for e in episodes[2:5]]).update(created_at=tied)
+    expected = [
+        str(pk)
+        for pk in Episode.objects.order_by("-created_at", "-id").values_list("pk", flat=True)
+    ]
+    client = api(world.a.researcher)
+
+    ids, pages = _walk(client, "/api/v1/episodes/?limit=3")
+
+    assert ids == expected
+    assert [len(page["results"]) for page in pages] == [3, 3, 1]
+    assert pages[0]["previous"] is None and pages[-1]["next"] is None
+    assert all("count" not in page for page in pages)
+    back = client.get(pages[-1]["previous"]).json()
+    assert [row["id"] for row in back["results"]] == expected[3:6]
+    assert [row["id"] for row in client.get(back["previous"]).json()["results"]] == expected[:3]
+
+
+def test_episode_list_cursor_keeps_the_filters(api, world, session):
+    ready = [ready_episode_row(session) for _ in range(3)]
+    rejected = ready_episode_row(session)
+    Episode.objects.filter(pk=rejected.pk).update(state=Episode.State.REJECTED)
+
+    ids, pages = _walk(api(world.a.researcher), "/api/v1/episodes/?state=ready&limit=2")
+
+    assert sorted(ids) == sorted(str(e.pk) for e in ready)
+    assert "state=ready" in pages[0]["next"]
+
+
+def test_a_page_does_not_move_when_episodes_arrive_while_a_client_pages(api, world, session):
+    first = [ready_episode_row(session) for _ in range(4)]
+    client = api(key=world.a.robot_key)
+    page = client.get("/api/v1/episodes/?limit=2").json()
+    ready_episode_row(session)  # newer than every episode listed so far
+
+    rest = client.get(page["next"]).json()["results"]
+
+    listed = [row["id"] for row in page["results"] + rest]
+    assert sorted(listed) == sorted(str(e.pk) for e in first)
+
+
+@pytest.mark.parametrize(
+    "query, field",
+    [
+        ("offset=50", "offset"),
+        ("cursor=bm90LWEtY3Vyc29y", "cursor"),
+        ("cursor=%C2%B2", "cursor"),
+        ("limit=%C2%B2", "limit"),
+        ("limit=0", "limit"),
+        ("limit=1001", "limit"),
+    ],
+)
+def test_episode_list_refuses_an_offset_and_bad_paging_values(api, world, session, query, field):
+    response = api(world.a.researcher).get(f"/api/v1/episodes/?{query}")
+
+    assert response.status_code == 400, response.json()
+    assert field in response.json()["fields"]
