@@ -8,6 +8,7 @@ class CoreConfig(AppConfig):
     verbose_name = "Proving Ground core"
 
     def ready(self) -> None:
+        from core import checks  # noqa: F401 - registers the system checks
         from core.names import refuse_bidi_names
 
         pre_save.connect(refuse_bidi_names, dispatch_uid="core.names.refuse_bidi_names")

@@ -104,8 +104,11 @@ STATIC_ROOT = Path(env.str("PG_STATIC_ROOT", default=str(VAR_DIR / "static")))
 STATIC_URL = "/static/"
 # Filled by the set-up (make): npm assets (scripts/vendor_assets.sh) and Rerun's web viewer
 # copied out of the pinned rerun-sdk wheel (scripts/install_rerun_viewer.py).
-VENDOR_DIR = VAR_DIR / "vendor"
-RERUN_VIEWER_ROOT = VAR_DIR / "rerun_viewer"
+# They are build outputs of the checkout, so they stay under its own var/ whatever PG_VAR_DIR
+# says (a deployment that moved its state elsewhere collected no htmx, and every page was a
+# 500); `manage.py check` says when they are missing (core/checks.py).
+VENDOR_DIR = BASE_DIR / "var" / "vendor"
+RERUN_VIEWER_ROOT = BASE_DIR / "var" / "rerun_viewer"
 STATICFILES_DIRS = [VENDOR_DIR, RERUN_VIEWER_ROOT]
 for _directory in STATICFILES_DIRS:
     _directory.mkdir(parents=True, exist_ok=True)
