@@ -3,6 +3,7 @@
 import os
 
 import pytest
+from django.conf import settings
 from rest_framework.test import APIClient
 
 from tests.core import factories
@@ -33,12 +34,14 @@ def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+# Tests count throttles in memory: the shared database cache the settings choose needs a
+# database, which most tests (and the schema test's loading at collection) have no business
+# touching. tests/core/test_shared_state.py checks that default, across two processes.
+settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+
 @pytest.fixture(autouse=True)
-def _fresh_throttles(settings):
-    # Each test counts throttles afresh, in memory: the shared database cache the settings
-    # choose needs a database that most tests have no business touching (tests/core/
-    # test_shared_state.py checks that default across processes).
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+def _fresh_throttles():
     from django.core.cache import cache
 
     cache.clear()

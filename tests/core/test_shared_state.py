@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from django.core import mail
+from django.core.management import call_command
 from django.db import connection
 from django.test import Client
 
@@ -42,9 +43,11 @@ def _in_another_process(code: str, database_url: str) -> str:
 
 @pytest.mark.slow
 @pytest.mark.postgres_only
-def test_two_processes_count_one_throttle(transactional_db):
+def test_two_processes_count_one_throttle(transactional_db, settings):
     """Two separate Python processes, each with the repository's settings, count requests
     against the same rate: the second sees the first's requests."""
+    settings.CACHES = configured.CACHES  # the tests' own in-memory cache made no table
+    call_command("createcachetable")
     params = connection.settings_dict
     database_url = (
         f"postgres://{params['USER']}@{params['HOST'] or '127.0.0.1'}:{params['PORT'] or 5432}"
