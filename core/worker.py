@@ -179,6 +179,7 @@ class ResilientWorker(Worker):
         DBTaskResult.objects.filter(pk=db_task_result.pk, status=TaskResultStatus.RUNNING).update(
             status=TaskResultStatus.READY
         )
+        db_task_result.status = TaskResultStatus.READY  # what the task_finished log shows
         log.warning(
             "job %s (%s) queued again after attempt %d: %s",
             db_task_result.pk,
