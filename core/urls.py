@@ -5,6 +5,7 @@ from django.urls import include, path, re_path
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from core import health
 from core.api.exceptions import error_body
 from core.csp import SWAGGER_POLICY, content_security_policy
 
@@ -18,6 +19,8 @@ urlpatterns = [
     path("api/v1/", include("teleop.api.urls")),
     path("api/v1/", include("evaluation.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("healthz/live", health.live, name="health-live"),
+    path("healthz/ready", health.ready, name="health-ready"),
     # Browsers ask for /favicon.ico on pages without our <link rel="icon"> (admin, raw JSON).
     path("favicon.ico", lambda request: HttpResponsePermanentRedirect(static("core/favicon.svg"))),
     path(

@@ -294,9 +294,18 @@ def test_the_production_shape_survives_a_database_restart_and_a_killed_worker(
         # 4. PostgreSQL goes away for OUTAGE_S seconds, then comes back.
         private_postgres.stop()
         outage_began = time.monotonic()
+        # The proxy's probes, over plain HTTP: alive, but not ready.
+        assert requests.get(f"{urls[0]}/healthz/live", timeout=30).status_code == 200
+        probe = requests.get(f"{urls[1]}/healthz/ready", timeout=30)
+        assert probe.status_code == 503 and probe.headers["Retry-After"]
         time.sleep(OUTAGE_S)  # the fault's length, not a wait for a condition
         outage_ended = time.monotonic()
         private_postgres.start()
+        wait_for(
+            lambda: requests.get(f"{urls[0]}/healthz/ready", timeout=30).status_code == 200,
+            timeout_s=60,
+            what="the web process to be ready again",
+        )
         before = len(ledger.acknowledged)
         wait_for(
             lambda: len(ledger.acknowledged) >= before + 100,
