@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -138,7 +140,31 @@ def normalize_requires(requires: Any) -> dict[str, Any]:
 
 
 def requirement_gaps(requires: dict[str, Any], embodiment_spec: dict[str, Any]) -> list[str]:
-    """What an embodiment lacks for a policy version: one sentence per gap, [] when it fits."""
+    """What an embodiment lacks for a policy version: one sentence per gap, [] when it fits.
+
+    The answer depends on the two values alone, so it is reused per process for equal
+    values: every trial handed to a robot asks, and validating the spec costs about 1 ms."""
+    key = (_canonical_json(requires), _canonical_json(embodiment_spec))
+    if None in key:
+        return _requirement_gaps(requires, embodiment_spec)
+    return list(_requirement_gaps_of_json(*key))
+
+
+def _canonical_json(value: object) -> str | None:
+    """Sorted JSON text of a plain JSON value (one that reads back equal), else None."""
+    try:
+        text = json.dumps(value, sort_keys=True, allow_nan=False)
+        return text if json.loads(text) == value else None
+    except (TypeError, ValueError, RecursionError):
+        return None
+
+
+@functools.lru_cache(maxsize=256)
+def _requirement_gaps_of_json(requires: str, embodiment_spec: str) -> tuple[str, ...]:
+    return tuple(_requirement_gaps(json.loads(requires), json.loads(embodiment_spec)))
+
+
+def _requirement_gaps(requires: dict[str, Any], embodiment_spec: dict[str, Any]) -> list[str]:
     try:
         spec = parse_embodiment_spec(embodiment_spec)
     except EmbodimentSpecError:

@@ -274,6 +274,7 @@ def report_trial_result(
                 .select_related("task_version")
                 .get(pk=trial.pk)
             )
+            trial.campaign = campaign  # str(trial), for the audit record, names it
             if trial.state == Trial.State.SCHEDULED:
                 raise TrialNotAssigned("This trial has not been handed to its robot yet.")
             if robot_actor and trial.state != Trial.State.ASSIGNED:
