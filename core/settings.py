@@ -299,8 +299,6 @@ UPLOAD_EXPIRY_HOURS = env.int("PG_UPLOAD_EXPIRY_HOURS", default=72)
 # The validator runs in a child process with these limits.
 VALIDATOR_MEMORY_MB = env.int("PG_VALIDATOR_MEMORY_MB", default=1024)
 VALIDATOR_TIMEOUT_S = env.int("PG_VALIDATOR_TIMEOUT_S", default=600)
-# An episode processing for longer than this is taken to be stuck and is queued again.
-PROCESSING_STUCK_AFTER_MINUTES = env.int("PG_PROCESSING_STUCK_AFTER_MINUTES", default=30)
 
 IDEMPOTENCY_KEY_TTL_HOURS = env.int("PG_IDEMPOTENCY_KEY_TTL_HOURS", default=24)
 # A request holds its Idempotency-Key this long at most: past it, the claim is taken to have

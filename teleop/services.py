@@ -708,22 +708,6 @@ def _protocol_gate_flags(protocol: CollectionProtocol | None, report) -> list[st
     return flags
 
 
-def requeue_stuck_episodes() -> int:
-    """Queue again every episode left `processing` longer than the stuck threshold (a worker
-    died mid-job). Processing is idempotent, so a duplicate run is harmless."""
-    cutoff = timezone.now() - timedelta(minutes=settings.PROCESSING_STUCK_AFTER_MINUTES)
-    stuck = list(
-        Episode.objects.filter(state=Episode.State.PROCESSING)
-        .exclude(processing_started_at__gt=cutoff)
-        .filter(updated_at__lt=cutoff)
-        .values_list("pk", flat=True)
-    )
-    with transaction.atomic():
-        for episode_id in stuck:
-            enqueue_processing(episode_id)
-    return len(stuck)
-
-
 # --- Collection protocols -------------------------------------------------------------------
 
 

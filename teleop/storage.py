@@ -141,6 +141,10 @@ def store_episode_file(path: Path, sha256: str, *, move: bool = False) -> str:
     """Put a validated file into the default storage under its content address (once).
     `move=True` lets a local storage take the scratch file itself instead of a copy."""
     key = episode_key(sha256)
+    if default_storage.exists(key) and default_storage.size(key) != Path(path).stat().st_size:
+        # A local storage writes in place: a worker killed mid-save left part of the file.
+        # (An object store shows an object only once all of it is written.)
+        default_storage.delete(key)
     if not default_storage.exists(key):
         with open(path, "rb") as f:
             saved = default_storage.save(key, _ScratchFile(f) if move else File(f))

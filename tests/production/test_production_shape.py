@@ -274,7 +274,8 @@ def test_the_production_shape_survives_a_database_restart_and_a_killed_worker(
                 "shell",
                 "-c",
                 "from tests.production.tasks import hold_job\n"
-                f"print(hold_job.enqueue({str(marker)!r}, 'held', 4.0, False).id)",
+                # Long enough to be killed mid-run on a loaded machine.
+                f"print(hold_job.enqueue({str(marker)!r}, 'held', 15.0, False).id)",
             )
             .strip()
             .splitlines()[-1]

@@ -11,6 +11,7 @@ from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.utils import timezone
 
+from teleop import jobs as teleop_jobs
 from teleop import services, storage
 from teleop.models import Episode
 from tests.teleop.recordings import record_episode, upload_parts_left
@@ -118,9 +119,8 @@ def test_the_database_worker_processes_a_queued_episode_and_requeues_a_stuck_one
         django_capture_on_commit_callbacks,
     )
     DBTaskResult.objects.filter(status="READY").delete()  # its worker died with the job
-    long_ago = timezone.now() - timedelta(minutes=settings.PROCESSING_STUCK_AFTER_MINUTES + 1)
-    Episode.objects.filter(pk=stuck.pk).update(updated_at=long_ago)
-    assert services.requeue_stuck_episodes() == 1
+    Episode.objects.filter(pk=stuck.pk).update(updated_at=timezone.now() - timedelta(minutes=5))
+    assert teleop_jobs.requeue_episodes_processing(grace_s=60, max_attempts=5) == 1
     run_worker()
     episode = stuck
     episode.refresh_from_db()
@@ -161,3 +161,16 @@ def test_a_truncated_recording_is_flagged_not_rejected(
     episode.refresh_from_db()
     assert episode.state == "ready"
     assert episode.truncated and "truncated" in episode.quality_flags
+
+
+def test_a_partial_file_left_under_the_content_address_is_replaced(tmp_path):
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    data = record_episode(tmp_path / "e.h5", seconds=1.0).read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    default_storage.save(storage.episode_key(sha), ContentFile(data[:1000]))  # a killed save
+    (tmp_path / "whole.h5").write_bytes(data)
+    key = storage.store_episode_file(tmp_path / "whole.h5", sha)
+    with default_storage.open(key, "rb") as stored:
+        assert stored.read() == data
