@@ -15,7 +15,6 @@ import hashlib
 import logging
 import math
 import random
-import tempfile
 import time
 import uuid
 from contextlib import nullcontext
@@ -368,7 +367,7 @@ def receive_chunk(
         actor=actor, upload_id=upload_id, offset=offset, length=length
     )
     try:
-        with tempfile.TemporaryFile(prefix="pg-chunk-") as scratch:
+        with storage.chunk_scratch_file() as scratch:
             whole = ResumableSHA256.from_state(upload.sha256_state)
             received, chunk_digest = _receive_into(
                 scratch, stream, length, whole, checksum, lease=(upload.pk, token)

@@ -40,9 +40,24 @@ def upload_part_key(upload_id, offset: int) -> str:
     return f"uploads/{upload_id}/{offset:020d}"
 
 
+@contextlib.contextmanager
+def chunk_scratch_file() -> Iterator[BinaryIO]:
+    """A named scratch file for a chunk while it arrives: `save_upload_part` lets a local
+    storage move it into place instead of writing the bytes a second time."""
+    scratch = tempfile.NamedTemporaryFile(prefix="pg-chunk-", delete=False)  # noqa: SIM115
+    try:
+        yield scratch
+    finally:
+        scratch.close()
+        Path(scratch.name).unlink(missing_ok=True)
+
+
 def save_upload_part(upload_id, offset: int, content: BinaryIO) -> str:
     """Store a received chunk; returns its key (a new one if a lost attempt left one)."""
-    return default_storage.save(upload_part_key(upload_id, offset), File(content))
+    content.flush()
+    named = isinstance(getattr(content, "name", None), str)
+    wrapped = _ScratchFile(content) if named else File(content)
+    return default_storage.save(upload_part_key(upload_id, offset), wrapped)
 
 
 def delete_upload_part(key: str) -> None:
