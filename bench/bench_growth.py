@@ -9,9 +9,10 @@ sessions, episodes and labels are written by `INSERT ... SELECT generate_series`
 first, then 990,000 more, newer), then `VACUUM ANALYZE`, as autovacuum leaves a table.
 
 Timed at each size, through the whole stack in this process (middleware, session auth, DRF,
-the serializer; DEBUG off), interleaved rounds of: the first page (a researcher, and the
-robot with its key), `?state=ready`, `?state=rejected` (rare), `?session=<a middle session>`,
-and the page after the middle row (a cursor half-way down, alone and with `?state=rejected`).
+the serializer; DEBUG off), interleaved rounds of: the first page (a researcher; a researcher
+of two teams; a superuser, unscoped; the robot with its key), `?state=ready`,
+`?state=rejected` (rare), `?session=<a middle session>`, and the page after the middle row
+(a cursor half-way down, alone and with `?state=rejected`).
 Printed: p50 and p95 per request kind and over all, the ratio of p95 at 1,000,000 to p95 at
 10,000 (target <= 1.5x), and what the limit/offset pagination it replaced ran per page at each
 size: the `COUNT(*)` and the `OFFSET` to the middle (raw SQL, best of 3).
@@ -103,6 +104,13 @@ def _design() -> dict:
         allowed_embodiments=[embodiment],
     )
     operator = core.create_operator(actor=admin, team=team)
+    # A researcher of this team and of another one (whose list reads both teams' rows), and
+    # a superuser (whose list is unscoped).
+    other = core.create_team(actor=None, name="Other lab", slug="other-lab")
+    two_teams = get_user_model().objects.create_user("bench-two-teams")
+    core.add_member(actor=admin, team=team, user=two_teams, role=Membership.Role.RESEARCHER)
+    core.add_member(actor=None, team=other, user=two_teams, role=Membership.Role.RESEARCHER)
+    root = get_user_model().objects.create_superuser("bench-root", "root@example.org", "pw")
     return {
         "team": team.pk,
         "robot": robot.pk,
@@ -110,6 +118,8 @@ def _design() -> dict:
         "operator": operator.pk,
         "labeler": researcher.pk,
         "researcher": researcher,
+        "two_teams": two_teams,
+        "root": root,
         "key": key,
     }
 
@@ -247,9 +257,14 @@ def _measure(design: dict, size: int, rounds: int) -> dict[str, list[float]]:
     person = Client()
     person.force_login(design["researcher"])
     robot = Client(HTTP_AUTHORIZATION=f"Api-Key {design['key']}")
+    two_teams, root = Client(), Client()
+    two_teams.force_login(design["two_teams"])
+    root.force_login(design["root"])
     kinds = {
         "first page": (person, "/api/v1/episodes/"),
         "first page, robot": (robot, "/api/v1/episodes/"),
+        "first page, two teams": (two_teams, "/api/v1/episodes/"),
+        "first page, superuser": (root, "/api/v1/episodes/"),
         "state=ready": (person, "/api/v1/episodes/?state=ready"),
         "state=rejected": (person, "/api/v1/episodes/?state=rejected"),
         "session=<middle>": (person, f"/api/v1/episodes/?session={session}"),

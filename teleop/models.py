@@ -158,6 +158,8 @@ class Episode(models.Model):
                 fields=["team", "state", "created_at", "id"], name="episode_team_state_newest"
             ),
             models.Index(fields=["robot", "created_at", "id"], name="episode_robot_newest"),
+            # Unscoped (superusers) and several teams at once: read in order, filter.
+            models.Index(fields=["created_at", "id"], name="episode_newest"),
         ]
 
     def __str__(self) -> str:

@@ -28,4 +28,8 @@ class Migration(migrations.Migration):
             model_name="episode",
             index=models.Index(fields=["robot", "created_at", "id"], name="episode_robot_newest"),
         ),
+        migrations.AddIndex(
+            model_name="episode",
+            index=models.Index(fields=["created_at", "id"], name="episode_newest"),
+        ),
     ]
