@@ -21,6 +21,7 @@ from core.models import (
     Task,
     TaskVersion,
     Team,
+    WorkerHeartbeat,
 )
 
 # Personal data kept out of audit records: an erasure must leave none of it behind.
@@ -422,3 +423,14 @@ class IdempotencyRecordAdmin(ViewOnlyAdmin):
     list_filter = ["state", "method", "response_status"]
     search_fields = ["principal", "key", "path"]
     date_hierarchy = "created_at"
+
+
+@admin.register(WorkerHeartbeat)
+class WorkerHeartbeatAdmin(ViewOnlyAdmin):
+    """Job workers and when each last showed a sign of life (docs/jobs.md). A stopped worker
+    removes its row; a dead one's row ages until its jobs are queued again."""
+
+    deletable = True
+    list_display = ["worker_id", "host", "pid", "started_at", "last_seen"]
+    search_fields = ["worker_id", "host"]
+    date_hierarchy = "last_seen"

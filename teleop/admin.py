@@ -18,6 +18,7 @@ from teleop.models import (
     ProtocolTarget,
     Session,
     Upload,
+    UploadPart,
 )
 
 
@@ -152,8 +153,23 @@ class LabelAdmin(ViewOnlyAdmin):
     date_hierarchy = "created_at"
 
 
+class UploadPartInline(admin.TabularInline):
+    """The chunks stored so far (object keys in the file storage), until processing joins
+    them."""
+
+    model = UploadPart
+    extra = 0
+    can_delete = False
+    fields = ["offset", "size_bytes", "key", "created_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Upload)
 class UploadAdmin(admin.ModelAdmin):
+    inlines = [UploadPartInline]
     list_display = [
         "created_at",
         "episode",

@@ -25,6 +25,7 @@ from core.models import (
     RobotAPIKey,
     TaskVersion,
     Team,
+    WorkerHeartbeat,
 )
 from evaluation import services as eval_services
 from evaluation.models import (
@@ -49,6 +50,7 @@ from teleop.models import (
     ProtocolTarget,
     Session,
     Upload,
+    UploadPart,
 )
 from tests.core.factories import make_user, superuser
 from tests.evaluation.factories import (
@@ -67,6 +69,7 @@ INLINE_ONLY = {
     ProtocolTarget: CollectionProtocol,
     BenchmarkCell: Benchmark,
     CampaignCell: Campaign,
+    UploadPart: Upload,
 }
 
 # Made only by the services (checks, hashes, schedules, history): no add page on purpose.
@@ -88,6 +91,7 @@ ADD_DISABLED = {
     Trial,
     TrialReport,
     LeaderboardSnapshot,
+    WorkerHeartbeat,
 }
 
 IDENTITY_NAME = "Ada Lovelace"
@@ -147,7 +151,7 @@ def _populate(world):
     )
     teleop_services.label_episode(actor=a.operator, episode=episodes[0], outcome="failure")
     for episode in episodes:
-        Upload.objects.create(
+        upload = Upload.objects.create(
             episode=episode,
             length=10,
             offset=10,
@@ -155,6 +159,12 @@ def _populate(world):
             expires_at=timezone.now() + timedelta(hours=1),
             completed_at=timezone.now(),
         )
+        UploadPart.objects.create(
+            upload=upload, offset=0, size_bytes=10, key=f"uploads/{upload.pk}/0"
+        )
+    WorkerHeartbeat.objects.create(
+        worker_id="worker-1", host="jobs-1.internal", pid=4242, last_seen=timezone.now()
+    )
     view = datasets.create_view(actor=a.researcher, team=a.team, name="all cube episodes")
     datasets.start_export(actor=a.researcher, version=view.versions.get(), format="lerobot")
 
