@@ -23,6 +23,7 @@ from core.models import (
     Team,
     WorkerHeartbeat,
 )
+from core.names import NAME_FIELDS, refuse_bidi_controls
 
 # Personal data kept out of audit records: an erasure must leave none of it behind.
 _PERSONAL_FIELDS = {OperatorIdentity: ("full_name", "email")}
@@ -76,7 +77,18 @@ def run_per_row(modeladmin, request, rows, call, done: str) -> None:
         modeladmin.message_user(request, f"{count} {done}.", messages.SUCCESS)
 
 
-class AuditedAdmin(admin.ModelAdmin):
+class RefuseBidiNames:
+    """Name fields refuse bidirectional control characters as a form error (the save-time
+    guard in core.names would otherwise surface as a 500 in the admin)."""
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if field is not None and db_field.name in NAME_FIELDS:
+            field.validators.append(refuse_bidi_controls)
+        return field
+
+
+class AuditedAdmin(RefuseBidiNames, admin.ModelAdmin):
     """Records an audit event for every save and delete made through the admin, rows of its
     inlines included. A save is recorded once its many-to-many fields are saved too, so the
     record shows what the object became (sharing included). The personal fields of an
@@ -286,7 +298,7 @@ class RobotAPIKeyAdmin(AuditedAdmin):
 # --- Operators --------------------------------------------------------------------------------
 
 
-class OperatorIdentityInline(SuperusersOnly, admin.StackedInline):
+class OperatorIdentityInline(SuperusersOnly, RefuseBidiNames, admin.StackedInline):
     model = OperatorIdentity
     extra = 0
     readonly_fields = ["created_at", "updated_at"]

@@ -435,3 +435,14 @@ def test_erasing_an_identity_from_the_admin_goes_through_the_service(root, clien
     assert response.status_code == 302
     assert not OperatorIdentity.objects.filter(operator=operator).exists()
     assert AuditEvent.objects.filter(action="erase", object_id=str(operator.pk)).exists()
+
+
+def test_a_name_with_a_bidi_control_is_a_form_error_not_a_500(root, client):
+    team = Team.objects.first()
+    response = client.post(
+        _url(Team, "change", team.pk), {"name": "evil\u202egnp.exe", "slug": team.slug}
+    )
+    assert response.status_code == 200
+    assert "Bidirectional control characters" in response.content.decode()
+    team.refresh_from_db()
+    assert "\u202e" not in team.name
