@@ -630,3 +630,27 @@ def test_a_refresh_with_unchanged_counts_stores_nothing_new(world):
         scope="campaign", object_id=campaign.pk, requested_at=first.started_at
     )
     assert skipped.pk == first.pk
+
+
+# --- The robots' hot path -------------------------------------------------------------------
+
+
+def test_a_robots_trial_loop_stays_within_its_queries(world, django_assert_max_num_queries):
+    # 50 robots run this loop at once (bench/bench_robots.py): a query more is a cost on every
+    # trial. Counted with the savepoints the test's transaction adds.
+    campaign = make_campaign(world.a, policy_versions=[make_policy_version(world.a)])
+    campaign = Campaign.objects.select_related("team").get(pk=campaign.pk)
+    actor = robot_actor(world.a.robot)
+    services.next_trial(actor=actor, campaign=campaign)  # the first trial; then one loop
+    services.report_trial_result(
+        actor=actor, trial=Trial.objects.get(state=Trial.State.ASSIGNED), outcome="success"
+    )
+
+    with django_assert_max_num_queries(6):
+        trial = services.next_trial(actor=actor, campaign=campaign)
+    with django_assert_max_num_queries(8):
+        reported = services.report_trial_result(actor=actor, trial=trial, outcome="failure")
+
+    assert reported.pk == trial.pk and reported.state == Trial.State.DONE
+    assert reported.campaign.pk == campaign.pk and reported.robot == world.a.robot
+    assert TrialReport.objects.get(trial=trial).outcome == "failure"
