@@ -132,6 +132,15 @@ if FILE_STORAGE_BACKEND.startswith("storages.backends.s3"):
         "default_acl": None,  # the bucket's own policy decides; objects are never public
         "file_overwrite": False,  # a taken key gets a new name instead of being replaced
     }
+    from boto3.s3.transfer import TransferConfig
+
+    # An upload chunk (at most 16 MiB) goes up as one PUT streamed from its scratch file:
+    # boto3's default multipart above 8 MiB held two 8 MiB parts in memory per chunk, which
+    # took a web process past 300 MiB (bench/bench_upload.py --storage s3). Episode files and
+    # exports above 64 MiB still go in 16 MiB parts, four at a time.
+    FILE_STORAGE_OPTIONS["transfer_config"] = TransferConfig(
+        multipart_threshold=64 * 1024**2, multipart_chunksize=16 * 1024**2, max_concurrency=4
+    )
     # Without keys, boto3 finds credentials itself (AWS_* variables, an instance role).
     if env.str("PG_S3_ACCESS_KEY_ID", default=""):
         FILE_STORAGE_OPTIONS["access_key"] = env.str("PG_S3_ACCESS_KEY_ID")
