@@ -21,6 +21,7 @@ from core.models import (
     Task,
     TaskVersion,
     Team,
+    ThrottleWindow,
     WorkerHeartbeat,
 )
 from core.names import NAME_FIELDS, refuse_bidi_controls
@@ -446,3 +447,13 @@ class WorkerHeartbeatAdmin(ViewOnlyAdmin):
     list_display = ["worker_id", "host", "pid", "started_at", "last_seen"]
     search_fields = ["worker_id", "host"]
     date_hierarchy = "last_seen"
+
+
+@admin.register(ThrottleWindow)
+class ThrottleWindowAdmin(ViewOnlyAdmin):
+    """Request counts of the current rate window per caller (core/api/throttling.py).
+    Deleting a row lets that caller start its window again."""
+
+    deletable = True
+    list_display = ["key", "window_start", "hits"]
+    search_fields = ["key"]

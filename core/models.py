@@ -371,3 +371,19 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"worker {self.worker_id} on {self.host} pid {self.pid}"
+
+
+class ThrottleWindow(models.Model):
+    """How many requests a caller (`key`: a throttle scope and principal) made in the current
+    fixed window of its rate, when the counters live in the database (core/api/throttling.py).
+    One row per caller, overwritten when a new window starts; old rows are swept."""
+
+    key = models.CharField(max_length=200, primary_key=True)
+    window_start = models.BigIntegerField(help_text="Unix seconds")
+    hits = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.hits} since {self.window_start}"

@@ -25,6 +25,7 @@ from core.models import (
     RobotAPIKey,
     TaskVersion,
     Team,
+    ThrottleWindow,
     WorkerHeartbeat,
 )
 from evaluation import services as eval_services
@@ -92,6 +93,7 @@ ADD_DISABLED = {
     TrialReport,
     LeaderboardSnapshot,
     WorkerHeartbeat,
+    ThrottleWindow,
 }
 
 IDENTITY_NAME = "Ada Lovelace"
@@ -165,6 +167,7 @@ def _populate(world):
     WorkerHeartbeat.objects.create(
         worker_id="worker-1", host="jobs-1.internal", pid=4242, last_seen=timezone.now()
     )
+    ThrottleWindow.objects.create(key="throttle_robot_robot:1", window_start=1, hits=3)
     view = datasets.create_view(actor=a.researcher, team=a.team, name="all cube episodes")
     datasets.start_export(actor=a.researcher, version=view.versions.get(), format="lerobot")
 
