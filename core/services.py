@@ -18,7 +18,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import Group, Permission
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import ProtectedError
 from django.forms.models import model_to_dict
 from django.utils import timezone
@@ -833,6 +833,19 @@ def begin_idempotent_request(
     (`IDEMPOTENCY_KEY_TTL_HOURS`)."""
     now = timezone.now()
     lease = timedelta(seconds=settings.IDEMPOTENCY_IN_FLIGHT_LEASE_S)
+    # The common case, a key never seen, is one statement; the rest (a retry, a replay, an
+    # expired row) takes the row lock below.
+    claimed = _claim_new_idempotency_key(
+        principal=principal,
+        key=key,
+        fingerprint=fingerprint,
+        method=method,
+        path=path[:500],
+        now=now,
+        expires_at=now + lease,
+    )
+    if claimed is not None:
+        return claimed
     with transaction.atomic():
         record, created = IdempotencyRecord.objects.select_for_update().get_or_create(
             principal=principal,
@@ -868,6 +881,47 @@ def begin_idempotent_request(
             "A request with this Idempotency-Key is still being processed; retry shortly.",
             retry_after_s=max(1, min(IN_FLIGHT_RETRY_AFTER_S, lease_left_s)),
         )
+    return record
+
+
+def _claim_new_idempotency_key(
+    *, principal: str, key: str, fingerprint: str, method: str, path: str, now, expires_at
+) -> IdempotencyRecord | None:
+    """Insert the in-flight claim unless the key exists: the new record, or None. One
+    round trip (`INSERT ... ON CONFLICT DO NOTHING RETURNING`, PostgreSQL and SQLite)."""
+    meta = IdempotencyRecord._meta
+    quote = connection.ops.quote_name
+    columns = ["principal", "key", "fingerprint", "method", "path", "state"]
+    columns += ["created_at", "expires_at"]
+    values = [principal, key, fingerprint, method, path, IdempotencyRecord.State.IN_FLIGHT]
+    field = meta.get_field("created_at")
+    values += [
+        field.get_db_prep_value(now, connection),
+        field.get_db_prep_value(expires_at, connection),
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(c) for c in columns)}) "
+            f"VALUES ({', '.join(['%s'] * len(columns))}) "
+            f"ON CONFLICT ({quote('principal')}, {quote('key')}) DO NOTHING "
+            f"RETURNING {quote('id')}",
+            values,
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    record = IdempotencyRecord(
+        pk=row[0],
+        principal=principal,
+        key=key,
+        fingerprint=fingerprint,
+        method=method,
+        path=path,
+        state=IdempotencyRecord.State.IN_FLIGHT,
+        created_at=now,
+        expires_at=expires_at,
+    )
+    record._state.adding = False
     return record
 
 
