@@ -73,7 +73,10 @@ check: install-dev assets
 
 test-postgres: install-dev assets browser
 	./scripts/ensure-postgres.sh $(notdir $(TEST_DATABASE_URL))
-	DATABASE_URL=$(TEST_DATABASE_URL) $(VENV)/bin/pytest -n $(PYTEST_WORKERS) -q --durations=15
+	DATABASE_URL=$(TEST_DATABASE_URL) $(VENV)/bin/pytest -n $(PYTEST_WORKERS) -q --durations=15 \
+	  -m "not production"
+	# The production shape loads both cores by design: alone, so no other test starves.
+	DATABASE_URL=$(TEST_DATABASE_URL) $(VENV)/bin/pytest -q --durations=5 -m production
 
 test-sqlite: install-dev assets
 	mkdir -p var

@@ -95,65 +95,22 @@ def _design(url: str) -> tuple[str, list[str]]:
     import django
 
     django.setup()
-    from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
-    from core import services as core
-    from core.models import Membership
-    from evaluation import services
-    from tests.core.factories import ARM_SPEC, PICK_CRITERIA
+    from tests.production.fleet import build_fleet
 
     call_command("migrate", verbosity=0)
-    team = core.create_team(actor=None, name="Bench lab", slug="bench-lab")
-    admin = get_user_model().objects.create_user("bench-admin")
-    core.add_member(actor=None, team=team, user=admin, role=Membership.Role.ADMIN)
-    embodiment = core.create_embodiment(actor=admin, team=team, name="arm", spec=ARM_SPEC)
-    robots, keys = [], []
-    for r in range(ROBOTS):
-        robot = core.create_robot(actor=admin, team=team, embodiment=embodiment, name=f"arm-{r}")
-        robots.append(robot)
-        keys.append(core.issue_api_key(actor=admin, robot=robot)[1])
-    task_versions = [
-        core.create_task(
-            actor=admin,
-            team=team,
-            slug=f"task-{t}",
-            name=f"Task {t}",
-            instruction="Do the task.",
-            time_limit_s=60.0,
-            criteria=PICK_CRITERIA,
-            allowed_embodiments=[embodiment],
-        ).versions.get()
-        for t in range(TASKS)
-    ]
-    conditions = [
-        core.create_condition(actor=admin, team=team, factor="lighting", level=f"level-{c}")
-        for c in range(CONDITIONS)
-    ]
-    policy_versions = []
-    for p in range(POLICIES):
-        policy = services.create_policy(actor=admin, team=team, name=f"policy-{p:02d}")
-        policy_versions.append(
-            services.create_policy_version(
-                actor=admin, policy=policy, label="v1", checkpoint_sha256=f"{p:064x}"
-            )
-        )
-    campaign = services.create_campaign(
-        actor=admin,
-        team=team,
-        name="robots at once",
-        policy_versions=policy_versions,
-        robots=robots,
-        task_versions=task_versions,
-        conditions=conditions,
+    fleet = build_fleet(
+        ROBOTS,
+        tasks=TASKS,
+        conditions=CONDITIONS,
+        policies=POLICIES,
         trials_per_cell=TRIALS_PER_CELL,
-        seed=7,
     )
-    campaign = services.start_campaign(actor=admin, campaign=campaign)
     from django.db import connections
 
     connections.close_all()
-    return str(campaign.pk), keys
+    return fleet["campaign"], fleet["keys"]
 
 
 # --- The server and what it costs ----------------------------------------------------------

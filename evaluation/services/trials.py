@@ -208,6 +208,34 @@ def _operator_for(actor, campaign: Campaign, operator_code: str | None) -> Opera
     return operator
 
 
+def _repeats_the_robots_report(
+    trial: Trial,
+    robot,
+    *,
+    outcome,
+    stages_reached,
+    failure_codes,
+    valid,
+    invalid_reason,
+    notes,
+    episode,
+) -> bool:
+    """Whether the trial's standing report is this robot's, with this content."""
+    return (
+        trial.outcome_source == OutcomeSource.ROBOT
+        and trial.state == (Trial.State.DONE if valid else Trial.State.INVALID)
+        and (outcome is None or trial.outcome == outcome)
+        and list(trial.stages_reached) == list(stages_reached)
+        and list(trial.failure_codes) == list(failure_codes)
+        and trial.invalid_reason == ("" if valid else invalid_reason)
+        and trial.notes == notes
+        and (episode is None or trial.episode_id == episode.pk)
+        and TrialReport.objects.filter(
+            trial=trial, superseded_at=None, reporter_robot=robot
+        ).exists()
+    )
+
+
 def report_trial_result(
     *,
     actor,
@@ -278,6 +306,22 @@ def report_trial_result(
             if trial.state == Trial.State.SCHEDULED:
                 raise TrialNotAssigned("This trial has not been handed to its robot yet.")
             if robot_actor and trial.state != Trial.State.ASSIGNED:
+                if _repeats_the_robots_report(
+                    trial,
+                    actor.robot,
+                    outcome=outcome,
+                    stages_reached=stages_reached,
+                    failure_codes=failure_codes,
+                    valid=valid,
+                    invalid_reason=invalid_reason,
+                    notes=notes,
+                    episode=episode,
+                ):
+                    # A retry whose first attempt was stored but never answered (the
+                    # database went away before the answer, and its Idempotency-Key with
+                    # it): the same report again is that report, not a second one.
+                    trial.campaign = campaign
+                    return trial
                 raise TrialAlreadyReported(
                     "This trial was reported already; corrections are made by people."
                 )

@@ -343,6 +343,10 @@ def test_a_robot_reports_once_and_people_correct_with_history(world):
     assert (trial.state, trial.outcome, trial.outcome_source) == ("done", "failure", "robot")
     with pytest.raises(services.TrialAlreadyReported):
         services.report_trial_result(actor=actor, trial=trial, outcome="success")
+    again = services.report_trial_result(
+        actor=actor, trial=trial, outcome="failure", failure_codes=["dropped"]
+    )  # a retry of the stored report, its answer lost: the same report, not a second
+    assert again.pk == trial.pk and TrialReport.objects.filter(trial=trial).count() == 1
     corrected = services.report_trial_result(
         actor=world.a.operator,
         trial=trial,

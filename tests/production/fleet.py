@@ -1,6 +1,7 @@
-"""A fleet for the production-shape test, built through the real services in the server's own
-database: `manage.py shell -c "from tests.production.fleet import seed; seed(50)"` prints
-JSON with the robots' keys, the running campaign and a teleop session to upload into."""
+"""A fleet of robots running a campaign, built through the real services: for the
+production-shape test (`manage.py shell -c "from tests.production.fleet import seed;
+seed(50)"` prints JSON with the robots' keys, the running campaign and teleop sessions to
+upload into) and for bench/bench_robots.py (`build_fleet`)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,26 @@ import json
 
 
 def seed(robot_count: int, *, trials_per_cell: int = 150) -> None:
-    from django.contrib.auth import get_user_model
+    """The demo data (pages, a public board) and a fleet, printed as JSON."""
     from django.core.management import call_command
+
+    call_command("seed_demo_evaluation", verbosity=0)
+    print(json.dumps(build_fleet(robot_count, trials_per_cell=trials_per_cell, sessions=3)))
+
+
+def build_fleet(
+    robot_count: int,
+    *,
+    tasks: int = 2,
+    conditions: int = 3,
+    policies: int = 4,
+    trials_per_cell: int = 150,
+    sessions: int = 0,
+) -> dict:
+    """A team with `robot_count` robots (each with an API key), a started campaign over
+    tasks x conditions x policies x trials_per_cell trials, and open teleop sessions on the
+    first `sessions` robots. Returns the keys and ids, as JSON-ready data."""
+    from django.contrib.auth import get_user_model
 
     from core import services as core
     from core.models import Membership
@@ -17,7 +36,6 @@ def seed(robot_count: int, *, trials_per_cell: int = 150) -> None:
     from teleop import services as teleop
     from tests.core.factories import ARM_SPEC, PICK_CRITERIA
 
-    call_command("seed_demo_evaluation", verbosity=0)  # the demo pages, a public board
     team = core.create_team(actor=None, name="Fleet lab", slug="fleet-lab")
     admin = get_user_model().objects.create_user("fleet-admin")
     core.add_member(actor=None, team=team, user=admin, role=Membership.Role.ADMIN)
@@ -40,15 +58,15 @@ def seed(robot_count: int, *, trials_per_cell: int = 150) -> None:
             criteria=PICK_CRITERIA,
             allowed_embodiments=[embodiment],
         ).versions.get()
-        for t in range(2)
+        for t in range(tasks)
     ]
-    conditions = [
+    levels = [
         core.create_condition(actor=admin, team=team, factor="lighting", level=f"level-{c}")
-        for c in range(3)
+        for c in range(conditions)
     ]
     policy_versions = []
-    for p in range(4):
-        policy = services.create_policy(actor=admin, team=team, name=f"policy-{p}")
+    for p in range(policies):
+        policy = services.create_policy(actor=admin, team=team, name=f"policy-{p:02d}")
         policy_versions.append(
             services.create_policy_version(
                 actor=admin, policy=policy, label="v1", checkpoint_sha256=f"{p:064x}"
@@ -61,29 +79,22 @@ def seed(robot_count: int, *, trials_per_cell: int = 150) -> None:
         policy_versions=policy_versions,
         robots=robots,
         task_versions=task_versions,
-        conditions=conditions,
+        conditions=levels,
         trials_per_cell=trials_per_cell,
         seed=11,
     )
     campaign = services.start_campaign(actor=admin, campaign=campaign)
     operator = core.create_operator(actor=admin, team=team, code="OP-FLEET")
-    sessions = [
+    opened = [
         teleop.open_session(
-            actor=admin,
-            robot=robot,
-            task_version=task_versions[0],
-            operator_code=operator.code,
+            actor=admin, robot=robot, task_version=task_versions[0], operator_code=operator.code
         )
-        for robot in robots[:3]
+        for robot in robots[:sessions]
     ]
-    print(
-        json.dumps(
-            {
-                "keys": keys,
-                "robots": [str(robot.pk) for robot in robots],
-                "campaign": str(campaign.pk),
-                "sessions": [str(session.pk) for session in sessions],
-                "trials": campaign.trials.count(),
-            }
-        )
-    )
+    return {
+        "keys": keys,
+        "robots": [str(robot.pk) for robot in robots],
+        "campaign": str(campaign.pk),
+        "sessions": [str(session.pk) for session in opened],
+        "trials": campaign.trials.count(),
+    }

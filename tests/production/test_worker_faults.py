@@ -12,7 +12,7 @@ import pytest
 
 from tests.production.conftest import manage, production_environment, wait_for
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres_only]
+pytestmark = [pytest.mark.slow, pytest.mark.postgres_only, pytest.mark.production]
 
 FAST_FAULTS = {
     "PG_WORKER_HEARTBEAT_S": "1",
