@@ -82,11 +82,18 @@ OUTSIDE_REFERENCE = re.compile(
 # that never leaves the page, the viewer treats them as refused (checked in Chromium: no
 # violation, no console error, recording shown). The CSP still blocks anything this misses.
 _SAME_ORIGIN_GUARD = """<script>
-      // Proving Ground: requests to other origins are answered here and never sent.
+      // Proving Ground: requests to other origins are answered here and never sent, but to
+      // the origins the page names in <meta name="pg-connect-origins"> (the object store that
+      // presigned `.rrd` URLs point to).
       (function () {
+        function allowed() {
+          var meta = document.querySelector('meta[name="pg-connect-origins"]');
+          var extra = meta && meta.content ? meta.content.split(" ").filter(Boolean) : [];
+          return [window.location.origin].concat(extra);
+        }
         function outside(url) {
           try {
-            return new URL(url, window.location.href).origin !== window.location.origin;
+            return allowed().indexOf(new URL(url, window.location.href).origin) < 0;
           } catch (e) {
             return true;
           }

@@ -18,6 +18,7 @@ from django.http import Http404, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import escape
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_POST
 
@@ -377,11 +378,15 @@ def episode_viewer(request, pk):
     if not index.exists():
         raise Http404("The Rerun web viewer is not installed (run `make run`).")
     base = f"{settings.STATIC_URL}{index.parent.name}/"
-    html = index.read_text().replace("<head>", f'<head><base href="{base}">', 1)
+    store = file_serving.presigned_url_origin()
+    # The viewer's request guard (scripts/install_rerun_viewer.py) lets it fetch from the
+    # store too; the policy below allows the same origin and no other.
+    head = f'<head><base href="{base}">'
+    if store:
+        head += f'<meta name="pg-connect-origins" content="{escape(store)}">'
+    html = index.read_text().replace("<head>", head, 1)
     response = HttpResponse(html)
-    response["Content-Security-Policy"] = allow_connect_to(
-        VIEWER_POLICY, file_serving.presigned_url_origin()
-    )
+    response["Content-Security-Policy"] = allow_connect_to(VIEWER_POLICY, store)
     return response
 
 

@@ -84,6 +84,49 @@ def test_episode_page_replays_the_recording_with_no_errors_and_no_outside_reques
     page.wait_for_timeout(3000)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "episode-page.png"))
+    page.close()  # a live viewer keeps rendering: it would load the cores for later tests
     assert fetched and set(fetched) == {200}
     assert errors == []
     assert outside == []
+
+
+def test_the_replay_loads_from_object_storage_by_a_presigned_url(
+    live_server, browser, tmp_path, settings, s3_storage
+):
+    """On S3 the viewer fetches the `.rrd` from the store itself (a presigned URL): its
+    request guard and its policy let it reach the store's origin, and nothing else."""
+    settings.UPLOAD_STAGING_DIR = tmp_path / "uploads"
+    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.dummy.DummyBackend"}}
+    episode, user = _ready_episode(tmp_path)
+    assert episode.rerun_file in s3_storage.keys()
+    user.set_password("pw")
+    user.save()
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    seen = watch(page, urlsplit(live_server.url).netloc)
+    store = urlsplit(s3_storage.endpoint_url).netloc
+    fetched = []
+    page.on(
+        "requestfinished",
+        lambda r: (
+            fetched.append((urlsplit(r.url).netloc, r.response().status))
+            if urlsplit(r.url).path.endswith(".rrd")
+            else None
+        ),
+    )
+    try:
+        page.goto(f"{live_server.url}/accounts/login/")
+        page.fill("#id_username", user.username)
+        page.fill("#id_password", "pw")
+        page.click("button[type=submit]")
+        page.goto(f"{live_server.url}/episodes/{episode.pk}/")
+        viewer = page.frame_locator("iframe[data-viewer]")
+        viewer.locator("canvas").first.wait_for(state="visible", timeout=60_000)
+        for _ in range(120):  # the viewer fetches the recording once its wasm is up
+            if fetched:
+                break
+            page.wait_for_timeout(500)
+        assert fetched == [(store, 200)]
+        assert seen.errors == []
+        assert {urlsplit(url).netloc for url in seen.outside} == {store}
+    finally:
+        page.close()  # a live viewer keeps rendering: it would load the cores for later tests
