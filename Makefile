@@ -47,7 +47,7 @@ migrate: install
 seed: migrate
 	$(PY) manage.py seed_demo_evaluation
 
-run: seed assets
+run: assets seed
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	HOST=$(HOST) PORT=$(PORT) ./scripts/run-dev.sh
 
