@@ -183,10 +183,15 @@ class UploadAdmin(admin.ModelAdmin):
     search_fields = ["id", "episode__id"]
     list_select_related = ["episode"]
     date_hierarchy = "created_at"
-    readonly_fields = [f.name for f in Upload._meta.fields]
+    # The SHA-256 state is 112 opaque bytes (teleop.resumable_sha256): nothing to read.
+    exclude = ["sha256_state"]
+    readonly_fields = [f.name for f in Upload._meta.fields if f.name != "sha256_state"]
 
     def has_add_permission(self, request):
         return False
+
+    def has_change_permission(self, request, obj=None):
+        return False  # written by the tus endpoints only; the page is for reading
 
 
 class DatasetViewVersionInline(admin.TabularInline):
