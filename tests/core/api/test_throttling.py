@@ -29,30 +29,18 @@ def test_count_hit_counts_within_a_window_and_starts_again_in_the_next():
 
 
 def test_a_robot_over_its_rate_gets_429_with_the_window_end_as_retry_after(
-    api, world, settings, database_counters
+    api, world, monkeypatch, database_counters
 ):
-    settings.REST_FRAMEWORK = {
-        **settings.REST_FRAMEWORK,
-        "DEFAULT_THROTTLE_RATES": {
-            **settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"],
-            "robot": "3/min",
-        },
-    }
-    throttling.PrincipalRateThrottle.THROTTLE_RATES = settings.REST_FRAMEWORK[
-        "DEFAULT_THROTTLE_RATES"
-    ]
-    try:
-        client = api(key=world.a.robot_key)
-        statuses = [client.get("/api/v1/whoami").status_code for _ in range(4)]
-        assert statuses == [200, 200, 200, 429]
-        refused = client.get("/api/v1/whoami")
-        assert 1 <= int(refused["Retry-After"]) <= 60
-        (row,) = ThrottleWindow.objects.filter(key__contains="robot")
-        assert row.hits == 5
-    finally:
-        from rest_framework.settings import api_settings
-
-        throttling.PrincipalRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
+    # The class reads its rates once, at import: patch them here (restored after the test).
+    rates = {**throttling.PrincipalRateThrottle.THROTTLE_RATES, "robot": "3/min"}
+    monkeypatch.setattr(throttling.PrincipalRateThrottle, "THROTTLE_RATES", rates)
+    client = api(key=world.a.robot_key)
+    statuses = [client.get("/api/v1/whoami").status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    refused = client.get("/api/v1/whoami")
+    assert 1 <= int(refused["Retry-After"]) <= 60
+    (row,) = ThrottleWindow.objects.filter(key__contains="robot")
+    assert row.hits == 5
 
 
 def test_the_database_counter_is_one_query_a_request(api, world, database_counters):
