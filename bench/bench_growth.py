@@ -29,9 +29,11 @@ import os
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from bench.databases import recreate_database  # noqa: E402
+
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/pg_bench_growth"
 SMALL = 10_000
 LARGE = 1_000_000
@@ -42,20 +44,6 @@ _STATE_SQL = """CASE WHEN mod(n, 100) < 90 THEN 'ready' WHEN mod(n, 100) < 93 TH
     WHEN mod(n, 100) < 95 THEN 'processing' WHEN mod(n, 100) < 98 THEN 'created'
     ELSE 'uploading' END"""
 _DONE_SQL = "mod(n, 100) < 93"
-
-
-def _recreate_database(url: str, *, drop_only: bool = False) -> None:
-    import psycopg
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    if not name.replace("_", "").isalnum():
-        raise SystemExit(f"refusing an odd database name: {name!r}")
-    admin_url = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        if not drop_only:
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def _setup_django(url: str) -> None:
@@ -302,7 +290,7 @@ def main() -> None:
     parser.add_argument("--database-url", default=DEFAULT_URL)
     parser.add_argument("--rounds", type=int, default=30)
     args = parser.parse_args()
-    _recreate_database(args.database_url)
+    recreate_database(args.database_url)
     try:
         _setup_django(args.database_url)
         from django.core.management import call_command
@@ -318,7 +306,7 @@ def main() -> None:
         from django.db import connections
 
         connections.close_all()
-        _recreate_database(args.database_url, drop_only=True)
+        recreate_database(args.database_url, drop_only=True)
 
     print(
         f"episodes written with INSERT ... SELECT generate_series: {SMALL:,} in "

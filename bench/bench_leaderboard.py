@@ -31,10 +31,8 @@ import statistics
 import time
 import uuid
 from datetime import UTC, datetime
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
-import psycopg
 
 POLICIES = 20
 TASKS = 10
@@ -42,21 +40,11 @@ CONDITIONS = 5
 CAMPAIGNS = 10
 TRIALS_PER_CELL_PER_CAMPAIGN = 100  # per policy: 10 campaigns x 100 = 1,000 per cell
 INVALID_RATE = 0.02
+from bench.databases import recreate_database  # noqa: E402
+
 REPEATS = 5
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/pg_bench_leaderboard"
 INVALID_REASONS = ("success_at_reset", "no_actions", "missing_data", "timeout", "operator_error")
-
-
-def _recreate_database(url: str, *, drop_only: bool = False) -> None:
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    if not name.replace("_", "").isalnum():
-        raise SystemExit(f"refusing an odd database name: {name!r}")
-    admin_url = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        if not drop_only:
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def _setup_django(url: str) -> None:
@@ -239,7 +227,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", default=DEFAULT_URL)
     args = parser.parse_args()
-    _recreate_database(args.database_url)
+    recreate_database(args.database_url)
     try:
         _setup_django(args.database_url)
         from django.core.management import call_command
@@ -319,7 +307,7 @@ def main() -> None:
         from django.db import connections
 
         connections.close_all()
-        _recreate_database(args.database_url, drop_only=True)
+        recreate_database(args.database_url, drop_only=True)
 
 
 if __name__ == "__main__":

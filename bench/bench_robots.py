@@ -45,9 +45,12 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from bench.databases import recreate_database  # noqa: E402
+
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/pg_bench_robots"
 ROBOTS = 50
 POLICIES = 10
@@ -58,20 +61,6 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 # --- Set-up (in this process, through the services) -----------------------------------------
-
-
-def _recreate_database(url: str, *, drop_only: bool = False) -> None:
-    import psycopg
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    if not name.replace("_", "").isalnum():
-        raise SystemExit(f"refusing an odd database name: {name!r}")
-    admin_url = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        if not drop_only:
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def _server_env(url: str, settings_module: str) -> dict[str, str]:
@@ -365,7 +354,7 @@ def main() -> None:
         _load(json.loads(args.load))
         return
 
-    _recreate_database(args.database_url)
+    recreate_database(args.database_url)
     rows: dict[tuple[str, str], dict] = {}
     try:
         campaign, keys = _design(args.database_url)
@@ -397,7 +386,7 @@ def main() -> None:
                 server.terminate()
                 server.wait(timeout=30)
     finally:
-        _recreate_database(args.database_url, drop_only=True)
+        recreate_database(args.database_url, drop_only=True)
 
     print(
         f"{ROBOTS} robots, gunicorn -w {args.workers} -k {args.worker_class} --threads "

@@ -29,6 +29,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.databases import recreate_database  # noqa: E402
+
 CHUNK = 16 * 1024 * 1024
 PROXY = {"X-Forwarded-Proto": "https"}  # what the TLS proxy in front of gunicorn adds
 
@@ -47,16 +49,6 @@ def _tree_peak(pids: list[int]) -> int:
     return max(_rss_kib(pid)[1] for pid in pids if Path(f"/proc/{pid}").exists())
 
 
-def _database(name: str, *, drop_only: bool = False) -> str:
-    import psycopg
-
-    with psycopg.connect("postgres://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        if not drop_only:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    return f"postgres://postgres@127.0.0.1:5432/{name}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--storage", choices=["local", "s3"], default="local")
@@ -71,7 +63,8 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="pg-bench-upload-"))
     name = f"pg_bench_upload_{os.getpid()}"
-    url = _database(name)
+    url = f"postgres://postgres@127.0.0.1:5432/{name}"
+    recreate_database(url)
     s3 = MotoS3Server(work / "s3.log").start() if args.storage == "s3" else None
     server = worker = None
     try:
@@ -216,7 +209,7 @@ def main() -> None:
             from django.db import connections
 
             connections.close_all()
-        _database(name, drop_only=True)
+        recreate_database(url, drop_only=True)
         shutil.rmtree(work, ignore_errors=True)
 
 
