@@ -51,6 +51,23 @@ def _ready_episode(tmp_path) -> tuple[Episode, object]:
     return episode, world.a.researcher
 
 
+def _replay(page, live_server, user, episode):
+    """Sign in, open the episode page, and wait until its viewer has fetched the `.rrd`;
+    that request."""
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("#id_username", user.username)
+    page.fill("#id_password", "pw")
+    page.click("button[type=submit]")
+    with page.expect_request_finished(
+        lambda r: urlsplit(r.url).path.endswith(".rrd"), timeout=120_000
+    ) as finished:
+        page.goto(f"{live_server.url}/episodes/{episode.pk}/")
+    page.frame_locator("iframe[data-viewer]").locator("canvas").first.wait_for(
+        state="visible", timeout=60_000
+    )
+    return finished.value
+
+
 def test_episode_page_replays_the_recording_with_no_errors_and_no_outside_requests(
     live_server, browser, tmp_path, settings
 ):
@@ -61,31 +78,16 @@ def test_episode_page_replays_the_recording_with_no_errors_and_no_outside_reques
     episode, user = _ready_episode(tmp_path)
     user.set_password("pw")
     user.save()
-    host = urlsplit(live_server.url).netloc
     page = browser.new_page(viewport={"width": 1400, "height": 900})
-    seen = watch(page, host)
+    seen = watch(page, urlsplit(live_server.url).netloc)
     errors, outside = seen.errors, seen.outside
-    fetched = []
-    page.on(
-        "requestfinished",
-        lambda r: fetched.append(r.response().status) if "recording.rrd" in r.url else None,
-    )
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", "pw")
-    page.click("button[type=submit]")
-    page.goto(f"{live_server.url}/episodes/{episode.pk}/")
-    viewer = page.frame_locator("iframe[data-viewer]")
-    viewer.locator("canvas").first.wait_for(state="visible", timeout=60_000)
-    for _ in range(60):  # the viewer fetches the recording once its wasm is up
-        if fetched:
-            break
-        page.wait_for_timeout(500)
-    page.wait_for_timeout(3000)
+    fetched = _replay(page, live_server, user, episode)
+    fetched_from = (urlsplit(fetched.url).netloc, fetched.response().status)
+    page.wait_for_timeout(3000)  # lets the viewer draw, for the screenshot only
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "episode-page.png"))
     page.close()  # a live viewer keeps rendering: it would load the cores for later tests
-    assert fetched and set(fetched) == {200}
+    assert fetched_from == (urlsplit(live_server.url).netloc, 200)
     assert errors == []
     assert outside == []
 
@@ -104,28 +106,9 @@ def test_the_replay_loads_from_object_storage_by_a_presigned_url(
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     seen = watch(page, urlsplit(live_server.url).netloc)
     store = urlsplit(s3_storage.endpoint_url).netloc
-    fetched = []
-    page.on(
-        "requestfinished",
-        lambda r: (
-            fetched.append((urlsplit(r.url).netloc, r.response().status))
-            if urlsplit(r.url).path.endswith(".rrd")
-            else None
-        ),
-    )
     try:
-        page.goto(f"{live_server.url}/accounts/login/")
-        page.fill("#id_username", user.username)
-        page.fill("#id_password", "pw")
-        page.click("button[type=submit]")
-        page.goto(f"{live_server.url}/episodes/{episode.pk}/")
-        viewer = page.frame_locator("iframe[data-viewer]")
-        viewer.locator("canvas").first.wait_for(state="visible", timeout=60_000)
-        for _ in range(120):  # the viewer fetches the recording once its wasm is up
-            if fetched:
-                break
-            page.wait_for_timeout(500)
-        assert fetched == [(store, 200)]
+        fetched = _replay(page, live_server, user, episode)
+        assert (urlsplit(fetched.url).netloc, fetched.response().status) == (store, 200)
         assert seen.errors == []
         assert {urlsplit(url).netloc for url in seen.outside} == {store}
     finally:
