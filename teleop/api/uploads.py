@@ -20,7 +20,6 @@ from rest_framework.views import APIView
 from core import access
 from core.api.exceptions import LengthRequired
 from teleop import services
-from teleop.errors import UploadBusy
 from teleop.models import Episode, Upload
 
 TUS_VERSION = "1.0.0"
@@ -66,12 +65,6 @@ class _TusView(APIView):
         if override and request.method == "POST":
             request.method = override
         return super().dispatch(request, *args, **kwargs)
-
-    def handle_exception(self, exc):
-        response = super().handle_exception(exc)
-        if isinstance(exc, UploadBusy):
-            response["Retry-After"] = str(exc.retry_after_s)
-        return response
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
