@@ -15,7 +15,7 @@ PYTEST_WORKERS ?= 2
 
 .PHONY: run test install install-dev assets browser migrate seed lint check test-postgres test-sqlite clean
 
-$(VENV)/.runtime: requirements.txt
+$(VENV)/.runtime: requirements.txt sdk/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -r requirements.txt

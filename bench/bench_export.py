@@ -1,7 +1,7 @@
 """Export throughput of a 50-episode view, to LeRobot v3.0 and to robomimic.
 
-Generates the episodes with `teleop.hdf5.EpisodeWriter` (each 5 s: 7 joints at 200 Hz, two
-640x480 JPEG cameras at 30 fps; a moving shape over a gradient with light sensor noise),
+Generates the episodes with `proving_ground.episode.writer.EpisodeWriter` (each 5 s: 7 joints at 200
+Hz, two 640x480 JPEG cameras at 30 fps; a moving shape over a gradient with light sensor noise),
 then, in the same run:
 
 1. baseline: a plain sequential read of the same files' bytes;
@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import sys
 import tempfile
 import time
 import uuid
@@ -32,11 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from teleop.exports import ExportEpisode, export_lerobot, export_robomimic  # noqa: E402
-from teleop.hdf5 import EpisodeWriter, encode_jpeg  # noqa: E402
+from proving_ground.episode.spec import encode_jpeg
+from proving_ground.episode.writer import EpisodeWriter
+from proving_ground.exports.common import ExportEpisode
+from proving_ground.exports.lerobot import export_lerobot
+from proving_ground.exports.robomimic import export_robomimic
 
 JOINTS = ["waist", "shoulder", "elbow", "forearm", "wrist_angle", "wrist_rotate", "gripper"]
 SPEC = {

@@ -36,7 +36,8 @@ if not __package__:
     # Run as a file from a checkout: make the repository's `teleop` package importable.
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from teleop.hdf5 import EpisodeWriter, encode_jpeg  # noqa: E402
+from proving_ground.episode.spec import encode_jpeg
+from proving_ground.episode.writer import EpisodeWriter
 
 CONTROL_HZ = 200
 FPS = 30

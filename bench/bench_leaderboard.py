@@ -216,7 +216,7 @@ def _timed(function, repeats: int, before=None) -> list[float]:
 
 
 def _clear_caches() -> None:
-    from evaluation import scoring, stats
+    from proving_ground import scoring, stats
 
     stats._fisher_p.cache_clear()
     stats._boschloo_p.cache_clear()

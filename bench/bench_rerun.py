@@ -1,12 +1,12 @@
-"""Building an episode's ``.rrd``: ours (`teleop.rerun_export`) against per-row ``log`` calls.
+"""Building an episode's ``.rrd``: ours (`proving_ground.replay`) against per-row ``log`` calls.
 
 The episode: 60 s of a 7-joint arm at 200 Hz (``qpos``, ``qvel``, ``action``: 12,000 steps)
 and two 640x480 JPEG cameras at 30 fps (1,800 frames each, ~42 KB a frame: a few noisy
-gradient images encoded once by `teleop.hdf5.encode_jpeg` and reused cyclically), plus
-stage and intervention events, written with `teleop.hdf5.EpisodeWriter` into a temporary
-directory. Everything below is built in the same run from the same file:
+gradient images encoded once by `proving_ground.episode.encode_jpeg` and reused cyclically), plus
+stage and intervention events, written with `proving_ground.episode.writer.EpisodeWriter` into a
+temporary directory. Everything below is built in the same run from the same file:
 
-- **ours**: `teleop.rerun_export.build_recording`: Scalars and EncodedImage columns via
+- **ours**: `proving_ground.replay.build_recording`: Scalars and EncodedImage columns via
   ``send_columns``, blueprint, events, atomic write. Median of ``--runs`` builds, with
   ``durable=False`` (no fsync, the same I/O as the baselines), and again with the default
   ``durable=True`` (fsync of the file and its directory) for the figure production sees.
@@ -43,8 +43,10 @@ from pathlib import Path
 import numpy as np
 import rerun as rr
 
-from teleop import rerun_export
-from teleop.hdf5 import EpisodeReader, EpisodeWriter, encode_jpeg
+from proving_ground import replay as rerun_export
+from proving_ground.episode.reader import EpisodeReader
+from proving_ground.episode.spec import encode_jpeg
+from proving_ground.episode.writer import EpisodeWriter
 
 SECONDS = 60.0
 CONTROL_HZ = 200

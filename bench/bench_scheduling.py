@@ -15,7 +15,7 @@ import hashlib
 import random
 
 from bench.timing import best_of
-from evaluation.scheduling import CellSpec, PolicySpec, build_schedule, schedule_fingerprint
+from proving_ground.scheduling import CellSpec, PolicySpec, build_schedule, schedule_fingerprint
 
 POLICIES = [PolicySpec(f"pv-{index:02d}") for index in range(20)]
 CELLS = [CellSpec(f"tv-{t}", f"cond-{c}", 10) for t in range(10) for c in range(5)]

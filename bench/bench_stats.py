@@ -2,7 +2,7 @@
 
 Prints two tables: Boschloo's exact test against Fisher's at the same trials per arm (the
 ratio is why leaderboards use Boschloo only for small arms, see
-``evaluation.stats.BOSCHLOO_MAX_TRIALS_PER_ARM``), and the leaderboard-size bootstrap (20
+``proving_ground.stats.BOSCHLOO_MAX_TRIALS_PER_ARM``), and the leaderboard-size bootstrap (20
 policies x 50 cells x 10,000 resamples). Run from the repository root:
 
     .venv/bin/python -m bench.bench_stats
@@ -16,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 
 from bench.timing import best_of
-from evaluation import stats
+from proving_ground import stats
 
 POLICIES = 20
 CELLS = 50

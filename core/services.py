@@ -24,7 +24,6 @@ from django.forms.models import model_to_dict
 from django.utils import timezone
 
 from core import access
-from core.criteria import CriteriaError, canonical_json, parse_criteria
 from core.embodiment_spec import EmbodimentSpecError, parse_embodiment_spec
 from core.errors import (
     Conflict,
@@ -50,6 +49,7 @@ from core.models import (
     Team,
     Visibility,
 )
+from proving_ground.criteria import CriteriaError, canonical_json, parse_criteria
 
 # Fields never copied into audit snapshots.
 _SECRET_FIELDS = {"key_hash", "password"}
@@ -594,7 +594,7 @@ def validate_judgement(
     """Check a person's (or robot's) judgement of an attempt against a task version's
     criteria: stages and failure codes must be the criteria's own. Returns the stages and codes
     without repeats, and the stage score in [0, 1]. Raises InvalidInput naming the unknown."""
-    from core.criteria import stage_score
+    from proving_ground.criteria import stage_score
 
     criteria = parse_criteria(criteria_spec)
     stages_reached = list(dict.fromkeys(stages_reached or []))

@@ -14,8 +14,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from core.models import Condition, Operator, Robot, TaskVersion, TeamOwned
-from evaluation.scheduling import MAX_SEED, SCHEDULE_ALGORITHM
-from evaluation.scoring import DEFAULT_SCORING_VERSION, SCORING_VERSIONS
+from proving_ground.scheduling import MAX_SEED, SCHEDULE_ALGORITHM
+from proving_ground.scoring import DEFAULT_SCORING_VERSION, SCORING_VERSIONS
 from teleop.models import Episode
 
 SCORING_CHOICES = [(name, name) for name in SCORING_VERSIONS]
@@ -140,7 +140,7 @@ class BenchmarkCell(models.Model):
 class Campaign(TeamOwned):
     """Policy versions run on a benchmark (or an ad hoc grid of cells), on the team's robots,
     scored by its operators. Starting it builds the trial schedule from `seed` with
-    `evaluation.scheduling` and stores the trials and the schedule's fingerprint."""
+    `proving_ground.scheduling` and stores the trials and the schedule's fingerprint."""
 
     class Mode(models.TextChoices):
         INTERLEAVED = "interleaved", "Interleaved blocks"

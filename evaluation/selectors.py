@@ -1,7 +1,7 @@
 """Reads of the evaluation app, returning plain data.
 
 Leaderboards aggregate in the database: one grouped query (policy version x task version x
-condition, with conditional counts) whatever the number of trials, then `evaluation.scoring`
+condition, with conditional counts) whatever the number of trials, then `proving_ground.scoring`
 runs the statistics on that small result. No Python loop ever walks the trials.
 """
 
@@ -18,8 +18,8 @@ from django.db.models import Count, Q, QuerySet, Sum
 
 from core import access
 from core.models import Condition, Membership, TaskVersion, Visibility
-from evaluation import scheduling, scoring, stats
 from evaluation.models import Benchmark, Campaign, PolicyVersion, Trial
+from proving_ground import scheduling, scoring, stats
 
 Role = Membership.Role
 _DONE = Q(state=Trial.State.DONE)
@@ -135,7 +135,7 @@ def _counts_digest(counts: list[scoring.CellCounts], design: dict[str, Any]) -> 
 
 @dataclass(frozen=True)
 class Leaderboard:
-    """A computed leaderboard: the scoreboard of `evaluation.scoring` and the labels of its
+    """A computed leaderboard: the scoreboard of `proving_ground.scoring` and the labels of its
     policies, tasks and conditions. `to_dict()` is what a snapshot stores and the API serves
     (operators appear nowhere; policies by name and version, or by alias when blinded)."""
 

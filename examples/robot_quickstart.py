@@ -21,19 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
-if not __package__:
-    # Run as a file from a checkout: make the repository's `teleop` package importable (on a
-    # robot, install the client instead).
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from teleop.client import (  # noqa: E402
+from proving_ground.client import (
     CLIENT_VERSION,
     Outbox,
     ProvingGroundClient,
     ProvingGroundError,
     TerminalProgress,
 )
-from teleop.hdf5 import EpisodeWriter, encode_jpeg  # noqa: E402
+from proving_ground.episode.spec import encode_jpeg
+from proving_ground.episode.writer import EpisodeWriter
 
 # When the synthetic operator reaches each stage of pick-cube, in seconds from the start.
 STAGES_S = {"reach": 0.8, "grasp": 1.6, "lift": 2.4}

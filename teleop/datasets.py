@@ -25,9 +25,9 @@ from django.utils import timezone
 
 from core import access
 from core import services as core_services
-from core.criteria import canonical_json
 from core.errors import Conflict, InvalidInput, NotPermitted
 from core.models import Embodiment, Membership, Team
+from proving_ground.criteria import canonical_json
 from teleop import storage
 from teleop.models import DatasetExport, DatasetView, DatasetViewVersion, Episode, Label
 from teleop.selectors import FILTER_KEYS, filter_episodes
@@ -265,7 +265,7 @@ def robomimic_image_bytes(version: DatasetViewVersion) -> int:
 def export_episodes(version: DatasetViewVersion, paths: dict[str, Path]):
     """The exporter's inputs for a version: each episode with its task, trim, current label
     and metadata, in the version's order."""
-    from teleop.exports import ExportEpisode
+    from proving_ground.exports.common import ExportEpisode
 
     current = Prefetch(
         "labels", queryset=Label.objects.filter(superseded_at=None), to_attr="current_labels"
@@ -313,7 +313,7 @@ def write_export(
     """Write a version in `format` to `out` (a directory for LeRobot, a file for robomimic,
     with camera `images` as DatasetExport.Images says). Used by the job and by
     `manage.py export_view`."""
-    from teleop import exports
+    from proving_ground.exports import common as exports
 
     episodes = Episode.objects.filter(pk__in=version.episode_ids).select_related(
         "robot__embodiment"

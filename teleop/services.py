@@ -581,8 +581,8 @@ def process_episode(*, episode_id) -> Episode:
     """Validate an uploaded episode in a child process, measure it, run the task version's
     automatic checks, and store the file under its content address; or reject it and keep
     no file. Idempotent: an episode that is not `processing` is left as it is."""
-    from teleop import hdf5
-    from teleop.checks import evaluate_episode_checks
+    from proving_ground.checks import evaluate_episode_checks
+    from proving_ground.episode.validate import validate_isolated
 
     with transaction.atomic():
         episode = (
@@ -618,7 +618,7 @@ def process_episode(*, episode_id) -> Episode:
                 )
                 storage.discard_upload_parts(upload.pk)
                 return episode
-            report = hdf5.validate_isolated(
+            report = validate_isolated(
                 path,
                 embodiment_spec=episode.robot.embodiment.spec,
                 memory_mb=settings.VALIDATOR_MEMORY_MB,
@@ -774,7 +774,7 @@ def build_episode_recording(*, episode_id) -> Episode:
     from django.core.files import File
     from django.core.files.storage import default_storage
 
-    from teleop import rerun_export
+    from proving_ground import replay as rerun_export
 
     episode = Episode.objects.get(pk=episode_id)
     if episode.state != Episode.State.READY or not episode.file:

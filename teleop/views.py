@@ -361,7 +361,7 @@ def episode_detail(request, pk):
 
 
 def _viewer_index() -> Path:
-    from teleop.rerun_export import RERUN_VERSION
+    from proving_ground.replay import RERUN_VERSION
 
     return Path(settings.RERUN_VIEWER_ROOT) / f"rerun-{RERUN_VERSION}" / "index.html"
 

@@ -21,8 +21,8 @@ from evaluation.models import (
     Trial,
     TrialReport,
 )
-from evaluation.scheduling import MAX_SEED
-from evaluation.scoring import SCORING_VERSIONS
+from proving_ground.scheduling import MAX_SEED
+from proving_ground.scoring import SCORING_VERSIONS
 from teleop.api.serializers import VisiblePrimaryKeyField
 
 SHA256_HEX = r"^[0-9a-fA-F]{64}$"

@@ -21,7 +21,7 @@ from rest_framework.response import Response
 from core import access
 from core.api.idempotency import idempotent
 from core.api.permissions import IsPerson
-from evaluation import scheduling, selectors, services
+from evaluation import selectors, services
 from evaluation.api import serializers as s
 from evaluation.models import (
     Benchmark,
@@ -34,6 +34,7 @@ from evaluation.models import (
     Trial,
     TrialReport,
 )
+from proving_ground import scheduling
 from teleop.models import Episode
 
 

@@ -11,7 +11,6 @@ from core import services as core_services
 from core.errors import Conflict, InvalidInput
 from core.models import Condition, TaskVersion, Team, Visibility
 from evaluation.models import Benchmark, BenchmarkCell
-from evaluation.scoring import SCORING_VERSIONS
 from evaluation.services._common import (
     BenchmarkFrozen,
     _label,
@@ -19,6 +18,7 @@ from evaluation.services._common import (
     _set_sharing,
 )
 from evaluation.services.leaderboards import _enqueue_benchmark_refresh
+from proving_ground.scoring import SCORING_VERSIONS
 
 MAX_CELLS = 1_000
 

@@ -12,7 +12,6 @@ from django.utils import timezone
 from core import services as core_services
 from core.errors import Conflict, InvalidInput
 from core.models import Condition, Operator, Robot, TaskVersion, Team, Visibility
-from evaluation import scheduling
 from evaluation.models import Benchmark, Campaign, CampaignCell, PolicyVersion, Trial
 from evaluation.services._common import (
     CampaignNotDraft,
@@ -25,6 +24,7 @@ from evaluation.services._common import (
 from evaluation.services.benchmarks import _check_scoring, _check_trials_per_cell, _grid
 from evaluation.services.leaderboards import enqueue_leaderboard_refresh
 from evaluation.services.policies import requirement_gaps
+from proving_ground import scheduling
 
 # --- Campaigns ------------------------------------------------------------------------------
 

@@ -7,7 +7,6 @@ from django.utils import timezone
 
 from core import access
 from core import services as core_services
-from core.criteria import CheckResult, CheckStatus, CriteriaError, parse_criteria
 from core.errors import Conflict, InvalidInput, NotPermitted
 from core.models import Operator, Robot, TaskVersion
 from evaluation.models import (
@@ -28,6 +27,7 @@ from evaluation.services._common import (
 )
 from evaluation.services.leaderboards import enqueue_leaderboard_refresh
 from evaluation.services.policies import requirement_gaps
+from proving_ground.criteria import CheckResult, CheckStatus, CriteriaError, parse_criteria
 from teleop.models import Episode
 
 # --- The robot's trial flow -----------------------------------------------------------------
@@ -169,7 +169,7 @@ def check_verdict(task_version: TaskVersion, episode: Episode | None) -> str:
     """The outcome the task's success check gives a ready episode: "success", "failure", or
     "" when the criteria name no success check, the episode is not ready, or the check could
     not be evaluated."""
-    from core.criteria import success_from_checks
+    from proving_ground.criteria import success_from_checks
 
     if episode is None or episode.state != Episode.State.READY:
         return ""

@@ -15,7 +15,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from core import services as core_services
-from teleop import client as pg
+from proving_ground import client as pg
 from teleop import services
 from teleop.models import Episode, Label, Session
 from tests.browser.watch import watch

@@ -14,8 +14,8 @@ from django.core.management import call_command
 from django.test import Client
 
 from core import services as core_services
-from evaluation import stats
 from evaluation.models import Campaign, Trial, TrialReport
+from proving_ground import stats
 from tests.core import factories
 from tests.evaluation.factories import make_campaign, make_conditions, make_policy_version
 

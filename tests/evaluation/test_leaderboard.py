@@ -9,8 +9,9 @@ from django.test.utils import CaptureQueriesContext
 
 from core import services as core_services
 from core.models import Visibility
-from evaluation import selectors, services, stats
+from evaluation import selectors, services
 from evaluation.models import Trial
+from proving_ground import stats
 from tests.core.factories import make_task
 from tests.evaluation.factories import (
     make_benchmark,

@@ -10,8 +10,9 @@ from django.test import Client
 from django.utils.dateparse import parse_datetime
 
 from core.models import Visibility
-from evaluation import services, stats
+from evaluation import services
 from evaluation.models import LeaderboardSnapshot
+from proving_ground import stats
 from tests.evaluation.factories import (
     make_benchmark,
     make_campaign,

@@ -8,8 +8,9 @@ import pytest
 from core import services as core_services
 from core.errors import InvalidInput, NotPermitted
 from core.models import Visibility
-from evaluation import scheduling, selectors, services
+from evaluation import selectors, services
 from evaluation.models import Campaign, LeaderboardSnapshot, Trial, TrialReport
+from proving_ground import scheduling
 from teleop import services as teleop_services
 from tests.core.factories import PICK_CRITERIA, build_world, make_embodiment, make_task
 from tests.evaluation.factories import (

@@ -27,7 +27,9 @@ from typing import Any
 import h5py
 import numpy as np
 
-from teleop.hdf5 import EpisodeWriter, encode_jpeg, lookup3
+from proving_ground.episode.reader import lookup3
+from proving_ground.episode.spec import encode_jpeg
+from proving_ground.episode.writer import EpisodeWriter
 
 SMALL_SPEC: dict[str, Any] = {
     "name": "test-arm",

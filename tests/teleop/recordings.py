@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from teleop.hdf5 import EpisodeWriter, encode_jpeg
+from proving_ground.episode.spec import encode_jpeg
+from proving_ground.episode.writer import EpisodeWriter
 from tests.core.factories import ARM_SPEC
 
 

@@ -17,18 +17,15 @@ import h5py
 import numpy as np
 import pytest
 
-from teleop.hdf5 import (
-    SCHEMA,
-    EmbodimentSpec,
-    EpisodeReader,
-    EpisodeWriter,
-    Event,
+from proving_ground.episode.reader import EpisodeReader, Event
+from proving_ground.episode.spec import SCHEMA, EmbodimentSpec, encode_jpeg
+from proving_ground.episode.validate import (
     ValidationLimits,
     ValidationReport,
-    encode_jpeg,
     validate,
     validate_isolated,
 )
+from proving_ground.episode.writer import EpisodeWriter
 from tests.teleop import hostile_files
 from tests.teleop.hostile_files import HOSTILE_KINDS, SMALL_SPEC, FifoTrap, write_episode
 
@@ -255,7 +252,7 @@ def test_encode_jpeg_gives_a_jpeg_of_the_frame_size():
 _RECORDER = """
 import sys, time, uuid
 import numpy as np
-from teleop.hdf5 import EpisodeWriter
+from proving_ground.episode.writer import EpisodeWriter
 from tests.teleop.hostile_files import SMALL_SPEC, small_frames
 
 frames = small_frames()
@@ -523,23 +520,11 @@ def test_reports_never_name_where_the_file_lives_on_the_server(tmp_path, monkeyp
     def open_fails(path, *args, **kwargs):
         raise OSError(f"Unable to synchronously open file (name = '{Path(path).resolve()}')")
 
-    monkeypatch.setattr("teleop.hdf5_validate.open_episode_file", open_fails)
+    monkeypatch.setattr("proving_ground.episode.validate.open_episode_file", open_fails)
     report = validate(write_episode(tmp_path / "episode.h5"), SMALL_SPEC)
     assert report.codes == {"corrupt_file"}
     assert str(tmp_path.resolve()) not in json.dumps(report.to_dict())
     assert "name = 'the file'" in report.problems[0].message
-
-
-def test_importing_teleop_hdf5_does_not_import_django():
-    code = (
-        "import sys, teleop.hdf5, teleop.hdf5_validate; "
-        "bad = [m for m in sys.modules if m == 'django' or m.startswith(('django.', 'core'))]; "
-        "print(bad); sys.exit(1 if bad else 0)"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_the_h5py_example_in_the_format_spec_runs_on_a_file_we_wrote(tmp_path, monkeypatch, capsys):

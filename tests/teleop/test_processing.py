@@ -130,7 +130,7 @@ def test_the_database_worker_processes_a_queued_episode_and_requeues_a_stuck_one
 def test_a_truncated_recording_is_flagged_not_rejected(
     api, world, session, tmp_path, django_capture_on_commit_callbacks, immediate_jobs
 ):
-    from teleop.hdf5 import EpisodeWriter
+    from proving_ground.episode.writer import EpisodeWriter
     from tests.core.factories import ARM_SPEC
     from tests.teleop.recordings import distinct_frames
 

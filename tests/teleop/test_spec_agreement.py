@@ -1,6 +1,6 @@
 """The embodiment spec is parsed twice on purpose: `core.embodiment_spec` on the server (JSON
-Schema, strict) and `teleop.hdf5` on the robot (no `core`, no jsonschema, so a robot needs
-only that file, h5py, numpy and Pillow). These tests keep the two from drifting: whatever the
+Schema, strict) and `proving_ground.episode` on the robot (no `core`, no jsonschema, so a robot
+needs only that file, h5py, numpy and Pillow). These tests keep the two from drifting: whatever the
 server accepts, the robot reads the same; what either refuses for a reason the other checks,
 both refuse."""
 
@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core import embodiment_spec as server
-from teleop import hdf5 as robot
+from proving_ground.episode import spec as robot
 
 KEY = st.from_regex(r"\A[a-z][a-z0-9_]{0,12}\Z")
 ARRAY = st.fixed_dictionaries(

@@ -3,7 +3,8 @@ upgrade, or with --stale-only just those built by another Rerun version)."""
 
 from django.core.management.base import BaseCommand
 
-from teleop import rerun_export, services
+from proving_ground import replay as rerun_export
+from teleop import services
 from teleop.models import Episode
 
 

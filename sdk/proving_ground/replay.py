@@ -1,9 +1,9 @@
 """An episode's HDF5 file ("pg-episode/1") as a Rerun recording (``.rrd``) for the web viewer.
 
-`build_recording` reads an episode with `teleop.hdf5.EpisodeReader` and writes one ``.rrd``
-that the episode page opens in Rerun's web viewer. The module imports rerun, numpy and
-`teleop.hdf5` only: it never pulls in Django, so it runs in a worker, a notebook or on a robot
-(``python -m teleop.rerun_export episode.h5 out.rrd``).
+`build_recording` reads an episode with `proving_ground.episode.reader.EpisodeReader` and writes one
+``.rrd`` that the episode page opens in Rerun's web viewer. The module imports rerun, numpy and
+`proving_ground.episode` only: it never pulls in Django, so it runs in a worker, a notebook or on a
+robot (``python -m proving_ground.replay episode.h5 out.rrd``).
 
 Design choices:
 
@@ -72,13 +72,13 @@ import rerun as rr
 import rerun.blueprint as rrb
 from rerun.error_utils import catch_and_log_exceptions
 
-from teleop.hdf5 import (
+from proving_ground.episode.reader import EpisodeReader, Event
+from proving_ground.episode.spec import (
     EVENT_INTERVENTION_END,
     EVENT_INTERVENTION_START,
     EVENT_STAGE,
-    EpisodeReader,
-    Event,
 )
+from proving_ground.files import fsync_path
 
 RERUN_VERSION: str = rr.__version__
 # Ours: bump when the layout of a recording changes, so recordings can be told apart and rebuilt.
@@ -192,10 +192,10 @@ def build_recording(
         rec.disconnect()
     try:
         if durable:
-            _fsync(partial)
+            fsync_path(partial)
         os.replace(partial, out_path)
         if durable:
-            _fsync(out_path.parent, directory=True)
+            fsync_path(out_path.parent, directory=True)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
@@ -563,23 +563,15 @@ def _iso_to_ns(value: Any) -> int | None:
     return seconds * 1_000_000_000 + moment.microsecond * 1_000
 
 
-def _fsync(path: Path, *, directory: bool = False) -> None:
-    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 # --------------------------------------------------------------------------------------------
 # Command line
 # --------------------------------------------------------------------------------------------
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m teleop.rerun_export EPISODE.h5 OUT.rrd``: build and print the stats as JSON."""
+    """``python -m proving_ground.replay EPISODE.h5 OUT.rrd``: build and print the stats as JSON."""
     parser = argparse.ArgumentParser(
-        prog="python -m teleop.rerun_export",
+        prog="python -m proving_ground.replay",
         description="Build the Rerun recording (.rrd) of a pg-episode/1 HDF5 file.",
     )
     parser.add_argument("episode", type=Path, help="the episode's HDF5 file")

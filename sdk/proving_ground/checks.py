@@ -1,8 +1,8 @@
 """Automatic checks of a task's success criteria, run on a validated episode file.
 
-Free of Django. Reads the file with `teleop.hdf5.EpisodeReader`: joint signals whole (they
-are small: 60 s at 200 Hz of 7 float32 joints is 336 KB), camera frames lazily and only for
-cameras a check names, so memory stays flat on long episodes.
+Free of Django. Reads the file with `proving_ground.episode.reader.EpisodeReader`: joint signals
+whole (they are small: 60 s at 200 Hz of 7 float32 joints is 336 KB), camera frames lazily and only
+for cameras a check names, so memory stays flat on long episodes.
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from core.criteria import EpisodeSignals, evaluate_checks, parse_criteria
-from teleop.hdf5 import EVENT_STAGE, EpisodeReader
+from proving_ground.criteria import EpisodeSignals, evaluate_checks, parse_criteria
+from proving_ground.episode.reader import EpisodeReader
+from proving_ground.episode.spec import EVENT_STAGE
 
 
 class _LazyFrames:

@@ -9,14 +9,15 @@ the encoder defaults of ``src/lerobot/configs/video.py``. ``docs/exports.md`` li
 field with the line it comes from. The ``lerobot`` package itself needs PyTorch and is not
 imported: the tests check the files against the loader's reads instead.
 
-Rows follow the grid of `teleop.exports.align_episode` at the dataset's ``fps``: one parquet
-row and one video frame per row, so a row's ``timestamp`` (``frame_index / fps``) is also its
-video frame's presentation time within the episode, which is how LeRobot's loader finds the
+Rows follow the grid of `proving_ground.exports.common.align_episode` at the dataset's ``fps``: one
+parquet row and one video frame per row, so a row's ``timestamp`` (``frame_index / fps``) is also
+its video frame's presentation time within the episode, which is how LeRobot's loader finds the
 frame (``from_timestamp + timestamp``, within 1e-4 s).
 
 This module writes the episode rows, the episode and task tables, ``info.json`` and
-``stats.json``; `teleop.lerobot_files` knows where files go, how they are cut into chunks and
-how camera frames become AV1 (or H.264) video; `teleop.lerobot_stats` computes statistics.
+``stats.json``; `proving_ground.exports.lerobot_files` knows where files go, how they are cut into
+chunks and how camera frames become AV1 (or H.264) video; `proving_ground.exports.lerobot_stats`
+computes statistics.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from teleop.exports import (
+from proving_ground.episode.reader import EpisodeReader
+from proving_ground.exports.common import (
     EXPORTER_VERSION,
     ExportEpisode,
     ExportResult,
@@ -45,8 +47,7 @@ from teleop.exports import (
     rows_of,
     staged_directory,
 )
-from teleop.hdf5 import EpisodeReader
-from teleop.lerobot_files import (
+from proving_ground.exports.lerobot_files import (
     CODEBASE_VERSION,
     DATA_PATH,
     DEFAULT_CHUNK_SIZE,
@@ -70,7 +71,7 @@ from teleop.lerobot_files import (
     write_json,
     write_tasks,
 )
-from teleop.lerobot_stats import aggregate_stats, image_stats, numeric_stats
+from proving_ground.exports.lerobot_stats import aggregate_stats, image_stats, numeric_stats
 
 
 def export_lerobot(
@@ -94,8 +95,9 @@ def export_lerobot(
     are LeRobot's file-size policy. Every episode must have the same observation keys,
     shapes, dtypes and cameras as the first.
 
-    Side effects: creates `out_dir` atomically (see `teleop.exports.staged_directory`).
-    Raises FileExistsError if it exists, ValueError for inputs that cannot be exported.
+    Side effects: creates `out_dir` atomically (see
+    `proving_ground.exports.common.staged_directory`). Raises FileExistsError if it exists,
+    ValueError for inputs that cannot be exported.
     """
     started = time.perf_counter()
     check_episodes(episodes)

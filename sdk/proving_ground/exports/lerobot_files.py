@@ -27,9 +27,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from av.video.reformatter import VideoReformatter
 
-from teleop.exports import sample_rows
-from teleop.hdf5 import EpisodeReader
-from teleop.lerobot_stats import stats_image_size
+from proving_ground.episode.reader import EpisodeReader
+from proving_ground.exports.common import sample_rows
+from proving_ground.exports.lerobot_stats import stats_image_size
 
 # src/lerobot/datasets/dataset_metadata.py: CODEBASE_VERSION
 CODEBASE_VERSION = "v3.0"

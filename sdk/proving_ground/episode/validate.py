@@ -21,10 +21,10 @@ entered only if the previous found no error:
    frozen cameras. A truncated file (no ``end_time``: the writer crashed) is judged on its
    shortest consistent prefix and gets a ``truncated`` warning, not a rejection.
 
-`validate_isolated` runs `validate` in a fresh interpreter (``python -m teleop.hdf5
-validate``) with an address-space limit and a wall-clock timeout; a child that runs out of
-either, or crashes, becomes a report with ``validator_resource_limit`` or
-``validator_crashed``, never an exception. The server calls that one.
+`validate_isolated` runs `validate` in a fresh interpreter (``python -m
+proving_ground.episode.validate``) with an address-space limit and a wall-clock timeout; a
+child that runs out of either, or crashes, becomes a report with ``validator_resource_limit``
+or ``validator_crashed``, never an exception. The server calls that one.
 
 Problem codes are stable strings (the server stores them); docs/hdf5-format.md lists them.
 Reports are shown to the uploader, so they name places inside the HDF5 file, never the file's
@@ -55,16 +55,15 @@ import h5py
 import numpy as np
 from h5py import h5d, h5s, h5t, h5z
 
-from teleop.hdf5 import (
+from proving_ground.episode.reader import attr_value, open_episode_file
+from proving_ground.episode.spec import (
     ENCODINGS,
     EVENT_KINDS,
     REQUIRED_ROOT_ATTRS,
     SCHEMA,
     EmbodimentSpec,
     as_embodiment_spec,
-    attr_value,
     frame_encoding,
-    open_episode_file,
 )
 
 log = logging.getLogger(__name__)
@@ -284,8 +283,8 @@ def validate_isolated(
     `timeout_s` seconds of wall clock. Never raises for the file: a child over its limits
     gives a report with ``validator_resource_limit``, any other failure ``validator_crashed``.
 
-    The child is ``python -m teleop.hdf5 validate --config-stdin``; the spec and limits go in
-    as JSON on stdin and the report comes back as JSON on stdout.
+    The child is ``python -m proving_ground.episode.validate --config-stdin``; the spec and
+    limits go in as JSON on stdin and the report comes back as JSON on stdout.
     """
     spec = as_embodiment_spec(embodiment_spec) if embodiment_spec is not None else None
     limits = limits or ValidationLimits()
@@ -306,7 +305,7 @@ def validate_isolated(
         "OMP_NUM_THREADS": "1",
         "MALLOC_ARENA_MAX": "2",
     }
-    command = [sys.executable, "-m", "teleop.hdf5", "validate", "--config-stdin"]
+    command = [sys.executable, "-m", "proving_ground.episode.validate", "--config-stdin"]
     try:
         child = subprocess.run(
             command, input=config, capture_output=True, text=True, timeout=timeout_s, env=env
@@ -1163,7 +1162,7 @@ def _check_content(
 
 
 # --------------------------------------------------------------------------------------------
-# Command line: python -m teleop.hdf5 validate
+# Command line: python -m proving_ground.episode.validate
 # --------------------------------------------------------------------------------------------
 
 
@@ -1188,13 +1187,14 @@ def _limit_resources(memory_mb: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m teleop.hdf5")
-    commands = parser.add_subparsers(dest="command", required=True)
-    check = commands.add_parser("validate", help="validate an episode file, print a JSON report")
-    check.add_argument("path", nargs="?")
-    check.add_argument("--spec", help="embodiment spec JSON file")
-    check.add_argument("--memory-mb", type=int, help="cap this process's address space")
-    check.add_argument(
+    parser = argparse.ArgumentParser(
+        prog="python -m proving_ground.episode.validate",
+        description="Validate a pg-episode/1 file; print a JSON report (exit 1 when refused).",
+    )
+    parser.add_argument("path", nargs="?")
+    parser.add_argument("--spec", help="embodiment spec JSON file")
+    parser.add_argument("--memory-mb", type=int, help="cap this process's address space")
+    parser.add_argument(
         "--config-stdin",
         action="store_true",
         help='read {"path", "spec", "limits", "memory_mb"} as JSON from stdin',
@@ -1222,3 +1222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os._exit(EXIT_OUT_OF_MEMORY)
     print(out)
     return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -28,10 +28,11 @@ operator's Ctrl-C). The client is built so that neither loses an episode nor dup
   ``sent/`` folder), so it survives a restart: the robot just calls `Outbox.flush` again.
 
 Free of Django: it needs ``requests`` and the standard library; reading an episode's id from
-an HDF5 file imports `teleop.hdf5` (h5py, numpy) lazily. See ``docs/robot-quickstart.md``
+an HDF5 file imports `proving_ground.episode` (h5py, numpy) lazily. See ``docs/robot-quickstart.md``
 and ``docs/api.md`` ("Recording: sessions, episodes and resumable uploads").
 
-Command line: ``python -m teleop.client --url URL --key KEY {version,pending,flush,upload}``.
+Command line: ``python -m proving_ground.client --url URL --key KEY
+{version,pending,flush,upload}``.
 """
 
 from __future__ import annotations
@@ -59,10 +60,13 @@ from urllib.parse import urljoin
 
 import requests
 
+from proving_ground import __version__
+from proving_ground.files import file_digest, fsync_directory_if_supported
+
 log = logging.getLogger(__name__)
 
 #: This client's version; the server's ``min_client_version`` must not be above it.
-CLIENT_VERSION = "0.1.0"
+CLIENT_VERSION = __version__
 #: The API major version this client speaks (``api_version`` from ``/api/v1/version``).
 API_VERSION = "1"
 TUS_VERSION = "1.0.0"
@@ -164,17 +168,6 @@ def version_tuple(version: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
-def file_digest(path: str | os.PathLike[str]) -> tuple[str, int]:
-    """(SHA-256 hex digest, size in bytes) of a file, read in 1 MiB pieces."""
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as f:
-        while piece := f.read(HASH_PIECE_BYTES):
-            digest.update(piece)
-            size += len(piece)
-    return digest.hexdigest(), size
-
-
 def _range_digest(f: BinaryIO, offset: int, length: int) -> bytes:
     """SHA-256 of ``length`` bytes of ``f`` from ``offset``, read in 1 MiB pieces."""
     digest = hashlib.sha256()
@@ -195,7 +188,8 @@ def read_episode_id(path: str | os.PathLike[str]) -> str | None:
     """The ``episode_id`` root attribute of a pg-episode file, or None when the file is not
     one (or h5py is not installed). Opens crashed (SWMR-flagged) files too."""
     try:
-        from teleop.hdf5 import SCHEMA, attr_value, open_episode_file
+        from proving_ground.episode.reader import attr_value, open_episode_file
+        from proving_ground.episode.spec import SCHEMA
     except ImportError:
         return None
     try:
@@ -442,7 +436,7 @@ class ProvingGroundClient:
         if version_tuple(CLIENT_VERSION) < version_tuple(minimum):
             raise ClientTooOldError(
                 f"this client is {CLIENT_VERSION} but the server at {self.api_root} needs at "
-                f"least {minimum}; upgrade teleop/client.py",
+                f"least {minimum}; upgrade sdk/proving_ground/client.py",
                 error="client_too_old",
             )
         if str(answer.get("api_version", API_VERSION)).split(".")[0] != API_VERSION:
@@ -958,7 +952,7 @@ class Outbox:
                 log.warning("%s and %s both exist; leaving the partial alone", final, partial)
                 continue
             os.replace(partial, final)
-            _fsync_directory(self.directory)
+            fsync_directory_if_supported(self.directory)
             log.warning("recovered %s from a crashed recording (truncated episode)", final)
             recovered.append(final)
         return recovered
@@ -1053,23 +1047,9 @@ class Outbox:
             else:
                 self._save_state(name, state)
                 path.unlink()
-            _fsync_directory(self.directory)
+            fsync_directory_if_supported(self.directory)
             self._lock_path(name).unlink(missing_ok=True)
         return results
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make a rename durable: fsync the directory entry (no-op where unsupported)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # --- Progress on a terminal -----------------------------------------------------------------
@@ -1100,9 +1080,9 @@ class TerminalProgress:
 # --- Command line ---------------------------------------------------------------------------
 
 
-def _main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m teleop.client", description="Proving Ground robot client."
+        prog="python -m proving_ground.client", description="Proving Ground robot client."
     )
     parser.add_argument("--url", default=os.environ.get("PG_URL", "http://127.0.0.1:8000"))
     parser.add_argument(
@@ -1160,4 +1140,4 @@ def _main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(_main())
+    raise SystemExit(main())

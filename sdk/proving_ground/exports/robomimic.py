@@ -18,9 +18,9 @@ The structure is robomimic's dataset format (``ARISE-Initiative/robomimic``,
     mask/<filter key>   demo names as fixed-length bytes: success, failure, partial (always
                         present, possibly empty) and one per split present (train, valid...)
 
-Rows follow the grid of `teleop.exports.align_episode`, like the LeRobot export. robomimic
-has no frame rate; ``fps`` defaults to the lowest camera rate when images are written (every
-image row a distinct camera frame) and to the control rate otherwise.
+Rows follow the grid of `proving_ground.exports.common.align_episode`, like the LeRobot export.
+robomimic has no frame rate; ``fps`` defaults to the lowest camera rate when images are written
+(every image row a distinct camera frame) and to the control rate otherwise.
 
 Sizes: images are stored decoded, as robomimic trains on them: 640x480 RGB is 921,600 bytes
 a row per camera, about 27.6 MB a second at 30 fps, tens of times our JPEG frames, and
@@ -47,7 +47,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from teleop.exports import (
+from proving_ground.episode.reader import EpisodeReader
+from proving_ground.exports.common import (
     EXPORTER_VERSION,
     OUTCOMES,
     Alignment,
@@ -61,7 +62,6 @@ from teleop.exports import (
     rows_of,
     staged_file,
 )
-from teleop.hdf5 import EpisodeReader
 
 # robomimic/envs/env_base.py EnvType: 1 robosuite, 2 gym, 3 ig_momart. robomimic reads the
 # type only to build a simulator for rollouts; a real robot has none, so we declare the
@@ -89,8 +89,8 @@ def export_robomimic(
     Masks: ``success`` / ``failure`` / ``partial`` from the labels, and one per split.
     `image_compression` is None, ``"gzip"`` or ``"lzf"`` (h5py filters, images only).
 
-    Side effects: creates `out_path` atomically (see `teleop.exports.staged_file`). Raises
-    FileExistsError if it exists, ValueError for inputs that cannot be exported.
+    Side effects: creates `out_path` atomically (see `proving_ground.exports.common.staged_file`).
+    Raises FileExistsError if it exists, ValueError for inputs that cannot be exported.
     """
     started = time.perf_counter()
     check_episodes(episodes)

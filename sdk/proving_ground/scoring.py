@@ -1,6 +1,6 @@
 """Scoring versions: how a campaign's or benchmark's trials become leaderboard figures.
 
-Free of Django (numpy/scipy through `evaluation.stats`), so a leaderboard can be recomputed
+Free of Django (numpy/scipy through `proving_ground.stats`), so a leaderboard can be recomputed
 from exported counts anywhere. The input is the small grouped result the database returns
 (one row per policy version x task version x condition with its counts), never the trials.
 
@@ -41,7 +41,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
-from evaluation import stats
+from proving_ground import stats
 
 __all__ = [
     "DEFAULT_SCORING_VERSION",

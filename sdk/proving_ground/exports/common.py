@@ -1,8 +1,9 @@
 """Exports of curated episodes to the formats training code reads: LeRobot v3.0 and robomimic.
 
-This module holds what both exporters share; the writers live in `teleop.export_lerobot`
-(`export_lerobot`) and `teleop.export_robomimic` (`export_robomimic`), both reachable from
-here. Everything is free of Django (numpy, h5py, pyarrow, PyAV, `teleop.hdf5`): the export
+This module holds what both exporters share; the writers are
+`proving_ground.exports.lerobot.export_lerobot` and
+`proving_ground.exports.robomimic.export_robomimic`. Everything is free of Django (numpy,
+h5py, pyarrow, PyAV, `proving_ground.episode`): the export
 job calls it with plain inputs (`ExportEpisode`), and so can a script on any machine. The
 full field-by-field description is ``docs/exports.md``.
 
@@ -43,7 +44,8 @@ from typing import Any
 
 import numpy as np
 
-from teleop.hdf5 import EpisodeReader
+from proving_ground.episode.reader import EpisodeReader
+from proving_ground.files import file_sha256, fsync_path, fsync_tree
 
 EXPORTER_VERSION = "pg-export/1"
 OUTCOMES = ("success", "failure", "partial")
@@ -326,9 +328,9 @@ def staged_directory(out_dir: Path) -> Iterator[Path]:
     staging.mkdir()
     try:
         yield staging
-        _fsync_tree(staging)
+        fsync_tree(staging)
         os.rename(staging, out_dir)
-        _fsync_path(out_dir.parent, directory=True)
+        fsync_path(out_dir.parent, directory=True)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -344,35 +346,12 @@ def staged_file(out_path: Path) -> Iterator[Path]:
     staging = _staging_sibling(out_path)
     try:
         yield staging
-        _fsync_path(staging)
+        fsync_path(staging)
         os.rename(staging, out_path)
-        _fsync_path(out_path.parent, directory=True)
+        fsync_path(out_path.parent, directory=True)
     except BaseException:
         staging.unlink(missing_ok=True)
         raise
-
-
-def _fsync_path(path: Path, *, directory: bool = False) -> None:
-    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_tree(root: Path) -> None:
-    for folder, _dirs, names in os.walk(root):
-        for name in names:
-            _fsync_path(Path(folder) / name)
-        _fsync_path(Path(folder), directory=True)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(_HASH_BLOCK_BYTES):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def relative_files(root: Path) -> tuple[str, ...]:
@@ -397,31 +376,3 @@ def check_episodes(episodes: Sequence[ExportEpisode]) -> None:
         if ep.episode_id in seen:
             raise ValueError(f"episode {ep.episode_id} is listed twice")
         seen.add(ep.episode_id)
-
-
-_WRITERS = ("export_lerobot", "export_robomimic")
-
-__all__ = [
-    "EXPORTER_VERSION",
-    "OUTCOMES",
-    "Alignment",
-    "ExportEpisode",
-    "ExportResult",
-    "Label",
-    "align_episode",
-    *_WRITERS,
-]
-
-
-def __getattr__(name: str) -> Any:
-    # The writers import this module for the shared types, so they are loaded on first use;
-    # that also keeps PyAV and pyarrow out of a process that only writes robomimic.
-    if name == "export_lerobot":
-        from teleop.export_lerobot import export_lerobot
-
-        return export_lerobot
-    if name == "export_robomimic":
-        from teleop.export_robomimic import export_robomimic
-
-        return export_robomimic
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

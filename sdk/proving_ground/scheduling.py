@@ -4,7 +4,7 @@ A robot evaluation is an experiment, and it fails the way experiments fail when 
 the convenient way: policy A all morning, policy B all afternoon, an operator who knows which
 is which. This module turns a campaign's design (policies, cells, robots) and one stored seed
 into the ordered list of trials that the robots and operators work through. It is pure Python
-with numpy for the random bits, never imports Django (``import evaluation.scheduling`` works on
+with numpy for the random bits, never imports Django (``import proving_ground.scheduling`` works on
 a robot), and the same inputs and seed give the same schedule, trial for trial, on any machine
 and any future numpy.
 
