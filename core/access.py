@@ -1,9 +1,33 @@
-"""Who the caller is and what they may see.
+"""Who the caller is and what they may see: the one place the access rules live.
 
 A caller (an *actor*) is either a Django user (a person, authenticated by session) or a
 `RobotPrincipal` (a robot, authenticated by API key). People act through their team roles;
-robots act only as themselves, inside their team. Every queryset an API or page returns goes
-through `visible()`, so an object of another team is indistinguishable from a missing one.
+robots act only as themselves, inside their team. Every queryset an API, page or form
+returns goes through one of the filters below, so an object of another team is
+indistinguishable from a missing one. Views never write `is_superuser` or `team_id__in`
+themselves.
+
+The rules, one function each:
+
+- `visible(queryset, actor)`: catalog objects a team may publish or share (embodiments,
+  robots, tasks, conditions, protocols, policies, benchmarks, campaigns, dataset views): the
+  actor's teams' own, public ones, and shared ones shared with one of the actor's teams.
+  Anonymous callers see public ones only; superusers see everything.
+- `in_my_teams(queryset, actor)`: records a team keeps to itself (sessions, episodes,
+  operators; the robots one records on): those of the actor's teams (a robot's: its team's).
+  Superusers see all; anonymous callers none. Publishing or sharing does not widen it.
+- `own_recordings(queryset, actor)`: what a robot or a person recorded (sessions, episodes,
+  uploads): a robot sees only its own; people see `in_my_teams`.
+- `in_managed_teams(queryset, actor)`: records only a team's admins read (the audit trail):
+  those of teams the actor administers. Superusers see all, including platform-wide ones
+  (no team); robots and anonymous callers none.
+- `member_teams(actor)`: the teams the actor belongs to (a robot: its team).
+- `usable_teams(actor)`: the teams the actor may list and name: `member_teams`, or every
+  team for a superuser.
+- `teams_with_role(actor, *roles)` / `managed_teams(actor)`: teams in which the actor holds
+  a role (admin for `managed_teams`); every team for a superuser; none for robots.
+- `can_manage`, `has_role`, `roles`, `all_roles`: rights checks the services make before a
+  write (superusers hold every role; robots none).
 """
 
 from __future__ import annotations
@@ -62,10 +86,12 @@ def actor_label(actor) -> str:
 
 def team_ids(actor) -> frozenset:
     """Teams whose private objects the actor may see (cached on the actor object)."""
+    if actor is None:
+        return frozenset()
     cached = getattr(actor, "_pg_team_ids", None)
     if cached is not None:
         return cached
-    if actor is None or not actor.is_authenticated:
+    if not actor.is_authenticated:
         ids = frozenset()
     elif is_robot(actor):
         ids = frozenset([actor.robot.team_id])
@@ -126,6 +152,56 @@ def visible(queryset: QuerySet, actor) -> QuerySet:
         | Q(visibility=Visibility.PUBLIC)
         | (Q(visibility=Visibility.SHARED) & Exists(shared))
     )
+
+
+def _team_filter(team_field: str, teams) -> Q:
+    return Q(**{f"{team_field}__in": teams})
+
+
+def in_my_teams(queryset: QuerySet, actor, *, team_field: str = "team") -> QuerySet:
+    """Restrict a queryset of records a team keeps to itself (no visibility, or one that
+    does not apply here) to those of the actor's teams. Superusers see all; anonymous
+    callers none. `team_field` names the path to the owning team (e.g. "episode__team")."""
+    if actor is not None and actor.is_authenticated and not is_robot(actor):
+        if actor.is_superuser:
+            return queryset
+    return queryset.filter(_team_filter(team_field, team_ids(actor)))
+
+
+def own_recordings(
+    queryset: QuerySet, actor, *, robot_field: str = "robot", team_field: str = "team"
+) -> QuerySet:
+    """Restrict sessions, episodes or uploads to those the actor may read: a robot its own
+    (`robot_field` is the path to the recording robot); people those of their teams
+    (`in_my_teams`)."""
+    if is_robot(actor):
+        return queryset.filter(**{robot_field: actor.robot})
+    return in_my_teams(queryset, actor, team_field=team_field)
+
+
+def in_managed_teams(queryset: QuerySet, actor, *, team_field: str = "team") -> QuerySet:
+    """Restrict a queryset of admin-only records (the audit trail) to those of teams the
+    actor administers. Superusers see all, team-less ones included; robots and anonymous
+    callers none."""
+    if actor is None or not actor.is_authenticated or is_robot(actor):
+        return queryset.none()
+    if actor.is_superuser:
+        return queryset
+    return queryset.filter(_team_filter(team_field, managed_teams(actor)))
+
+
+def member_teams(actor) -> QuerySet:
+    """The teams the actor belongs to (a robot: its robot's team; anonymous: none)."""
+    return Team.objects.filter(pk__in=team_ids(actor))
+
+
+def usable_teams(actor) -> QuerySet:
+    """The teams the actor may list and name in a request: its own, or every team for a
+    superuser."""
+    if actor is not None and actor.is_authenticated and not is_robot(actor):
+        if actor.is_superuser:
+            return Team.objects.all()
+    return member_teams(actor)
 
 
 def teams_with_role(actor, *wanted: str) -> QuerySet:

@@ -21,10 +21,9 @@ from teleop.models import Episode, Label, Session
 def home(request):
     """My open sessions, episodes waiting for a label, campaigns in progress, rejections."""
     user = request.user
-    teams = access.team_ids(user)
 
     def mine(queryset):
-        return queryset if user.is_superuser else queryset.filter(team_id__in=teams)
+        return access.in_my_teams(queryset, user)
 
     current = Label.objects.filter(episode=OuterRef("pk"), superseded_at=None)
     context = {

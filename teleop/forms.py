@@ -23,10 +23,9 @@ class SessionForm(forms.Form):
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
-        teams = access.team_ids(user)
-        robots = Robot.objects.filter(status=Robot.Status.ACTIVE).select_related("embodiment")
-        self.fields["robot"].queryset = (
-            robots if user.is_superuser else robots.filter(team_id__in=teams)
+        # One records on a robot of one's own teams, whoever else it is shared with.
+        self.fields["robot"].queryset = access.in_my_teams(
+            Robot.objects.filter(status=Robot.Status.ACTIVE).select_related("embodiment"), user
         )
         tasks = access.visible(Task.objects.all(), user)
         self.fields["task_version"].queryset = (
@@ -34,9 +33,8 @@ class SessionForm(forms.Form):
             .select_related("task")
             .order_by("task__name", "-number")
         )
-        operators = Operator.objects.filter(active=True)
-        self.fields["operator"].queryset = (
-            operators if user.is_superuser else operators.filter(team_id__in=teams)
+        self.fields["operator"].queryset = access.in_my_teams(
+            Operator.objects.filter(active=True), user
         )
         self.fields["protocol"].queryset = access.visible(
             CollectionProtocol.objects.filter(active=True), user

@@ -39,13 +39,9 @@ from teleop.forms import (
 from teleop.models import DatasetExport, DatasetView, Episode, Label, Session, Upload
 
 
-def _teams(request):
-    return access.team_ids(request.user)
-
-
 def _sessions(request):
     queryset = Session.objects.select_related("robot", "operator", "task_version__task", "protocol")
-    return queryset if request.user.is_superuser else queryset.filter(team_id__in=_teams(request))
+    return access.in_my_teams(queryset, request.user)
 
 
 def _episodes(request):
@@ -55,7 +51,7 @@ def _episodes(request):
     queryset = Episode.objects.select_related(
         "robot", "operator", "task_version__task", "condition"
     ).prefetch_related(current)
-    return queryset if request.user.is_superuser else queryset.filter(team_id__in=_teams(request))
+    return access.in_my_teams(queryset, request.user)
 
 
 def _fail(request, exc: DomainError) -> None:

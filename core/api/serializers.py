@@ -49,10 +49,7 @@ class TeamField(serializers.SlugRelatedField):
         super().__init__(slug_field="slug", queryset=Team.objects.all(), **kwargs)
 
     def get_queryset(self):
-        user = self.context["request"].user
-        if getattr(user, "is_superuser", False):
-            return Team.objects.all()
-        return Team.objects.filter(pk__in=access.team_ids(user))
+        return access.usable_teams(self.context["request"].user)
 
 
 def _text(**kwargs):

@@ -22,7 +22,6 @@ from core.models import (
     RobotAPIKey,
     Task,
     TaskVersion,
-    Team,
 )
 from core.version import API_VERSION, MIN_CLIENT_VERSION, SERVER_VERSION
 
@@ -65,7 +64,7 @@ class WhoAmIView(APIView):
             }
         else:
             roles = access.all_roles(actor)
-            teams = Team.objects.filter(pk__in=access.team_ids(actor))
+            teams = access.member_teams(actor)
             body = {
                 "kind": "person",
                 "id": str(actor.pk),
@@ -83,10 +82,7 @@ class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     serializer_class = s.TeamOut
 
     def get_queryset(self):
-        user = self.request.user
-        if getattr(user, "is_superuser", False):
-            return Team.objects.all()
-        return Team.objects.filter(pk__in=access.team_ids(user))
+        return access.usable_teams(self.request.user)
 
 
 class CatalogViewSet(viewsets.GenericViewSet):
@@ -363,10 +359,7 @@ class OperatorViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     permission_classes = [IsPerson]
 
     def get_queryset(self):
-        queryset = Operator.objects.select_related("team")
-        if self.request.user.is_superuser:
-            return queryset
-        return queryset.filter(team_id__in=access.team_ids(self.request.user))
+        return access.in_my_teams(Operator.objects.select_related("team"), self.request.user)
 
 
 class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -376,7 +369,4 @@ class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     permission_classes = [IsPerson]
 
     def get_queryset(self):
-        queryset = AuditEvent.objects.select_related("team")
-        if self.request.user.is_superuser:
-            return queryset
-        return queryset.filter(team__in=access.managed_teams(self.request.user))
+        return access.in_managed_teams(AuditEvent.objects.select_related("team"), self.request.user)

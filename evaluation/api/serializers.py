@@ -62,7 +62,7 @@ class OperatorCodeField(serializers.SlugRelatedField):
         super().__init__(slug_field="code", queryset=Operator.objects.all(), **kwargs)
 
     def get_queryset(self):
-        return Operator.objects.filter(team_id__in=access.team_ids(self.context["request"].user))
+        return access.in_my_teams(Operator.objects.all(), self.context["request"].user)
 
 
 def _ids(field, **kwargs):

@@ -34,15 +34,6 @@ _PRESIGNED_REDIRECT = (
 )
 
 
-def _scoped(queryset, actor, robot_field="robot"):
-    """Sessions and episodes: a robot sees its own; people see their teams'."""
-    if access.is_robot(actor):
-        return queryset.filter(**{robot_field: actor.robot})
-    if actor.is_superuser:
-        return queryset
-    return queryset.filter(team_id__in=access.team_ids(actor))
-
-
 class _Filters(StrictInputSerializer):
     robot = s.serializers.UUIDField(required=False)
     session = s.serializers.UUIDField(required=False)
@@ -88,7 +79,9 @@ class SessionViewSet(_RecordingViewSet):
     filter_fields = ("robot", "status")
 
     def get_queryset(self):
-        return _scoped(Session.objects.select_related("robot", "operator"), self.request.user)
+        return access.own_recordings(
+            Session.objects.select_related("robot", "operator"), self.request.user
+        )
 
     @idempotent
     def create(self, request):
@@ -145,12 +138,12 @@ class EpisodeViewSet(_RecordingViewSet):
     def get_queryset(self):
         current = Prefetch("labels", queryset=Label.objects.filter(superseded_at=None))
         queryset = Episode.objects.select_related("robot", "operator").prefetch_related(current)
-        return _scoped(queryset, self.request.user)
+        return access.own_recordings(queryset, self.request.user)
 
     @idempotent
     def create(self, request):
         data = self._input(s.EpisodeIn)
-        sessions = _scoped(Session.objects.select_related("robot"), request.user)
+        sessions = access.own_recordings(Session.objects.select_related("robot"), request.user)
         session = sessions.filter(pk=data["session"]).first()
         if session is None:
             raise exceptions.ValidationError({"session": ["No such session."]})
