@@ -260,6 +260,40 @@ def _active_or_new_upload(episode: Episode) -> Upload:
         return _new_upload(episode)
 
 
+def create_upload(*, actor, episode: Episode) -> Upload:
+    """tus creation: an upload of the episode's file starting at offset 0 (a tus client that
+    creates an upload sends from 0, and resumes with HEAD on the URL it was given).
+
+    The episode's active upload is returned if it has received nothing and no chunk is
+    arriving; otherwise it is terminated (its parts dropped) and a new one opened. Raises
+    NotPermitted, UploadNotActive (the episode's file was already received)."""
+    _require_recorder(actor, episode.robot)
+    with transaction.atomic():
+        episode = Episode.objects.select_for_update().get(pk=episode.pk)
+        if episode.state not in (Episode.State.CREATED, Episode.State.UPLOADING):
+            raise UploadNotActive(
+                f"The episode's file was already received (the episode is {episode.state})."
+            )
+        now = timezone.now()
+        active = episode.uploads.select_for_update().filter(state=Upload.State.ACTIVE).first()
+        if active is not None:
+            untouched = (
+                active.offset == 0
+                and active.expires_at > now
+                and (active.lease_expires_at is None or active.lease_expires_at <= now)
+            )
+            if untouched:
+                return active
+            active.state = Upload.State.TERMINATED
+            active.save(update_fields=["state", "updated_at"])
+            replaced = active.pk
+            transaction.on_commit(lambda: storage.discard_upload_parts(replaced))
+        Episode.objects.filter(pk=episode.pk, state=Episode.State.UPLOADING).update(
+            state=Episode.State.CREATED
+        )
+        return _new_upload(episode)
+
+
 def _require_uploader(actor, upload: Upload) -> None:
     _require_recorder(actor, upload.episode.robot)
 
@@ -351,68 +385,95 @@ def receive_chunk(
     stream: BinaryIO,
     checksum: tuple[str, bytes] | None = None,
 ) -> Upload:
-    """Receive one chunk of `length` bytes read from `stream` at `offset`.
+    """Receive one chunk of `length` bytes (any size) read from `stream` at `offset`.
 
     Any web process takes any chunk: the bytes go to a scratch file on this machine (1 MiB
-    pieces, never the chunk in memory), then into the default storage as one `UploadPart`;
-    the whole file's SHA-256 state advances on the upload row as the bytes pass. If the
+    pieces, never the chunk in memory) and into the default storage as `UploadPart`s of at
+    most `storage.UPLOAD_PART_MAX_BYTES`, each stored as it fills, so neither memory nor the
+    scratch file grows with the chunk; the whole file's SHA-256 state advances as the bytes
+    pass. The parts are recorded (and the offset moved) once the chunk has ended. If the
     client disconnects mid-chunk, what arrived is kept (unless a checksum was sent, which
-    cannot be verified on a part), so it can resume from the new offset. On the last byte
-    the upload completes without reading the file again (see `_complete_upload`).
+    cannot be verified on part of a chunk), so it can resume from the new offset. On the
+    last byte the upload completes without reading the file again (see `_complete_upload`).
     Raises NotPermitted, UploadBusy, UploadOffsetMismatch, UploadNotActive, UploadExpired,
-    ChunkTooLarge, ChecksumMismatch, InvalidInput."""
-    if length > settings.MAX_UPLOAD_CHUNK_BYTES:
-        raise ChunkTooLarge(f"Chunks are limited to {settings.MAX_UPLOAD_CHUNK_BYTES} bytes.")
+    ChunkTooLarge (past the upload's length), ChecksumMismatch, InvalidInput."""
     upload, token = _take_chunk_lease(
         actor=actor, upload_id=upload_id, offset=offset, length=length
     )
+    lease = _ChunkLease(upload.pk, token)
+    parts: list[tuple[int, int, str]] = []  # (offset, size, key) stored, not yet recorded
     try:
-        with storage.chunk_scratch_file() as scratch:
-            whole = ResumableSHA256.from_state(upload.sha256_state)
-            received, chunk_digest = _receive_into(
-                scratch, stream, length, whole, checksum, lease=(upload.pk, token)
-            )
-            if checksum is not None and (received < length or chunk_digest != checksum[1]):
-                if received < length:
-                    raise InvalidInput("The chunk ended early; nothing of it was kept.")
-                raise ChecksumMismatch(f"The chunk's {checksum[0]} does not match Upload-Checksum.")
-            if received == 0:
-                return upload
-            scratch.seek(0)
-            key = storage.save_upload_part(upload.pk, offset, scratch)
-        try:
-            return _record_chunk(upload, token, offset, received, whole, key)
-        except BaseException:
+        whole = ResumableSHA256.from_state(upload.sha256_state)
+        chunk_hash = hashlib.new(checksum[0]) if checksum is not None else None
+        received = 0
+        while received < length:
+            wanted = min(storage.UPLOAD_PART_MAX_BYTES, length - received)
+            with storage.chunk_scratch_file() as scratch:
+                got = _receive_into(scratch, stream, wanted, whole, chunk_hash, lease)
+                if got:
+                    scratch.seek(0)
+                    key = storage.save_upload_part(upload.pk, offset + received, scratch)
+                    parts.append((offset + received, got, key))
+                    lease.keep()
+            received += got
+            if got < wanted:
+                break  # the client went away; keep what arrived
+        if checksum is not None and (received < length or chunk_hash.digest() != checksum[1]):
+            if received < length:
+                raise InvalidInput("The chunk ended early; nothing of it was kept.")
+            raise ChecksumMismatch(f"The chunk's {checksum[0]} does not match Upload-Checksum.")
+        if received == 0:
+            return upload
+        return _record_chunk(upload, token, offset, parts, whole)
+    except BaseException:
+        for _, _, key in parts:
             storage.delete_upload_part(key)
-            raise
+        raise
     finally:
         _release_chunk_lease(upload.pk, token)
 
 
-def _receive_into(scratch, stream, length, whole, checksum, *, lease) -> tuple[int, bytes]:
-    chunk_hash = hashlib.new(checksum[0]) if checksum is not None else None
+class _ChunkLease:
+    """Keeps a chunk's lease on its upload while the chunk's bytes arrive and are stored."""
+
+    def __init__(self, upload_id, token):
+        self.upload_id, self.token = upload_id, token
+        self.renew_every_s = max(1, _lease_seconds() // 3)
+        self.renewed_at = time.monotonic()
+
+    def keep(self) -> None:
+        """Renew the lease when a third of it has passed; UploadBusy if it was lost."""
+        if time.monotonic() - self.renewed_at <= self.renew_every_s:
+            return
+        if not _extend_chunk_lease(self.upload_id, self.token):
+            raise UploadBusy("This chunk took too long and lost its turn; retry it.")
+        self.renewed_at = time.monotonic()
+
+
+def _receive_into(scratch, stream, length: int, whole, chunk_hash, lease: _ChunkLease) -> int:
+    """Copy up to `length` bytes from `stream` to `scratch`, hashing them; returns how many
+    arrived (fewer when the client went away)."""
     received = 0
-    renew_every = max(1, _lease_seconds() // 3)
-    renewed_at = time.monotonic()
     while received < length:
         piece = stream.read(min(READ_PIECE_BYTES, length - received))
         if not piece:
-            break  # the client went away; keep what arrived
+            break
         scratch.write(piece)
         whole.update(piece)
         if chunk_hash is not None:
             chunk_hash.update(piece)
         received += len(piece)
-        if time.monotonic() - renewed_at > renew_every:
-            if not _extend_chunk_lease(*lease):
-                raise UploadBusy("This chunk took too long and lost its turn; retry it.")
-            renewed_at = time.monotonic()
-    return received, (chunk_hash.digest() if chunk_hash is not None else b"")
+        lease.keep()
+    return received
 
 
-def _record_chunk(upload: Upload, token, offset: int, received: int, whole, key: str) -> Upload:
-    """Advance the offset and hash state, in one short transaction, if this request still
-    holds the lease; then complete the upload on its last byte."""
+def _record_chunk(
+    upload: Upload, token, offset: int, parts: list[tuple[int, int, str]], whole
+) -> Upload:
+    """Advance the offset and hash state past the chunk's stored parts, in one short
+    transaction, if this request still holds the lease; then complete the upload on its
+    last byte."""
+    received = sum(size for _, size, _ in parts)
     with transaction.atomic():
         moved = Upload.objects.filter(
             pk=upload.pk, lease_token=token, state=Upload.State.ACTIVE, offset=offset
@@ -425,7 +486,10 @@ def _record_chunk(upload: Upload, token, offset: int, received: int, whole, key:
         )
         if not moved:
             raise UploadBusy("This chunk lost its turn (it took too long, or the upload ended).")
-        UploadPart.objects.create(upload=upload, offset=offset, size_bytes=received, key=key)
+        UploadPart.objects.bulk_create(
+            UploadPart(upload=upload, offset=at, size_bytes=size, key=key)
+            for at, size, key in parts
+        )
         Episode.objects.filter(pk=upload.episode_id, state=Episode.State.CREATED).update(
             state=Episode.State.UPLOADING
         )

@@ -3,9 +3,10 @@
 Everything lives in Django's default storage (local files, or S3-compatible object storage),
 so any web process and any worker on any machine sees the same files:
 
-- `uploads/<upload id>/<offset>`: an upload's chunks, one object per chunk as it arrived
-  (tus writes at an offset; object stores cannot, so chunks are kept apart). Processing
-  joins them into one local scratch file, then drops them.
+- `uploads/<upload id>/<offset>`: an upload's bytes as they arrived, one object per chunk,
+  or per `UPLOAD_PART_MAX_BYTES` of a larger chunk (tus writes at an offset; object stores
+  cannot, so the parts are kept apart). Processing joins them into one local scratch file,
+  then drops them.
 - `episodes/<aa>/<bb>/<sha256>.h5`: accepted files under their content address, so the same
   bytes are stored once and a key says what it holds.
 - `recordings/<episode id>.rrd` and `exports/...`: built by jobs from the episode files.
@@ -30,6 +31,10 @@ from django.core.files import File
 from django.core.files.storage import default_storage
 
 READ_BLOCK_BYTES = 1024 * 1024
+# A PATCH of any size is stored as parts of at most this many bytes, each stored as it fills:
+# the scratch file stays this small, and on object storage each part is one PUT streamed
+# from it (under the 64 MiB multipart threshold, whose parts boto3 holds in memory).
+UPLOAD_PART_MAX_BYTES = 16 * 1024 * 1024
 
 
 class UploadPartsMissing(Exception):
