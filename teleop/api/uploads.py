@@ -1,9 +1,12 @@
 """tus 1.0.0 resumable uploads: core, creation, checksum, termination, expiration.
 
-Bodies are streamed from the request to a scratch file and stored as one part per chunk (see
-teleop.services.receive_chunk); nothing here buffers a chunk, and any web process takes any
-chunk. Under gunicorn a body sent with `Transfer-Encoding: chunked` and
-no Content-Length reads as 0 bytes, so a PATCH without Content-Length is answered 411.
+A generic tus client (tuspy, tus-js-client, ...) needs nothing else: `POST /uploads/` with
+`Upload-Metadata: session <base64>,sha256 <base64>` registers the episode and opens its
+upload (`docs/api.md` lists the keys). Bodies of any size are streamed from the request to a
+scratch file and stored in parts of at most 16 MiB (see teleop.services.receive_chunk);
+nothing here buffers a chunk, and any web process takes any chunk. Under gunicorn a body
+sent with `Transfer-Encoding: chunked` and no Content-Length reads as 0 bytes, so a PATCH
+without Content-Length is answered 411. `OPTIONS` (tus discovery) needs no credentials.
 """
 
 import base64
@@ -18,13 +21,25 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core import access
-from core.api.exceptions import LengthRequired
+from core.api.exceptions import LengthRequired, PayloadTooLarge
 from teleop import services
-from teleop.models import Episode, Upload
+from teleop.api import serializers as s
+from teleop.models import Episode, Session, Upload
 
 TUS_VERSION = "1.0.0"
 TUS_EXTENSIONS = "creation,checksum,termination,expiration"
+TUS_CHECKSUM_ALGORITHMS = "sha1,sha256"
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
+# `Upload-Metadata` keys of the generic creation flow -> the fields of `POST /episodes/`
+# (`EpisodeIn`), whose validation they go through; `Upload-Length` is `size_bytes`.
+EPISODE_METADATA_FIELDS = {
+    "episode_id": "id",
+    "session": "session",
+    "sha256": "sha256",
+    "condition": "condition",
+}
+# Names episodes created without `episode_id`, from their session and content.
+EPISODE_ID_NAMESPACE = uuid.UUID("5d4c6f2e-8a51-4c39-9a3e-6f1b2b7f0e41")
 
 
 class PreconditionFailed(exceptions.APIException):
@@ -57,7 +72,24 @@ def _parse_metadata(value: str) -> dict[str, str]:
     return pairs
 
 
+def _episode_input_errors(errors: dict) -> dict:
+    """`EpisodeIn`'s errors named as the client sent them: metadata keys and headers."""
+    fields = {"id": "episode_id", **{v: k for k, v in EPISODE_METADATA_FIELDS.items()}}
+    named: dict = {}
+    for field, messages in errors.items():
+        if field == "size_bytes":
+            named["Upload-Length"] = messages
+        else:
+            named.setdefault("Upload-Metadata", {})[fields.get(field, field)] = messages
+    return named
+
+
 class _TusView(APIView):
+    def get_permissions(self):
+        if self.request.method == "OPTIONS":
+            return []  # tus discovery: a client asks before it has credentials
+        return super().get_permissions()
+
     def dispatch(self, request, *args, **kwargs):
         # tus 1.0: clients behind proxies that only pass GET and POST send the real method
         # in X-HTTP-Method-Override, and the server must honour it.
@@ -78,6 +110,19 @@ class _TusView(APIView):
             response["Tus-Version"] = TUS_VERSION
         return response
 
+    @extend_schema(request=None, responses={204: None}, auth=[])
+    def options(self, request, *args, **kwargs):
+        """tus discovery: the version, extensions, largest upload and checksum algorithms."""
+        return Response(
+            status=status.HTTP_204_NO_CONTENT,
+            headers={
+                "Tus-Version": TUS_VERSION,
+                "Tus-Extension": TUS_EXTENSIONS,
+                "Tus-Max-Size": str(settings.MAX_EPISODE_BYTES),
+                "Tus-Checksum-Algorithm": TUS_CHECKSUM_ALGORITHMS,
+            },
+        )
+
     def _headers(self, upload: Upload) -> dict[str, str]:
         return {
             "Upload-Offset": str(upload.offset),
@@ -96,23 +141,14 @@ class _TusView(APIView):
         upload = queryset.filter(pk=upload_id).first()
         if upload is None:
             raise exceptions.NotFound("No such upload.")
+        if upload.state == Upload.State.TERMINATED:
+            # tus termination: requests to a terminated upload are 404 (or 410).
+            raise exceptions.NotFound("The upload was terminated.")
         return upload
 
 
 class UploadCollectionView(_TusView):
     """tus creation (`POST`) and discovery (`OPTIONS`)."""
-
-    @extend_schema(request=None, responses={204: None})
-    def options(self, request, *args, **kwargs):
-        return Response(
-            status=status.HTTP_204_NO_CONTENT,
-            headers={
-                "Tus-Version": TUS_VERSION,
-                "Tus-Extension": TUS_EXTENSIONS,
-                "Tus-Max-Size": str(settings.MAX_EPISODE_BYTES),
-                "Tus-Checksum-Algorithm": "sha1,sha256",
-            },
-        )
 
     @extend_schema(
         request=None,
@@ -124,23 +160,76 @@ class UploadCollectionView(_TusView):
                 str,
                 OpenApiParameter.HEADER,
                 required=True,
-                description="`episode_id <base64>`",
+                description=(
+                    "`session <base64>,sha256 <base64>` (and optionally `episode_id`, "
+                    "`condition`, `filename`): registers the episode as `POST /episodes/` "
+                    "does; or `episode_id <base64>` alone for an episode registered before."
+                ),
             ),
             OpenApiParameter("Tus-Resumable", str, OpenApiParameter.HEADER, required=True),
         ],
     )
     def post(self, request):
-        """Create (or find) the upload of an episode registered with `POST /episodes/`."""
+        """Open an upload at offset 0 (`Location`) of a new or registered episode."""
         length = _int_header(request, "Upload-Length")
+        if length > settings.MAX_EPISODE_BYTES:
+            raise PayloadTooLarge(
+                f"Uploads are limited to {settings.MAX_EPISODE_BYTES} bytes (Tus-Max-Size)."
+            )
         metadata = _parse_metadata(request.headers.get("Upload-Metadata", ""))
+        if "session" in metadata:
+            episode = self._register_episode(request, metadata, length)
+        else:
+            episode = self._registered_episode(request, metadata, length)
+        upload = services.create_upload(actor=request.user, episode=episode)
+        headers = self._headers(upload)
+        headers["Location"] = request.build_absolute_uri(f"/api/v1/uploads/{upload.pk}")
+        return Response(status=status.HTTP_201_CREATED, headers=headers)
+
+    def _register_episode(self, request, metadata: dict[str, str], length: int) -> Episode:
+        """The generic flow: the episode as `POST /episodes/` would register it, from the
+        metadata; without `episode_id`, its id is derived from the session and the SHA-256,
+        so creating the same file's upload again names the same episode."""
+        data = {
+            field: metadata[key]
+            for key, field in EPISODE_METADATA_FIELDS.items()
+            if key in metadata
+        }
+        data["size_bytes"] = length
+        if "id" not in data:
+            name = f"{data['session'].lower()}:{data.get('sha256', '').lower()}"
+            data["id"] = str(uuid.uuid5(EPISODE_ID_NAMESPACE, name))
+        serializer = s.EpisodeIn(data=data, context={"request": request})
+        if not serializer.is_valid():
+            raise exceptions.ValidationError(_episode_input_errors(serializer.errors))
+        valid = serializer.validated_data
+        session = (
+            access.own_recordings(Session.objects.select_related("robot"), request.user)
+            .filter(pk=valid["session"])
+            .first()
+        )
+        if session is None:
+            raise exceptions.ValidationError({"Upload-Metadata": {"session": ["No such session."]}})
+        episode, _, _ = services.create_episode(
+            actor=request.user,
+            episode_id=valid["id"],
+            session=session,
+            size_bytes=valid["size_bytes"],
+            sha256=valid["sha256"],
+            condition=valid.get("condition"),
+        )
+        return episode
+
+    def _registered_episode(self, request, metadata: dict[str, str], length: int) -> Episode:
+        """The flow of an episode registered with `POST /episodes/`: `episode_id` alone."""
         try:
             episode_id = uuid.UUID(metadata.get("episode_id", ""))
         except ValueError as exc:
             raise exceptions.ValidationError(
-                {"Upload-Metadata": ["episode_id (a UUID) is required."]}
+                {"Upload-Metadata": ["session and sha256, or episode_id (a UUID), are required."]}
             ) from exc
         episode = (
-            access.own_recordings(Episode.objects.select_related("session__robot"), request.user)
+            access.own_recordings(Episode.objects.select_related("robot"), request.user)
             .filter(pk=episode_id)
             .first()
         )
@@ -154,16 +243,7 @@ class UploadCollectionView(_TusView):
                     ]
                 }
             )
-        _, upload, _ = services.create_episode(
-            actor=request.user,
-            episode_id=episode.pk,
-            session=episode.session,
-            size_bytes=episode.declared_size_bytes,
-            sha256=episode.declared_sha256,
-        )
-        headers = self._headers(upload)
-        headers["Location"] = request.build_absolute_uri(f"/api/v1/uploads/{upload.pk}")
-        return Response(status=status.HTTP_201_CREATED, headers=headers)
+        return episode
 
 
 class UploadView(_TusView):
@@ -172,8 +252,6 @@ class UploadView(_TusView):
     @extend_schema(request=None, responses={200: None})
     def head(self, request, upload_id):
         upload = self._upload(upload_id)
-        if upload.state == Upload.State.TERMINATED:
-            raise exceptions.NotFound("The upload was terminated.")
         return Response(status=status.HTTP_200_OK, headers=self._headers(upload))
 
     @extend_schema(
@@ -193,7 +271,7 @@ class UploadView(_TusView):
                 "Upload-Checksum",
                 str,
                 OpenApiParameter.HEADER,
-                description="`sha256 <base64 digest of this chunk>` (or `sha1 <base64>`)",
+                description="`sha1 <base64 digest of this chunk>` or `sha256 <base64>`",
             ),
             OpenApiParameter("Tus-Resumable", str, OpenApiParameter.HEADER, required=True),
         ],
