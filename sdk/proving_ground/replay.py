@@ -44,11 +44,13 @@ Design choices:
   Rerun version and ours (`EXPORTER_VERSION`) are stored in each recording (recording
   properties and the ``/meta`` document) and recordings are rebuilt on an upgrade; the HDF5
   file stays the source of truth.
-- **Deterministic and atomic.** The recording id is the episode id, and no wall-clock
-  timeline is logged (``send_columns`` and static logs add no ``log_time``), so building
-  twice gives the same recording. The file is written under a temporary name in the target
-  directory, fsynced (unless ``durable=False``) and renamed into place: a reader sees the
-  old file or the new one.
+- **Deterministic and atomic.** Two builds of an episode are the same bytes (tested, with
+  ``rerun rrd verify``): the recording id is the episode id, no wall-clock timeline is
+  logged, chunks are made by our code (never cut by the batcher's timers) and their chunk and
+  row ids count up from the episode's start time, and the values Rerun's writer draws at
+  random are fixed once the file is closed (`proving_ground.replay_ids` says which). The file
+  is written under a temporary name in the target directory, fsynced (unless
+  ``durable=False``) and renamed into place: a reader sees the old file or the new one.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ from typing import Any
 import numpy as np
 import rerun as rr
 import rerun.blueprint as rrb
+import rerun_bindings as bindings
 from rerun.error_utils import catch_and_log_exceptions
 
 from proving_ground.episode.reader import EpisodeReader, Event
@@ -79,6 +82,13 @@ from proving_ground.episode.spec import (
     EVENT_STAGE,
 )
 from proving_ground.files import fsync_path
+from proving_ground.replay_ids import (
+    ChunkSender,
+    TuidCounter,
+    blueprint_storage,
+    fix_store_identity,
+    fixed_ids,
+)
 
 RERUN_VERSION: str = rr.__version__
 # Ours: bump when the layout of a recording changes, so recordings can be told apart and rebuilt.
@@ -169,19 +179,26 @@ def build_recording(
     partial = out_path.with_name(f".{out_path.name}.{uuid.uuid4().hex}.partial")
     with EpisodeReader(episode_path) as reader:
         episode_id = str(reader.attrs.get("episode_id") or "")
+        recording_id = _recording_id(episode_id, reader.path)
         rec = rr.RecordingStream(
             application_id,
-            recording_id=_recording_id(episode_id, reader.path),
+            recording_id=recording_id,
             # The automatic properties carry the wall-clock start of *this build*; ours carry
             # the episode's, so rebuilding gives the same recording.
             send_properties=False,
         )
+        # Chunk and row ids count from the episode's start, never from the clock.
+        ids = TuidCounter(_iso_to_ns(reader.attrs.get("start_time")) or 0)
         try:
             # Thread-local strictness: a malformed column raises here instead of a warning.
             with catch_and_log_exceptions(context="build_recording", strict=True):
-                rec.save(partial, default_blueprint=_blueprint(reader))
+                namespace = uuid.UUID(recording_id)
+                blueprint = blueprint_storage(
+                    fixed_ids(_blueprint(reader), namespace), application_id, ids
+                )
+                bindings.save(str(partial), default_blueprint=blueprint, recording=rec.to_native())
                 frames_logged, scalars_logged = _log_episode(
-                    rec, reader, labels=labels, quality_flags=quality_flags
+                    ChunkSender(rec, ids), reader, labels=labels, quality_flags=quality_flags
                 )
                 rec.flush()
         except BaseException:
@@ -191,6 +208,7 @@ def build_recording(
         # Closing the file sink writes the footer (the chunk manifest the viewer seeks with).
         rec.disconnect()
     try:
+        fix_store_identity(partial, f"rec_{uuid.uuid5(namespace, 'blueprint').hex}")
         if durable:
             fsync_path(partial)
         os.replace(partial, out_path)
@@ -255,7 +273,7 @@ def _clock(reader: EpisodeReader, events: Sequence[Event]) -> _Clock:
 
 
 def _log_episode(
-    rec: rr.RecordingStream,
+    rec: ChunkSender,
     reader: EpisodeReader,
     *,
     labels: Sequence[Mapping[str, Any]],
@@ -270,14 +288,14 @@ def _log_episode(
     return frames_logged, scalars_logged
 
 
-def _log_static(rec: rr.RecordingStream, reader: EpisodeReader, clock: _Clock) -> None:
+def _log_static(rec: ChunkSender, reader: EpisodeReader, clock: _Clock) -> None:
     """Properties, the ``/meta`` summary, and each family's series names."""
     attrs = reader.attrs
     episode_id = str(attrs.get("episode_id", ""))
-    rec.send_recording_name(f"episode {episode_id}" if episode_id else reader.path.name)
-    start_ns = _iso_to_ns(attrs.get("start_time"))
-    if start_ns is not None:
-        rec.send_recording_start_time_nanos(start_ns)
+    rec.send_recording_info(
+        name=f"episode {episode_id}" if episode_id else reader.path.name,
+        start_time_ns=_iso_to_ns(attrs.get("start_time")),
+    )
     rec.send_property(
         PROPERTY_NAME,
         rr.AnyValues(
@@ -297,7 +315,7 @@ def _log_static(rec: rr.RecordingStream, reader: EpisodeReader, clock: _Clock) -
         rec.log(entity, rr.SeriesLines(names=names), static=True)
 
 
-def _log_steps(rec: rr.RecordingStream, reader: EpisodeReader, clock: _Clock) -> int:
+def _log_steps(rec: ChunkSender, reader: EpisodeReader, clock: _Clock) -> int:
     """Every per-step signal as Scalars columns, one chunk per block of rows; returns the
     number of scalar values logged."""
     logged = 0
@@ -314,7 +332,7 @@ def _log_steps(rec: rr.RecordingStream, reader: EpisodeReader, clock: _Clock) ->
     return logged
 
 
-def _log_camera(rec: rr.RecordingStream, reader: EpisodeReader, cam: str, clock: _Clock) -> int:
+def _log_camera(rec: ChunkSender, reader: EpisodeReader, cam: str, clock: _Clock) -> int:
     """One camera's encoded frames as EncodedImage columns, `FRAMES_PER_CHUNK` at a time."""
     encoding = reader.camera_info(cam).encoding
     media_type = MEDIA_TYPES.get(encoding)
@@ -337,7 +355,7 @@ def _log_camera(rec: rr.RecordingStream, reader: EpisodeReader, cam: str, clock:
 
 
 def _log_events(
-    rec: rr.RecordingStream,
+    rec: ChunkSender,
     clock: _Clock,
     events: Sequence[Event],
     *,
@@ -384,7 +402,7 @@ def _log_events(
 
 
 def _send_text_log(
-    rec: rr.RecordingStream,
+    rec: ChunkSender,
     entity: str,
     clock: _Clock,
     times_s: Sequence[float],
