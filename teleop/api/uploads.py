@@ -85,6 +85,19 @@ def _episode_input_errors(errors: dict) -> dict:
 
 
 class _TusView(APIView):
+    # The tus answers beyond every write's (core.api.schema documents these with the rest).
+    documented_errors = {
+        404: "`not_found`: no such upload (or episode), one the caller may not see, or an "
+        "upload that was terminated (tus termination).",
+        410: "`upload_expired`: the upload expired; create it again.",
+        411: "`length_required`: a PATCH needs `Content-Length`.",
+        412: "`tus_version_unsupported`: send `Tus-Resumable: 1.0.0`.",
+        413: "`payload_too_large`: `Upload-Length` over `Tus-Max-Size`, or a chunk past the "
+        "upload's length.",
+        415: "`unsupported_media_type`: a PATCH is `application/offset+octet-stream`.",
+        460: "`checksum_mismatch`: the chunk does not match `Upload-Checksum`; none of it is kept.",
+    }
+
     def get_permissions(self):
         if self.request.method == "OPTIONS":
             return []  # tus discovery: a client asks before it has credentials

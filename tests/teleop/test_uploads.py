@@ -137,12 +137,41 @@ def test_chunk_past_the_declared_length_is_413(api, world, session):
     assert _head(client, url) == 0
 
 
-def test_chunk_over_16_mib_is_413_before_it_is_read(api, world, session, settings):
-    settings.MAX_UPLOAD_CHUNK_BYTES = 1000
+def test_a_chunk_of_any_size_is_taken_and_stored_in_parts_as_it_arrives(
+    api, world, session, episode_file, monkeypatch
+):
+    from teleop import storage
+
+    # tuspy sends a whole file in one PATCH by default: there is no cap on a chunk, but it is
+    # stored in parts of at most UPLOAD_PART_MAX_BYTES (here 100 kB), each as it fills.
+    monkeypatch.setattr(storage, "UPLOAD_PART_MAX_BYTES", 100_000)
+    data = episode_file.read_bytes()
     client = api(key=world.a.robot_key)
-    url = _create(client, session, b"x" * 5000)["upload_url"]
-    response = _patch(client, url, b"x" * 2000, 0)
-    assert response.status_code == 413
+    url = _create(client, session, data)["upload_url"]
+    response = _patch(client, url, data, 0, checksum=hashlib.sha256(data).digest())
+    assert response.status_code == 204 and response["Upload-Offset"] == str(len(data))
+    upload = Upload.objects.get()
+    assert [p.size_bytes for p in upload.parts.all()] == [
+        min(100_000, len(data) - at) for at in range(0, len(data), 100_000)
+    ]
+    assert stored_upload_bytes(upload) == data
+    assert Episode.objects.get().state == "processing"
+
+
+def test_a_chunk_stored_in_parts_whose_checksum_fails_leaves_no_part(
+    api, world, session, episode_file, monkeypatch
+):
+    from teleop import storage
+
+    monkeypatch.setattr(storage, "UPLOAD_PART_MAX_BYTES", 100_000)
+    data = episode_file.read_bytes()
+    client = api(key=world.a.robot_key)
+    url = _create(client, session, data)["upload_url"]
+    response = _patch(client, url, data[:350_000], 0, checksum=hashlib.sha256(b"x").digest())
+    assert response.status_code == 460
+    upload = Upload.objects.get()
+    assert _head(client, url) == 0
+    assert not upload.parts.exists() and upload_parts_left(upload) == []
 
 
 def test_requests_without_tus_resumable_are_412(api, world, session):
@@ -170,6 +199,22 @@ def test_options_advertises_the_tus_extensions(api, world):
     }
 
 
+def test_options_needs_no_credentials_and_answers_tus_headers_on_an_upload_too(
+    api, world, session, settings
+):
+    url = _create(api(key=world.a.robot_key), session, b"x" * 100)["upload_url"]
+    for path in ("/api/v1/uploads/", urlsplit(url).path):
+        response = api().options(path)
+        assert response.status_code == 204, (path, response.content)
+        assert response.content == b""
+        assert response["Tus-Resumable"] == response["Tus-Version"] == "1.0.0"
+        assert response["Tus-Max-Size"] == str(settings.MAX_EPISODE_BYTES)
+        assert set(response["Tus-Checksum-Algorithm"].split(",")) == {"sha1", "sha256"}
+        assert "termination" in response["Tus-Extension"].split(",")
+    # Discovery only: the upload itself still needs the robot's key.
+    assert api().head(urlsplit(url).path, **TUS).status_code == 401
+
+
 def test_tus_creation_with_metadata_finds_the_episode_upload(api, world, session):
     client = api(key=world.a.robot_key)
     episode = _create(client, session, b"x" * 100)
@@ -179,6 +224,146 @@ def test_tus_creation_with_metadata_finds_the_episode_upload(api, world, session
     )
     assert response.status_code == 201
     assert response["Location"] == episode["upload_url"]
+
+
+def _metadata(**pairs: str) -> str:
+    return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in pairs.items())
+
+
+def _tus_create(client, length: int, **metadata: str):
+    return client.post(
+        "/api/v1/uploads/",
+        HTTP_UPLOAD_LENGTH=str(length),
+        HTTP_UPLOAD_METADATA=_metadata(**metadata),
+        **TUS,
+    )
+
+
+def test_a_generic_tus_client_creates_the_episode_and_its_upload_with_metadata(
+    api, world, session, episode_file, django_capture_on_commit_callbacks, immediate_jobs
+):
+    data = episode_file.read_bytes()
+    client = api(key=world.a.robot_key)
+    response = _tus_create(
+        client, len(data), session=str(session.pk), sha256=_sha(data), filename="episode.h5"
+    )
+    assert response.status_code == 201, response.content
+    assert response["Upload-Offset"] == "0" and response["Upload-Length"] == str(len(data))
+    episode = Episode.objects.get()
+    assert (episode.session, episode.declared_sha256, episode.state) == (
+        session,
+        _sha(data),
+        "created",
+    )
+    upload = Upload.objects.get()
+    assert response["Location"].endswith(f"/api/v1/uploads/{upload.pk}")
+    # Creating it again (a client run twice) names the same episode and the same upload.
+    again = _tus_create(client, len(data), session=str(session.pk), sha256=_sha(data))
+    assert again.status_code == 201 and again["Location"] == response["Location"]
+    assert Episode.objects.count() == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        assert _patch(client, response["Location"], data, 0).status_code == 204
+    episode.refresh_from_db()
+    assert episode.state == "ready", episode.validation_report
+    # The file is received: a third creation is refused rather than starting over.
+    third = _tus_create(client, len(data), session=str(session.pk), sha256=_sha(data))
+    assert third.status_code == 409 and third.json()["error"] == "upload_not_active"
+
+
+def test_generic_creation_takes_the_client_episode_id_and_condition(api, world, session):
+    episode_id = str(uuid.uuid4())
+    client = api(key=world.a.robot_key)
+    metadata = {"session": str(session.pk), "sha256": _sha(b"x" * 100), "episode_id": episode_id}
+    assert _tus_create(client, 100, **metadata).status_code == 201
+    assert str(Episode.objects.get().pk) == episode_id
+    # The same id with other content is the conflict POST /episodes/ answers.
+    other = _tus_create(client, 100, **(metadata | {"sha256": _sha(b"y" * 100)}))
+    assert other.status_code == 409 and other.json()["error"] == "episode_id_conflict"
+
+
+def test_generic_creation_validates_the_metadata_as_post_episodes_does(api, world, session):
+    client = api(key=world.a.robot_key)
+    bad_sha = _tus_create(client, 100, session=str(session.pk), sha256="nothex")
+    assert bad_sha.status_code == 400
+    assert set(bad_sha.json()["fields"]["Upload-Metadata"]) == {"sha256"}
+    bad_id = _tus_create(client, 100, session=str(session.pk), sha256=_sha(b"x"), episode_id="1")
+    assert bad_id.status_code == 400
+    assert set(bad_id.json()["fields"]["Upload-Metadata"]) == {"episode_id"}
+    no_sha = _tus_create(client, 100, session=str(session.pk))
+    assert no_sha.status_code == 400
+    assert set(no_sha.json()["fields"]["Upload-Metadata"]) == {"sha256"}
+    elsewhere = _tus_create(client, 100, session=str(uuid.uuid4()), sha256=_sha(b"x"))
+    assert elsewhere.status_code == 400
+    assert elsewhere.json()["fields"]["Upload-Metadata"] == {"session": ["No such session."]}
+    # Team b's robot cannot record into team a's session.
+    foreign = _tus_create(
+        api(key=world.b.robot_key), 100, session=str(session.pk), sha256=_sha(b"x")
+    )
+    assert foreign.status_code == 400
+    assert not Episode.objects.exists()
+
+
+def test_generic_creation_in_a_closed_session_is_refused(api, world, session):
+    services.close_session(actor=world.a.operator, session=session)
+    response = _tus_create(
+        api(key=world.a.robot_key), 100, session=str(session.pk), sha256=_sha(b"x")
+    )
+    assert response.status_code == 409 and response.json()["error"] == "session_closed"
+
+
+def test_creation_over_tus_max_size_is_413(api, world, session, settings):
+    settings.MAX_EPISODE_BYTES = 1000
+    response = _tus_create(
+        api(key=world.a.robot_key), 1001, session=str(session.pk), sha256=_sha(b"x")
+    )
+    assert response.status_code == 413
+    assert not Episode.objects.exists()
+
+
+def test_creating_the_upload_of_a_partly_uploaded_file_again_starts_a_new_one_at_0(
+    api, world, session, episode_file, django_capture_on_commit_callbacks
+):
+    data = episode_file.read_bytes()
+    client = api(key=world.a.robot_key)
+    episode = _create(client, session, data)
+    first = episode["upload_url"]
+    assert _patch(client, first, data[:1000], 0).status_code == 204
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            "/api/v1/uploads/",
+            HTTP_UPLOAD_LENGTH=str(len(data)),
+            HTTP_UPLOAD_METADATA=_metadata(episode_id=episode["id"]),
+            **TUS,
+        )
+    assert response.status_code == 201
+    assert response["Location"] != first and response["Upload-Offset"] == "0"
+    assert _head(client, response["Location"]) == 0
+    # The partial upload is terminated and its bytes dropped: its URL is gone.
+    assert client.head(urlsplit(first).path, **TUS).status_code == 404
+    old = Upload.objects.get(state="terminated")
+    assert upload_parts_left(old) == []
+    assert Episode.objects.get().state == "created"
+    assert _patch(client, response["Location"], data, 0).status_code == 204
+    assert Episode.objects.get().state == "processing"
+
+
+def test_requests_to_a_terminated_upload_are_404(api, world, session):
+    client = api(key=world.a.robot_key)
+    url = _create(client, session, b"x" * 100)["upload_url"]
+    assert _patch(client, url, b"x" * 10, 0).status_code == 204
+    assert client.delete(urlsplit(url).path, **TUS).status_code == 204
+    assert client.head(urlsplit(url).path, **TUS).status_code == 404
+    patched = _patch(client, url, b"x" * 10, 10)
+    assert patched.status_code == 404 and patched.json()["error"] == "not_found"
+    assert client.delete(urlsplit(url).path, **TUS).status_code == 404
+
+
+def test_x_http_method_override_terminates_with_a_post(api, world, session):
+    client = api(key=world.a.robot_key)
+    url = _create(client, session, b"x" * 100)["upload_url"]
+    response = client.post(urlsplit(url).path, HTTP_X_HTTP_METHOD_OVERRIDE="DELETE", **TUS)
+    assert response.status_code == 204
+    assert Upload.objects.get().state == "terminated"
 
 
 def test_termination_drops_the_bytes_and_a_new_upload_can_start(api, world, session):
