@@ -11,6 +11,7 @@ it (huggingface/lerobot at 7427f318, package 0.6.2).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -99,10 +100,10 @@ def sources(tmp_path_factory) -> list[Source]:
                     "stage_score": 0.5,
                 },
                 metadata={"lighting": "bright", "attempt": 2},
-                split="valid",
+                split="train",
             ),
         ),
-        (2.0, dict(task="Place the cube.", label=None, metadata={"attempt": 3}, split="train")),
+        (2.0, dict(task="Place the cube.", label=None, metadata={"attempt": 3}, split="valid")),
     ]
     out = []
     for i, (seconds, fields) in enumerate(specs):
@@ -345,7 +346,8 @@ INFO_FIELDS = [
      "utils.py:146 DEFAULT_DATA_PATH; dataset_metadata.py:331 get_data_file_path"),
     ("video_path", "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4",
      "utils.py:147 DEFAULT_VIDEO_PATH; dataset_metadata.py:357 get_video_file_path"),
-    ("splits", {"train": "0:3"}, "dataset_metadata.py:667 info.splits = {'train': '0:N'}"),
+    ("splits", {"train": "0:2", "valid": "2:3"},
+     "utils.py DatasetInfo.splits: split -> 'from:to' episode indices"),
 ]  # fmt: skip
 
 
@@ -499,6 +501,31 @@ def test_lerobot_stats_cover_every_feature_per_episode_and_overall(lerobot):
     assert np.allclose(stats["action"]["mean"], (overall * weights).sum(0) / weights.sum())
 
 
+def test_lerobot_groups_episodes_by_split_so_each_split_is_one_range_in_info_json(
+    sources, tmp_path
+):
+    # Short trims keep the encode quick; input order interleaves the splits.
+    splits = ["val", "train", None, "val", "train"]
+    episodes = [
+        dataclasses.replace(
+            sources[i % 2].episode, episode_id=f"ep-{i}", split=split, start_s=None, end_s=0.2
+        )
+        for i, split in enumerate(splits)
+    ]
+    root = tmp_path / "split"
+    export_lerobot(episodes, root, fps=FPS, robot_type="r", joint_names=JOINTS)
+    assert _info(root)["splits"] == {"val": "0:2", "train": "2:4"}
+    table = _episodes(root)
+    assert table.column("pg/episode_id").to_pylist() == ["ep-0", "ep-3", "ep-1", "ep-4", "ep-2"]
+    assert table.column("pg/split").to_pylist() == ["val", "val", "train", "train", None]
+    assert table.column("episode_index").to_pylist() == [0, 1, 2, 3, 4]
+    # The data rows follow the same order: episode 1 is ep-3's rows.
+    data = _data(root)
+    assert sorted(set(data.column("episode_index").to_pylist())) == [0, 1, 2, 3, 4]
+    provenance = json.loads((root / "meta/pg_export.json").read_text())
+    assert provenance["episode_ids"] == ["ep-0", "ep-3", "ep-1", "ep-4", "ep-2"]
+
+
 def test_lerobot_export_refuses_fps_that_is_not_a_whole_number(sources, tmp_path):
     with pytest.raises(ValueError, match="whole number"):
         export_lerobot(
@@ -629,8 +656,8 @@ def test_robomimic_masks_list_the_demos_of_each_outcome_and_split(robomimic):
         "success": ["demo_0"],
         "failure": ["demo_1"],
         "partial": [],
-        "train": ["demo_0", "demo_2"],
-        "valid": ["demo_1"],
+        "train": ["demo_0", "demo_1"],
+        "valid": ["demo_2"],
     }
 
 

@@ -86,7 +86,8 @@ def export_lerobot(
     data_files_size_in_mb: int = DEFAULT_DATA_FILE_SIZE_IN_MB,
     video_files_size_in_mb: int = DEFAULT_VIDEO_FILE_SIZE_IN_MB,
 ) -> ExportResult:
-    """Write `episodes`, in order, as a LeRobot v3.0 dataset directory at `out_dir`.
+    """Write `episodes` as a LeRobot v3.0 dataset directory at `out_dir`, in input order
+    grouped by split (`split_order`), so that info.json's ``splits`` are index ranges.
 
     `fps` (rows per second, a whole number: LeRobot stores it as an int) sets the grid; pass
     the cameras' rate so that each video frame is a distinct camera frame. `joint_names`
@@ -101,6 +102,7 @@ def export_lerobot(
     """
     started = time.perf_counter()
     check_episodes(episodes)
+    episodes = split_order(episodes)
     fps_int = round(fps)
     if not (fps_int >= 1 and abs(fps - fps_int) < 1e-9):
         raise ValueError(f"fps must be a whole number of frames per second for LeRobot, not {fps}")
@@ -127,6 +129,30 @@ def export_lerobot(
         seconds=time.perf_counter() - started,
         size_bytes=size,
     )
+
+
+def split_order(episodes: Sequence[ExportEpisode]) -> list[ExportEpisode]:
+    """`episodes` grouped by split, so that every split is one range of episode indices:
+    splits in the order they first appear, episodes keeping their order within a split,
+    episodes without a split last. Input already grouped comes back unchanged."""
+    names: dict[str | None, int] = {}
+    for ep in episodes:
+        if ep.split is not None:
+            names.setdefault(ep.split, len(names))
+    return sorted(episodes, key=lambda ep: names.get(ep.split, len(names)))  # stable
+
+
+def lerobot_splits(episodes: Sequence[ExportEpisode]) -> dict[str, str]:
+    """info.json ``splits`` of episodes in `split_order`: ``{"train": "0:40", "val":
+    "40:50"}``, half-open ranges of episode indices. No split anywhere: ``{"train": "0:N"}``
+    as LeRobot writes it; episodes without a split, when others have one, are in no range."""
+    if all(ep.split is None for ep in episodes):
+        return {"train": f"0:{len(episodes)}"}
+    ranges: dict[str, list[int]] = {}
+    for index, ep in enumerate(episodes):
+        if ep.split is not None:
+            ranges.setdefault(ep.split, [index, index + 1])[1] = index + 1
+    return {name: f"{start}:{stop}" for name, (start, stop) in ranges.items()}
 
 
 def _feature_name(observation_key: str) -> str:
@@ -304,9 +330,9 @@ class _DatasetWriter:
             "data_files_size_in_mb": self.data_mb,
             "video_files_size_in_mb": self.video_mb,
             "fps": self.fps,
-            # dataset_metadata.save_episode writes exactly this: a LeRobot "split" is the HF
-            # dataset split of the parquet files, not a train/valid partition (pg/split is).
-            "splits": {"train": f"0:{len(rows)}"},
+            # DatasetInfo.splits: split name -> "from:to" episode indices (LeRobot's own
+            # writer always says {"train": "0:N"}); ours from the episodes' splits.
+            "splits": lerobot_splits(self.episodes),
             "data_path": DATA_PATH,
             "video_path": VIDEO_PATH if has_video else None,
             "features": features,
