@@ -612,13 +612,46 @@ def test_robomimic_actions_and_observations_are_the_source_rows(robomimic, sourc
     with h5py.File(robomimic[0], "r") as f:
         for i, source in enumerate(sources):
             demo = f[f"data/demo_{i}"]
-            assert demo["actions"].shape == (len(source.row_times(FPS)), 7)
-            assert np.array_equal(demo["actions"][()], _source_rows(source, None))
+            assert demo["actions_raw"].shape == (len(source.row_times(FPS)), 7)
+            assert np.array_equal(demo["actions_raw"][()], _source_rows(source, None))
             for key in ("qpos", "qvel"):
                 obs = demo[f"obs/{key}"][()]
                 assert np.array_equal(obs, _source_rows(source, key))
                 assert np.array_equal(demo[f"next_obs/{key}"][:-1], obs[1:])
                 assert np.array_equal(demo[f"next_obs/{key}"][-1], obs[-1])
+
+
+def test_robomimic_actions_are_in_minus_one_one_and_the_stored_scale_gives_them_back(
+    robomimic, sources
+):
+    with h5py.File(robomimic[0], "r") as f:
+        norm = json.loads(f["data"].attrs["action_normalization"])
+        offset, scale = np.array(norm["offset"]), np.array(norm["scale"])
+        every = np.concatenate([f[f"data/demo_{i}/actions"][()] for i in range(len(sources))])
+        # get_dataset_info.py's check, and each dimension reaches both ends.
+        assert every.dtype == np.float32 and np.abs(every).max() <= 1.0
+        moving = scale != 1.0
+        assert np.allclose(every.min(axis=0)[moving], -1) and np.allclose(
+            every.max(axis=0)[moving], 1
+        )
+        for i, source in enumerate(sources):
+            raw = _source_rows(source, None)
+            back = f[f"data/demo_{i}/actions"][()] * scale + offset  # as docs/exports.md says
+            assert np.allclose(back, raw, atol=1e-5 * np.maximum(1, np.abs(raw)).max())
+        assert np.allclose(np.array(norm["min"])[moving], (offset - scale)[moving])
+
+
+def test_robomimic_can_keep_the_recorded_actions_unnormalized(sources, tmp_path):
+    path = tmp_path / "raw.hdf5"
+    export_robomimic(
+        [sources[0].episode], path, include_images=False, normalize_actions=False, fps=FPS
+    )
+    with h5py.File(path, "r") as f:
+        assert "action_normalization" not in f["data"].attrs
+        assert "actions_raw" not in f["data/demo_0"]
+        assert np.array_equal(
+            f["data/demo_0/actions"][()], _source_rows(sources[0], None, FPS, cameras=False)
+        )
 
 
 def test_robomimic_images_are_the_decoded_camera_frame_of_each_row(robomimic, sources):
@@ -702,7 +735,7 @@ def test_robomimic_without_images_keeps_every_control_step(sources, tmp_path):
         assert sorted(f["data/demo_0/obs"]) == ["qpos", "qvel"]
         assert f["data"].attrs["pg_fps"] == CONTROL_HZ
         for i, source in enumerate(sources):
-            actions = f[f"data/demo_{i}/actions"][()]
+            actions = f[f"data/demo_{i}/actions_raw"][()]
             assert np.array_equal(actions, _source_rows(source, None, CONTROL_HZ, cameras=False))
     assert result.num_frames == sum(expected)
 

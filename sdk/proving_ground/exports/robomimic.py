@@ -12,7 +12,9 @@ The structure is robomimic's dataset format (``ARISE-Initiative/robomimic``,
         obs/<key>       (N, *shape) every observation, source dtype
         obs/<cam>_image (N, H, W, 3) uint8 RGB, channel-last (robomimic's image convention)
         next_obs/...    the same keys, row i holding row i + 1 (the last row repeats)
-        actions         (N, A) source dtype
+        actions         (N, A) float32 in [-1, 1] (normalize_actions, the default) or as
+                        recorded (source dtype)
+        actions_raw     (N, A) as recorded, source dtype (with normalize_actions)
         rewards         (N,) float64: 1.0 on the last row of a successful episode, else 0.0
         dones           (N,) int64: 1 on the last row
     mask/<filter key>   demo names as fixed-length bytes: success, failure, partial (always
@@ -31,8 +33,10 @@ frame of the benchmark scene but ran at about 50 MB/s, far below the write;
 loads ``next_obs``; set ``train.hdf5_load_next_obs=False``).
 
 robomimic expects actions normalized to [-1, 1] (``docs/datasets/overview.md``, "Storing
-actions"); ours are written as recorded (joint targets, in the robot's units), so configure
-robomimic's action normalization or normalize before training.
+actions"; ``scripts/get_dataset_info.py`` stops on any other): by default ``actions`` are
+scaled per dimension to [-1, 1] over the whole export, the recorded ones (joint targets, in
+the robot's units) kept as ``actions_raw``, and the offset and scale stored as JSON in
+``data.attrs["action_normalization"]`` (``actions_raw = actions * scale + offset``).
 """
 
 from __future__ import annotations
@@ -80,6 +84,7 @@ def export_robomimic(
     include_images: bool = True,
     include_next_obs: bool = True,
     image_compression: str | None = None,
+    normalize_actions: bool = True,
 ) -> ExportResult:
     """Write `episodes`, in order, as ``data/demo_0``, ``data/demo_1``, ... of one robomimic
     HDF5 file at `out_path`.
@@ -88,6 +93,10 @@ def export_robomimic(
     episode when images are written and cameras exist, else its nominal control rate.
     Masks: ``success`` / ``failure`` / ``partial`` from the labels, and one per split.
     `image_compression` is None, ``"gzip"`` or ``"lzf"`` (h5py filters, images only).
+    `normalize_actions` writes ``actions`` scaled per dimension to [-1, 1] over the whole
+    export (robomimic trains on such actions), the recorded ones as ``actions_raw``, and the
+    scale as ``data.attrs["action_normalization"]`` (`action_normalization`); False writes the
+    recorded actions as ``actions``.
 
     Side effects: creates `out_path` atomically (see `proving_ground.exports.common.staged_file`).
     Raises FileExistsError if it exists, ValueError for inputs that cannot be exported.
@@ -130,6 +139,7 @@ def export_robomimic(
                     )
                     _write_demo(
                         data.create_group(demo),
+                        "actions_raw" if normalize_actions else "actions",
                         reader,
                         episode,
                         aligned,
@@ -144,6 +154,16 @@ def export_robomimic(
                 if episode.split is not None:
                     masks.setdefault(episode.split, []).append(demo)
             data.attrs["total"] = total
+            if normalize_actions:
+                normalization = action_normalization(
+                    [data[f"demo_{i}/actions_raw"][()] for i in range(len(episodes))]
+                )
+                for i in range(len(episodes)):
+                    demo = data[f"demo_{i}"]
+                    demo.create_dataset(
+                        "actions", data=normalized_actions(demo["actions_raw"][()], normalization)
+                    )
+                data.attrs["action_normalization"] = json.dumps(normalization)
             data.attrs["env_args"] = json.dumps(
                 {"env_name": env_name, "type": ENV_TYPE_GYM, "env_kwargs": {}}
             )
@@ -170,8 +190,37 @@ def export_robomimic(
     )
 
 
+def action_normalization(actions: Sequence[np.ndarray]) -> dict[str, Any]:
+    """Per-dimension ``offset`` and ``scale`` that map every row of `actions` (arrays of
+    shape (N, A)) into [-1, 1]: ``offset = (max + min) / 2``, ``scale = (max - min) / 2``
+    (1 for a constant dimension, which maps to 0). Un-normalize with
+    ``raw = normalized * scale + offset``."""
+    rows = np.concatenate([np.asarray(a, dtype=np.float64) for a in actions])
+    low, high = rows.min(axis=0), rows.max(axis=0)
+    scale = (high - low) / 2
+    scale[scale == 0] = 1.0
+    return {
+        "type": "min_max",
+        "offset": ((high + low) / 2).tolist(),
+        "scale": scale.tolist(),
+        "min": low.tolist(),
+        "max": high.tolist(),
+        "formula": "actions_raw = actions * scale + offset",
+    }
+
+
+def normalized_actions(raw: np.ndarray, normalization: dict[str, Any]) -> np.ndarray:
+    """`raw` (N, A) in [-1, 1] by `normalization`, float32 (what robomimic trains on),
+    clipped against rounding at the ends."""
+    offset = np.asarray(normalization["offset"], dtype=np.float64)
+    scale = np.asarray(normalization["scale"], dtype=np.float64)
+    values = (np.asarray(raw, dtype=np.float64) - offset) / scale
+    return np.clip(values, -1.0, 1.0).astype(np.float32)
+
+
 def _write_demo(
     group: h5py.Group,
+    actions_name: str,
     reader: EpisodeReader,
     episode: ExportEpisode,
     aligned: Alignment,
@@ -195,7 +244,7 @@ def _write_demo(
         _write_images(reader, cam, aligned.frames[cam], obs, next_obs, image_compression)
     actions = rows_of(reader, None, aligned.steps)
     # SequenceDataset / get_shape_metadata_from_dataset expect actions of shape (N, A).
-    group.create_dataset("actions", data=actions.reshape(n, -1))
+    group.create_dataset(actions_name, data=actions.reshape(n, -1))
     rewards = np.zeros(n, dtype=np.float64)
     rewards[-1] = 1.0 if label.outcome == "success" else 0.0
     group.create_dataset("rewards", data=rewards)
