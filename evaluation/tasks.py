@@ -8,7 +8,7 @@ from datetime import datetime
 
 from django_tasks import task
 
-from evaluation import services
+from evaluation.services import leaderboards
 
 
 @task()
@@ -16,7 +16,7 @@ def refresh_leaderboard_job(scope: str, object_id: str, requested_at: str) -> in
     """Recompute a campaign's or benchmark's leaderboard snapshot after results changed.
     `requested_at` (ISO 8601) lets a job skip work a later refresh already did. Returns the
     snapshot id."""
-    snapshot = services.refresh_leaderboard(
+    snapshot = leaderboards.refresh_leaderboard(
         scope=scope, object_id=object_id, requested_at=datetime.fromisoformat(requested_at)
     )
     return snapshot.pk

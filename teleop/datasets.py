@@ -23,7 +23,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Prefetch
 from django.utils import timezone
 
-from core import access
+from core import access, job_queue
 from core import services as core_services
 from core.errors import Conflict, InvalidInput, NotPermitted
 from core.models import Embodiment, Membership, Team
@@ -230,10 +230,7 @@ def start_export(
             team=version.view.team,
             after={"format": format, "images": images},
         )
-        from teleop.tasks import build_export_job
-
-        export_id = str(export.pk)
-        transaction.on_commit(lambda: build_export_job.enqueue(export_id))
+        job_queue.enqueue_on_commit("teleop.tasks.build_export_job", str(export.pk))
     return export
 
 

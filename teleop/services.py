@@ -27,7 +27,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from core import access
+from core import access, job_queue
 from core import services as core_services
 from core.errors import InvalidInput, NotPermitted
 from core.models import Condition, Membership, Operator, Robot, TaskVersion
@@ -535,9 +535,7 @@ def _complete_upload(upload: Upload, actual_sha256: str) -> None:
 
 def enqueue_processing(episode_id) -> None:
     """Queue the processing job once the current transaction commits."""
-    from teleop.tasks import process_episode_job
-
-    transaction.on_commit(lambda: process_episode_job.enqueue(str(episode_id)))
+    job_queue.enqueue_on_commit("teleop.tasks.process_episode_job", str(episode_id))
 
 
 def terminate_upload(*, actor, upload_id) -> None:
@@ -877,6 +875,4 @@ def build_episode_recording(*, episode_id) -> Episode:
 
 
 def enqueue_recording(episode_id) -> None:
-    from teleop.tasks import build_recording_job
-
-    transaction.on_commit(lambda: build_recording_job.enqueue(str(episode_id)))
+    job_queue.enqueue_on_commit("teleop.tasks.build_recording_job", str(episode_id))

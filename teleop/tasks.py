@@ -6,7 +6,7 @@ died, leaves the same result.
 
 from django_tasks import task
 
-from teleop import services
+from teleop import datasets, services
 
 
 @task()
@@ -17,8 +17,6 @@ def process_episode_job(episode_id: str) -> str:
 
 @task()
 def build_export_job(export_id: str) -> str:
-    from teleop import datasets
-
     return datasets.build_export(export_id=export_id).state
 
 

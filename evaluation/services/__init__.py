@@ -44,9 +44,9 @@ from evaluation.services.campaigns import (
     replicates_per_cell,
     start_campaign,
 )
+from evaluation.services.leaderboard_queue import enqueue_leaderboard_refresh
 from evaluation.services.leaderboards import (
     SNAPSHOTS_KEPT,
-    enqueue_leaderboard_refresh,
     leaderboard_data,
     refresh_leaderboard,
 )

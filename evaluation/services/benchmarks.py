@@ -17,7 +17,7 @@ from evaluation.services._common import (
     _require_designer,
     _set_sharing,
 )
-from evaluation.services.leaderboards import _enqueue_benchmark_refresh
+from evaluation.services.leaderboard_queue import enqueue_benchmark_refresh
 from proving_ground.scoring import SCORING_VERSIONS
 
 MAX_CELLS = 1_000
@@ -149,7 +149,7 @@ def update_benchmark(*, actor, benchmark: Benchmark, **changes) -> Benchmark:
             _set_sharing(benchmark, shared_with)
             if (benchmark.visibility, benchmark.team_id) != pooled_before:
                 # Which campaigns the board pools depends on the benchmark's visibility.
-                _enqueue_benchmark_refresh(benchmark.pk)
+                enqueue_benchmark_refresh(benchmark.pk)
             core_services.record_audit(
                 actor=actor,
                 action="update",

@@ -22,7 +22,7 @@ from evaluation.services._common import (
     _set_sharing,
 )
 from evaluation.services.benchmarks import _check_scoring, _check_trials_per_cell, _grid
-from evaluation.services.leaderboards import enqueue_leaderboard_refresh
+from evaluation.services.leaderboard_queue import enqueue_leaderboard_refresh
 from evaluation.services.policies import requirement_gaps
 from proving_ground import scheduling
 

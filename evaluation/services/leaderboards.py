@@ -1,4 +1,4 @@
-"""Leaderboard snapshots: queueing refreshes after commit, computing and storing them."""
+"""Leaderboard snapshots: computing and storing them (`leaderboard_queue` queues the refreshes)."""
 
 from __future__ import annotations
 
@@ -9,49 +9,14 @@ from django.db.models import Q
 from django.utils import timezone
 
 from core.errors import InvalidInput
+from evaluation import selectors
 from evaluation.models import Benchmark, Campaign, LeaderboardSnapshot
+from evaluation.services.trials import apply_pending_episode_checks
 
 SNAPSHOTS_KEPT = 20
 
 
 # --- Leaderboard snapshots ------------------------------------------------------------------
-
-
-def enqueue_leaderboard_refresh(campaign: Campaign) -> None:
-    """Queue a refresh of the campaign's leaderboard, and of its benchmark's when the
-    campaign is done (benchmark boards pool finished campaigns), once this commits."""
-    _queue_refresh(LeaderboardSnapshot.Scope.CAMPAIGN, campaign.pk)
-    if campaign.benchmark_id is not None and campaign.status == Campaign.Status.DONE:
-        _queue_refresh(LeaderboardSnapshot.Scope.BENCHMARK, campaign.benchmark_id)
-
-
-def _enqueue_benchmark_refresh(benchmark_id) -> None:
-    _queue_refresh(LeaderboardSnapshot.Scope.BENCHMARK, benchmark_id)
-
-
-def _queue_refresh(scope: str, object_id) -> None:
-    """Queue one refresh job for the board once the transaction commits, however many
-    changes in it ask for one: a transaction that scores a hundred trials (an import, the
-    demo seed) queues one job per board, not a hundred. Outside a transaction the job is
-    queued at once."""
-    from evaluation.tasks import refresh_leaderboard_job
-
-    key = (scope, str(object_id))
-    connection = transaction.get_connection()
-    # Django drops the callbacks of a rolled-back savepoint from this list, so a key found
-    # here will be queued by the commit that also commits this change.
-    if any(
-        getattr(callback, "refresh_key", None) == key for _, callback, _ in connection.run_on_commit
-    ):
-        return
-
-    def enqueue():
-        # Stamped after the commit: a snapshot started later sees the change, so a job may
-        # skip its work when such a snapshot exists.
-        refresh_leaderboard_job.enqueue(*key, timezone.now().isoformat())
-
-    enqueue.refresh_key = key
-    transaction.on_commit(enqueue)
 
 
 def refresh_leaderboard(
@@ -60,11 +25,6 @@ def refresh_leaderboard(
     """Compute and store a leaderboard snapshot. Idempotent and coalescing: when a snapshot
     started after `requested_at` exists, it already covers the change and is returned; when
     the counts are unchanged, the latest snapshot is returned and nothing is stored."""
-    from evaluation import selectors
-
-    # Imported here: the trials module queues refreshes through this one.
-    from evaluation.services.trials import apply_pending_episode_checks
-
     if scope == LeaderboardSnapshot.Scope.CAMPAIGN:
         target = Campaign.objects.select_related("benchmark").get(pk=object_id)
         latest = target.snapshots.first()

@@ -25,7 +25,7 @@ from evaluation.services._common import (
     _label,
     may_score,
 )
-from evaluation.services.leaderboards import enqueue_leaderboard_refresh
+from evaluation.services.leaderboard_queue import enqueue_leaderboard_refresh
 from evaluation.services.policies import requirement_gaps
 from proving_ground.criteria import CheckResult, CheckStatus, CriteriaError, parse_criteria
 from teleop.models import Episode
