@@ -8,8 +8,9 @@ from rest_framework.test import APIClient
 
 from tests.core import factories
 
-# The local S3 server and the `s3_storage` fixture (tests/object_storage.py).
-pytest_plugins = ["tests.object_storage"]
+# The local S3 server and the `s3_storage` fixture (tests/object_storage.py); every answer a
+# test client gets from /api/v1/ checked against the OpenAPI schema (tests/openapi_conformance.py).
+pytest_plugins = ["tests.object_storage", "tests.openapi_conformance"]
 
 # Playwright's sync API and the threaded live server run inside pytest-django's event loop
 # guard; see design.md, known traps.

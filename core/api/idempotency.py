@@ -85,6 +85,7 @@ def idempotent(handler):
             )
         return response
 
+    wrapper.idempotent = True  # the OpenAPI schema documents the header (core.api.schema)
     return wrapper
 
 

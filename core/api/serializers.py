@@ -207,7 +207,7 @@ class OperatorOut(serializers.ModelSerializer):
 
 
 class AuditEventOut(serializers.ModelSerializer):
-    team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    team = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
 
     class Meta:
         model = AuditEvent

@@ -210,14 +210,18 @@ class RobotViewSet(CatalogViewSet):
             raise exceptions.PermissionDenied("Only an admin of the robot's team manages keys.")
         return robot
 
-    @extend_schema(
-        request=s.APIKeyIn, responses={200: s.APIKeyOut(many=True), 201: s.APIKeyCreatedOut}
-    )
+    @extend_schema(methods=["GET"], responses=s.APIKeyOut(many=True))
+    @extend_schema(methods=["POST"], request=s.APIKeyIn, responses={201: s.APIKeyCreatedOut})
     @action(
-        detail=True, methods=["get", "post"], permission_classes=[IsPerson], throttle_scope="keys"
+        detail=True,
+        methods=["get", "post"],
+        permission_classes=[IsPerson],
+        throttle_scope="keys",
+        pagination_class=None,  # a robot has a few keys: all of them, unpaged
     )
     def keys(self, request, pk=None):
-        """List a robot's keys (prefixes only), or issue a new one (shown once)."""
+        """List a robot's keys (prefixes only; all of them, one array), or issue a new one
+        (shown once)."""
         robot = self._robot_for_keys()
         if request.method == "GET":
             return Response(s.APIKeyOut(robot.api_keys.all(), many=True).data)
@@ -278,13 +282,12 @@ class TaskViewSet(CatalogViewSet):
         services.update_task(actor=request.user, task=task, **data)
         return self._answer(self.get_queryset().get(pk=task.pk))
 
-    @extend_schema(
-        request=s.TaskVersionIn, responses={200: s.TaskVersionOut(many=True), 201: s.TaskVersionOut}
-    )
-    @action(detail=True, methods=["get", "post"])
+    @extend_schema(methods=["GET"], responses=s.TaskVersionOut(many=True))
+    @extend_schema(methods=["POST"], request=s.TaskVersionIn, responses={201: s.TaskVersionOut})
+    @action(detail=True, methods=["get", "post"], pagination_class=None)
     def versions(self, request, pk=None):
-        """A task's versions, newest first; POST makes a new version (the way to edit a task
-        whose current version is in use)."""
+        """A task's versions, newest first (all of them, one array); POST makes a new version
+        (the way to edit a task whose current version is in use)."""
         task = self.get_object()
         if request.method == "GET":
             return Response(s.TaskVersionOut(task.versions.all(), many=True).data)

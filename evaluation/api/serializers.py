@@ -5,7 +5,7 @@ could carry a policy's name, version or id (nor the seed, from which the aliases
 """
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
 from core import access
@@ -274,10 +274,13 @@ class CampaignPolicyOut(serializers.Serializer):
 
 
 class BlindCampaignOut(serializers.ModelSerializer):
-    """A campaign as a blinded viewer sees it: aliases, no policies, no seed."""
+    """A campaign as a blinded viewer sees it: aliases, no policies, no seed (and no other
+    field: `closed_shape`)."""
+
+    closed_shape = True
 
     team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    benchmark = serializers.PrimaryKeyRelatedField(read_only=True)
+    benchmark = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
     robots = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
     operators = serializers.SlugRelatedField(slug_field="code", many=True, read_only=True)
     cells = CellOut(many=True, read_only=True)
@@ -317,6 +320,10 @@ class BlindCampaignOut(serializers.ModelSerializer):
 
 
 class CampaignOut(BlindCampaignOut):
+    """A campaign as an unblinded viewer sees it: its policies, seed and schedule too."""
+
+    closed_shape = False
+
     shared_with = serializers.SlugRelatedField(slug_field="slug", many=True, read_only=True)
     policy_versions = serializers.SerializerMethodField()
 
@@ -338,6 +345,28 @@ class CampaignOut(BlindCampaignOut):
 
     def get_blinded_view(self, campaign) -> bool:
         return False
+
+
+def campaign_or_blind_out(many: bool = False) -> PolymorphicProxySerializer:
+    """For the schema: a campaign answers in the full shape, or the blinded one to a viewer
+    who must not learn which policy is which (`blinded_view` tells them apart)."""
+    return PolymorphicProxySerializer(
+        component_name="CampaignOrBlindOut",
+        serializers=[CampaignOut, BlindCampaignOut],
+        resource_type_field_name=None,
+        many=many,
+    )
+
+
+def trial_or_blind_out(many: bool = False) -> PolymorphicProxySerializer:
+    """For the schema: a trial answers in the full shape, or the blinded one to a viewer who
+    must not learn its policy."""
+    return PolymorphicProxySerializer(
+        component_name="TrialOrBlindOut",
+        serializers=[TrialOut, BlindTrialOut],
+        resource_type_field_name=None,
+        many=many,
+    )
 
 
 _TRIAL_FIELDS = [
@@ -369,8 +398,13 @@ _TRIAL_FIELDS = [
 
 
 class BlindTrialOut(serializers.ModelSerializer):
-    robot = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    operator = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    """A trial as a blinded viewer sees it: no field names its policy (nor any other field:
+    `closed_shape`)."""
+
+    closed_shape = True
+
+    robot = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
+    operator = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
 
     class Meta:
         model = Trial
@@ -378,6 +412,7 @@ class BlindTrialOut(serializers.ModelSerializer):
 
 
 class TrialOut(BlindTrialOut):
+    closed_shape = False
     policy = serializers.CharField(source="policy_version.policy.name", read_only=True)
     version = serializers.CharField(source="policy_version.label", read_only=True)
 
@@ -454,7 +489,7 @@ class RobotTrialOut(serializers.ModelSerializer):
 
 
 class TrialReportOut(serializers.ModelSerializer):
-    operator = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    operator = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
     reporter = serializers.SerializerMethodField()
     current = serializers.SerializerMethodField()
 

@@ -120,14 +120,13 @@ class PolicyViewSet(_EvaluationViewSet):
         services.update_policy(actor=request.user, policy=policy, **data)
         return Response(s.PolicyOut(self.get_queryset().get(pk=policy.pk)).data)
 
-    @extend_schema(
-        request=s.PolicyVersionIn,
-        responses={200: s.PolicyVersionOut(many=True), 201: s.PolicyVersionOut},
-    )
-    @action(detail=True, methods=["get", "post"])
+    @extend_schema(methods=["GET"], responses=s.PolicyVersionOut(many=True))
+    @extend_schema(methods=["POST"], request=s.PolicyVersionIn, responses={201: s.PolicyVersionOut})
+    @action(detail=True, methods=["get", "post"], pagination_class=None)
     @idempotent
     def versions(self, request, pk=None):
-        """A policy's versions, newest first; POST adds one (versions are immutable)."""
+        """A policy's versions, newest first (all of them, one array); POST adds one (versions
+        are immutable)."""
         policy = self.get_object()
         if request.method == "GET":
             return Response(s.PolicyVersionOut(policy.versions.all(), many=True).data)
@@ -302,7 +301,10 @@ def _aliases(campaign: Campaign) -> dict[str, str]:
     return scheduling.alias_map(ids, campaign.seed) if ids else {}
 
 
-@extend_schema_view(create=extend_schema(request=s.CampaignIn, responses={201: s.CampaignOut}))
+@extend_schema_view(
+    create=extend_schema(request=s.CampaignIn, responses={201: s.campaign_or_blind_out()}),
+    retrieve=extend_schema(responses=s.campaign_or_blind_out()),
+)
 class CampaignViewSet(_EvaluationViewSet):
     """Campaigns. People see those visible to them; a robot sees the campaigns it runs in,
     blinded."""
@@ -333,7 +335,7 @@ class CampaignViewSet(_EvaluationViewSet):
 
     @extend_schema(
         parameters=[OpenApiParameter("team", str), OpenApiParameter("status", str)],
-        responses=s.BlindCampaignOut(many=True),
+        responses=s.campaign_or_blind_out(many=True),
     )
     def list(self, request):
         params = self._params(s.TeamParams)
@@ -356,7 +358,7 @@ class CampaignViewSet(_EvaluationViewSet):
         campaign = services.create_campaign(actor=request.user, **data)
         return self._answer(self.get_queryset().get(pk=campaign.pk), status.HTTP_201_CREATED)
 
-    @extend_schema(request=None, responses=s.CampaignOut)
+    @extend_schema(request=None, responses=s.campaign_or_blind_out())
     @action(detail=True, methods=["post"])
     @idempotent
     def start(self, request, pk=None):
@@ -365,7 +367,7 @@ class CampaignViewSet(_EvaluationViewSet):
         campaign = services.start_campaign(actor=request.user, campaign=self.get_object())
         return self._answer(self.get_queryset().get(pk=campaign.pk))
 
-    @extend_schema(request=None, responses=s.CampaignOut)
+    @extend_schema(request=None, responses=s.campaign_or_blind_out())
     @action(detail=True, methods=["post"])
     @idempotent
     def finish(self, request, pk=None):
@@ -503,7 +505,7 @@ class TrialViewSet(_EvaluationViewSet):
                 "policy_version",
             )
         ],
-        responses=s.BlindTrialOut(many=True),
+        responses=s.trial_or_blind_out(many=True),
     )
     def list(self, request):
         """Filter by campaign, state, task version, condition, robot or alias; by policy
@@ -524,10 +526,11 @@ class TrialViewSet(_EvaluationViewSet):
         page = self.paginate_queryset(queryset.order_by("campaign_id", "order"))
         return self.get_paginated_response(self._render(page, many=True))
 
+    @extend_schema(responses=s.trial_or_blind_out())
     def retrieve(self, request, pk=None):
         return Response(self._render(self.get_object(), many=False))
 
-    @extend_schema(request=s.ResultIn, responses=s.BlindTrialOut)
+    @extend_schema(request=s.ResultIn, responses=s.trial_or_blind_out())
     @action(detail=True, methods=["post"])
     @idempotent
     def result(self, request, pk=None):
@@ -556,9 +559,9 @@ class TrialViewSet(_EvaluationViewSet):
         return Response(self._render(trial, many=False))
 
     @extend_schema(responses=s.TrialReportOut(many=True))
-    @action(detail=True, methods=["get"], permission_classes=[IsPerson])
+    @action(detail=True, methods=["get"], permission_classes=[IsPerson], pagination_class=None)
     def reports(self, request, pk=None):
-        """Every report and correction of the trial, newest first."""
+        """Every report and correction of the trial, newest first (one array)."""
         trial = self.get_object()
         reports = TrialReport.objects.filter(trial=trial).select_related(
             "operator", "reporter_robot"

@@ -145,7 +145,7 @@ class LabelOut(serializers.ModelSerializer):
 class EpisodeOut(serializers.ModelSerializer):
     robot = serializers.SlugRelatedField(slug_field="name", read_only=True)
     operator = serializers.SlugRelatedField(slug_field="code", read_only=True)
-    condition = serializers.PrimaryKeyRelatedField(read_only=True)
+    condition = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
     label = serializers.SerializerMethodField()
     upload_url = serializers.SerializerMethodField()
     discarded = serializers.BooleanField(source="is_discarded")

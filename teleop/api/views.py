@@ -162,10 +162,14 @@ class EpisodeViewSet(_RecordingViewSet):
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 
-    @extend_schema(request=s.LabelIn, responses={200: s.LabelOut(many=True), 201: s.LabelOut})
-    @action(detail=True, methods=["get", "post"], permission_classes=[IsPerson])
+    @extend_schema(methods=["GET"], responses=s.LabelOut(many=True))
+    @extend_schema(methods=["POST"], request=s.LabelIn, responses={201: s.LabelOut})
+    @action(
+        detail=True, methods=["get", "post"], permission_classes=[IsPerson], pagination_class=None
+    )
     def labels(self, request, pk=None):
-        """The label history, newest first; POST a new label (it supersedes the current)."""
+        """The label history, newest first (all of it, one array); POST a new label (it
+        supersedes the current)."""
         episode = self.get_object()
         if request.method == "GET":
             return Response(s.LabelOut(Label.objects.filter(episode=episode), many=True).data)
@@ -222,7 +226,7 @@ class ProtocolViewSet(_RecordingViewSet):
         )
 
     @extend_schema(responses=s.ConditionProgressOut(many=True))
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None)
     def progress(self, request, pk=None):
         """Accepted episodes (ready, labelled, not discarded) per condition vs target."""
         rows = selectors.protocol_progress(self.get_object())
@@ -258,12 +262,12 @@ class DatasetViewViewSet(_RecordingViewSet):
             s.ViewOut(self.get_queryset().get(pk=view.pk)).data, status=status.HTTP_201_CREATED
         )
 
-    @extend_schema(
-        request=s.ViewVersionIn, responses={200: s.ViewVersionOut(many=True), 201: s.ViewVersionOut}
-    )
-    @action(detail=True, methods=["get", "post"])
+    @extend_schema(methods=["GET"], responses=s.ViewVersionOut(many=True))
+    @extend_schema(methods=["POST"], request=s.ViewVersionIn, responses={201: s.ViewVersionOut})
+    @action(detail=True, methods=["get", "post"], pagination_class=None)
     def versions(self, request, pk=None):
-        """A view's versions; POST makes a new one (changing a view never edits a version)."""
+        """A view's versions (all of them, one array); POST makes a new one (changing a view
+        never edits a version)."""
         view = self.get_object()
         if request.method == "GET":
             return Response(s.ViewVersionOut(view.versions.all(), many=True).data)
@@ -279,11 +283,13 @@ class DatasetViewVersionViewSet(_RecordingViewSet):
     def get_queryset(self):
         return DatasetViewVersion.objects.filter(view__in=_visible_views(self.request.user))
 
-    @extend_schema(request=s.ExportIn, responses={200: s.ExportOut(many=True), 201: s.ExportOut})
-    @action(detail=True, methods=["get", "post"])
+    @extend_schema(methods=["GET"], responses=s.ExportOut(many=True))
+    @extend_schema(methods=["POST"], request=s.ExportIn, responses={201: s.ExportOut})
+    @action(detail=True, methods=["get", "post"], pagination_class=None)
     @idempotent
     def exports(self, request, pk=None):
-        """Exports of this version; POST starts one (built by a background job)."""
+        """Exports of this version (all of them, one array); POST starts one (built by a
+        background job)."""
         version = self.get_object()
         if request.method == "GET":
             return Response(s.ExportOut(version.exports.all(), many=True).data)
