@@ -69,12 +69,21 @@ def refresh_leaderboard(
 
 
 def leaderboard_data(scope: str, target) -> dict:
-    """The latest leaderboard snapshot's JSON for a benchmark or campaign; computed now (and
-    stored) when none exists yet."""
+    """The latest leaderboard snapshot's JSON for a benchmark or campaign. A read: it never
+    writes. A board with no snapshot yet (its first refresh job has not run) is computed now
+    and not stored (`snapshot_id` null); storing snapshots is the refresh job's, queued when
+    results change."""
     snapshot = target.snapshots.first()
-    if snapshot is None:
-        snapshot = refresh_leaderboard(scope=scope, object_id=target.pk)
-    return snapshot.data | {
-        "snapshot_id": snapshot.pk,
-        "computed_at": snapshot.computed_at.isoformat(),
-    }
+    if snapshot is not None:
+        return snapshot.data | {
+            "snapshot_id": snapshot.pk,
+            "computed_at": snapshot.computed_at.isoformat(),
+        }
+    computed_at = timezone.now()
+    if scope == LeaderboardSnapshot.Scope.CAMPAIGN:
+        board = selectors.campaign_leaderboard(target)
+    elif scope == LeaderboardSnapshot.Scope.BENCHMARK:
+        board = selectors.benchmark_leaderboard(target)
+    else:
+        raise InvalidInput(f"Unknown leaderboard scope '{scope}'.")
+    return board.to_dict() | {"snapshot_id": None, "computed_at": computed_at.isoformat()}
