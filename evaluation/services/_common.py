@@ -41,16 +41,15 @@ class TrialAlreadyReported(Conflict):
 # --- Rights ---------------------------------------------------------------------------------
 
 
-def _require_designer(actor, team_id) -> None:
+def require_designer(actor, team_id) -> None:
+    """Admins and researchers of the owning team define its policies, benchmarks and
+    campaigns. Raises NotPermitted."""
     if not access.has_role(actor, team_id, Role.ADMIN, Role.RESEARCHER):
         raise NotPermitted("Only an admin or researcher of the owning team may do this.")
 
 
-def _label(actor) -> str:
-    return access.actor_label(actor)
-
-
-def _set_sharing(obj, shared_with: Iterable[Team] | None) -> None:
+def set_shared_with(obj, shared_with: Iterable[Team] | None) -> None:
+    """Set the teams a shared object is shared with (unchanged when `shared_with` is None)."""
     if shared_with is not None:
         obj.shared_with.set(list(shared_with))
 

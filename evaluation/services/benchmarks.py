@@ -7,15 +7,15 @@ from collections.abc import Iterable
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core import access
 from core import services as core_services
 from core.errors import Conflict, InvalidInput
 from core.models import Condition, TaskVersion, Team, Visibility
 from evaluation.models import Benchmark, BenchmarkCell
 from evaluation.services._common import (
     BenchmarkFrozen,
-    _label,
-    _require_designer,
-    _set_sharing,
+    require_designer,
+    set_shared_with,
 )
 from evaluation.services.leaderboard_queue import enqueue_benchmark_refresh
 from proving_ground.scoring import SCORING_VERSIONS
@@ -26,9 +26,11 @@ MAX_CELLS = 1_000
 # --- Benchmarks -----------------------------------------------------------------------------
 
 
-def _grid(
+def design_grid(
     task_versions: Iterable[TaskVersion], conditions: Iterable[Condition]
 ) -> list[tuple[TaskVersion, Condition]]:
+    """The cells of a design: every task version with every condition (duplicates dropped).
+    Raises InvalidInput (no cell, or more than MAX_CELLS)."""
     versions = list(dict.fromkeys(task_versions))
     levels = list(dict.fromkeys(conditions))
     if not versions or not levels:
@@ -41,7 +43,8 @@ def _grid(
     return [(version, condition) for version in versions for condition in levels]
 
 
-def _check_scoring(scoring_version: str) -> None:
+def check_scoring_version(scoring_version: str) -> None:
+    """Raises InvalidInput unless `scoring_version` is a known one."""
     if scoring_version not in SCORING_VERSIONS:
         raise InvalidInput(
             f"Unknown scoring version '{scoring_version}'.",
@@ -49,7 +52,8 @@ def _check_scoring(scoring_version: str) -> None:
         )
 
 
-def _check_trials_per_cell(trials_per_cell: int) -> None:
+def check_trials_per_cell(trials_per_cell: int) -> None:
+    """Raises InvalidInput unless 1 <= `trials_per_cell` <= 10000."""
     if not 1 <= trials_per_cell <= 10_000:
         raise InvalidInput(
             "trials_per_cell must be between 1 and 10000.",
@@ -72,10 +76,10 @@ def create_benchmark(
 ) -> Benchmark:
     """A benchmark over task versions x conditions (every pair is a cell), unpublished.
     Raises NotPermitted, InvalidInput, Conflict (name taken)."""
-    _require_designer(actor, team.pk)
-    _check_scoring(scoring_version)
-    _check_trials_per_cell(trials_per_cell)
-    grid = _grid(task_versions, conditions)
+    require_designer(actor, team.pk)
+    check_scoring_version(scoring_version)
+    check_trials_per_cell(trials_per_cell)
+    grid = design_grid(task_versions, conditions)
     try:
         with transaction.atomic():
             benchmark = Benchmark.objects.create(
@@ -85,9 +89,9 @@ def create_benchmark(
                 trials_per_cell=trials_per_cell,
                 scoring_version=scoring_version,
                 visibility=visibility,
-                created_by=_label(actor),
+                created_by=access.actor_label(actor),
             )
-            _set_sharing(benchmark, shared_with)
+            set_shared_with(benchmark, shared_with)
             BenchmarkCell.objects.bulk_create(
                 BenchmarkCell(benchmark=benchmark, task_version=v, condition=c) for v, c in grid
             )
@@ -109,7 +113,7 @@ def update_benchmark(*, actor, benchmark: Benchmark, **changes) -> Benchmark:
     """Change name, description or sharing at any time; the design (task versions,
     conditions, trials per cell, scoring version) only before publishing. Raises
     NotPermitted, InvalidInput, BenchmarkFrozen, Conflict."""
-    _require_designer(actor, benchmark.team_id)
+    require_designer(actor, benchmark.team_id)
     shared_with = changes.pop("shared_with", None)
     unknown = set(changes) - {"name", "description", "visibility"} - _DESIGN_FIELDS
     if unknown:
@@ -126,14 +130,14 @@ def update_benchmark(*, actor, benchmark: Benchmark, **changes) -> Benchmark:
                         "scoring are frozen. Create a new benchmark to change them."
                     )
                 if "scoring_version" in design:
-                    _check_scoring(design["scoring_version"])
+                    check_scoring_version(design["scoring_version"])
                     benchmark.scoring_version = design["scoring_version"]
                 if "trials_per_cell" in design:
-                    _check_trials_per_cell(design["trials_per_cell"])
+                    check_trials_per_cell(design["trials_per_cell"])
                     benchmark.trials_per_cell = design["trials_per_cell"]
                 if "task_versions" in design or "conditions" in design:
                     cells = list(benchmark.cells.select_related("task_version", "condition"))
-                    grid = _grid(
+                    grid = design_grid(
                         design.get("task_versions", [c.task_version for c in cells]),
                         design.get("conditions", [c.condition for c in cells]),
                     )
@@ -146,7 +150,7 @@ def update_benchmark(*, actor, benchmark: Benchmark, **changes) -> Benchmark:
             for name, value in changes.items():
                 setattr(benchmark, name, value)
             benchmark.save()
-            _set_sharing(benchmark, shared_with)
+            set_shared_with(benchmark, shared_with)
             if (benchmark.visibility, benchmark.team_id) != pooled_before:
                 # Which campaigns the board pools depends on the benchmark's visibility.
                 enqueue_benchmark_refresh(benchmark.pk)
@@ -165,7 +169,7 @@ def update_benchmark(*, actor, benchmark: Benchmark, **changes) -> Benchmark:
 def publish_benchmark(*, actor, benchmark: Benchmark) -> Benchmark:
     """Freeze a benchmark's design so campaigns can run on it; locks its task versions.
     Idempotent. Raises NotPermitted."""
-    _require_designer(actor, benchmark.team_id)
+    require_designer(actor, benchmark.team_id)
     with transaction.atomic():
         benchmark = Benchmark.objects.select_for_update().get(pk=benchmark.pk)
         if benchmark.is_published:

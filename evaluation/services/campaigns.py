@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core import access
 from core import services as core_services
 from core.errors import Conflict, InvalidInput
 from core.models import Condition, Operator, Robot, TaskVersion, Team, Visibility
@@ -17,11 +18,10 @@ from evaluation.services._common import (
     CampaignNotDraft,
     CampaignNotRunning,
     RequirementsNotMet,
-    _label,
-    _require_designer,
-    _set_sharing,
+    require_designer,
+    set_shared_with,
 )
-from evaluation.services.benchmarks import _check_scoring, _check_trials_per_cell, _grid
+from evaluation.services.benchmarks import check_scoring_version, check_trials_per_cell, design_grid
 from evaluation.services.leaderboard_queue import enqueue_leaderboard_refresh
 from evaluation.services.policies import requirement_gaps
 from proving_ground import scheduling
@@ -84,7 +84,7 @@ def create_campaign(
     """A draft campaign on a published benchmark (its cells, trials per cell and scoring) or
     on an ad hoc grid (task versions x conditions). The seed is drawn now unless given, and
     stored. Raises NotPermitted, InvalidInput, RequirementsNotMet, Conflict."""
-    _require_designer(actor, team.pk)
+    require_designer(actor, team.pk)
     versions = list(dict.fromkeys(policy_versions))
     robots = list(dict.fromkeys(robots))
     operators = list(dict.fromkeys(operators))
@@ -148,15 +148,15 @@ def create_campaign(
         trials_per_cell = benchmark.trials_per_cell
         scoring_version = benchmark.scoring_version
     else:
-        grid = _grid(task_versions, conditions)
+        grid = design_grid(task_versions, conditions)
         if trials_per_cell is None:
             raise InvalidInput(
                 "An ad hoc campaign needs trials_per_cell.",
                 fields={"trials_per_cell": ["Required without a benchmark."]},
             )
         scoring_version = scoring_version or "pg-score/1"
-    _check_scoring(scoring_version)
-    _check_trials_per_cell(trials_per_cell)
+    check_scoring_version(scoring_version)
+    check_trials_per_cell(trials_per_cell)
     if seed is None:
         seed = secrets.randbelow(scheduling.MAX_SEED + 1)
     if not 0 <= seed <= scheduling.MAX_SEED:
@@ -177,12 +177,12 @@ def create_campaign(
                 blinded=blinded,
                 seed=seed,
                 visibility=visibility,
-                created_by=_label(actor),
+                created_by=access.actor_label(actor),
             )
             campaign.policy_versions.set(versions)
             campaign.robots.set(robots)
             campaign.operators.set(operators)
-            _set_sharing(campaign, shared_with)
+            set_shared_with(campaign, shared_with)
             CampaignCell.objects.bulk_create(
                 CampaignCell(campaign=campaign, task_version=v, condition=c) for v, c in grid
             )
@@ -244,7 +244,7 @@ def start_campaign(*, actor, campaign: Campaign) -> Campaign:
     """Build the schedule from the stored seed, store every trial and the schedule's
     fingerprint, lock the task versions, and set the campaign running. Raises NotPermitted,
     CampaignNotDraft, RequirementsNotMet, InvalidInput."""
-    _require_designer(actor, campaign.team_id)
+    require_designer(actor, campaign.team_id)
     with transaction.atomic():
         campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
         if campaign.status != Campaign.Status.DRAFT:
@@ -306,7 +306,7 @@ def finish_campaign(*, actor, campaign: Campaign) -> Campaign:
     """Stop a running campaign early (a sequential test stopped, the lab closes): no more
     trials are handed out; those not run stay `scheduled` and show as remaining. Idempotent.
     Raises NotPermitted, CampaignNotRunning (a draft)."""
-    _require_designer(actor, campaign.team_id)
+    require_designer(actor, campaign.team_id)
     with transaction.atomic():
         campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
         if campaign.status == Campaign.Status.DONE:

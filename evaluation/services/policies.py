@@ -9,12 +9,13 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
+from core import access
 from core import services as core_services
 from core.embodiment_spec import EmbodimentSpecError, parse_embodiment_spec
 from core.errors import Conflict, InvalidInput
 from core.models import Team, Visibility
 from evaluation.models import Policy, PolicyVersion
-from evaluation.services._common import _label, _require_designer, _set_sharing
+from evaluation.services._common import require_designer, set_shared_with
 
 MAX_REQUIRED_KEYS = 64
 
@@ -32,7 +33,7 @@ def create_policy(
     shared_with: Iterable[Team] = (),
 ) -> Policy:
     """Raises NotPermitted, Conflict (name taken in the team)."""
-    _require_designer(actor, team.pk)
+    require_designer(actor, team.pk)
     try:
         with transaction.atomic():
             policy = Policy.objects.create(
@@ -40,9 +41,9 @@ def create_policy(
                 name=name,
                 description=description,
                 visibility=visibility,
-                created_by=_label(actor),
+                created_by=access.actor_label(actor),
             )
-            _set_sharing(policy, shared_with)
+            set_shared_with(policy, shared_with)
             core_services.record_audit(
                 actor=actor, action="create", obj=policy, after=core_services.snapshot(policy)
             )
@@ -54,7 +55,7 @@ def create_policy(
 def update_policy(*, actor, policy: Policy, **changes) -> Policy:
     """Change a policy's name, description or sharing. Raises NotPermitted, InvalidInput,
     Conflict (name taken)."""
-    _require_designer(actor, policy.team_id)
+    require_designer(actor, policy.team_id)
     shared_with = changes.pop("shared_with", None)
     unknown = set(changes) - {"name", "description", "visibility"}
     if unknown:
@@ -69,7 +70,7 @@ def update_policy(*, actor, policy: Policy, **changes) -> Policy:
             for name, value in changes.items():
                 setattr(policy, name, value)
             policy.save()
-            _set_sharing(policy, shared_with)
+            set_shared_with(policy, shared_with)
             core_services.record_audit(
                 actor=actor,
                 action="update",
@@ -201,7 +202,7 @@ def create_policy_version(
 ) -> PolicyVersion:
     """A new, immutable version. Needs a checkpoint SHA-256 or a server URL. Raises
     NotPermitted, InvalidInput, Conflict (label taken)."""
-    _require_designer(actor, policy.team_id)
+    require_designer(actor, policy.team_id)
     checkpoint_sha256 = checkpoint_sha256.lower()
     if not checkpoint_sha256 and not server_url:
         raise InvalidInput(
@@ -219,7 +220,7 @@ def create_policy_version(
                 server_url=server_url,
                 requires=requires,
                 notes=notes,
-                created_by=_label(actor),
+                created_by=access.actor_label(actor),
             )
             core_services.record_audit(
                 actor=actor,

@@ -22,7 +22,6 @@ from evaluation.services._common import (
     RequirementsNotMet,
     TrialAlreadyReported,
     TrialNotAssigned,
-    _label,
     may_score,
 )
 from evaluation.services.leaderboard_queue import enqueue_leaderboard_refresh
@@ -360,14 +359,14 @@ def report_trial_result(
                 operator=operator,
                 reporter_user=None if robot_actor else actor,
                 reporter_robot=actor.robot if robot_actor else None,
-                reporter_label=_label(actor),
+                reporter_label=access.actor_label(actor),
                 **fields,
             )
             for name, value in fields.items():
                 setattr(trial, name, value)
             trial.outcome_source = source
             trial.operator = operator or trial.operator
-            trial.reported_by = _label(actor)
+            trial.reported_by = access.actor_label(actor)
             trial.reported_at = now
             trial.save()
             core_services.record_audit(
