@@ -16,7 +16,10 @@ import hashlib
 import io
 import json
 import math
+import os
 import re
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -393,8 +396,60 @@ def test_lerobot_camera_feature_in_info_json(lerobot, key):
     assert info["video.codec"] == "av1" and info["video.pix_fmt"] == "yuv420p"
     assert info["video.fps"] == FPS and info["video.channels"] == 3
     assert info["has_audio"] is False and info["is_depth_map"] is False
-    # configs/video.py:89-92 VideoEncoderConfig defaults, :47 libsvtav1 preset.
-    assert (info["video.g"], info["video.crf"], info["video.preset"]) == (2, 30, 12)
+    # configs/video.py:89-92 VideoEncoderConfig defaults; preset 11, what SVT-AV1 4.1 runs
+    # for LeRobot's 12 (see the next tests).
+    assert (info["video.g"], info["video.crf"], info["video.preset"]) == (2, 30, 11)
+
+
+# A fresh process: SVT-AV1 reads SVT_LOG once, when the process's first encoder opens.
+_EXPORT_ONE = """
+import sys
+from proving_ground.exports.common import ExportEpisode
+from proving_ground.exports.lerobot import export_lerobot
+episode = ExportEpisode(path=sys.argv[1], episode_id="e", task="t", end_s=0.2)
+export_lerobot([episode], sys.argv[2], fps=30, robot_type="r", joint_names=[])
+print("exported")
+"""
+
+
+def _fresh_python(code: str, *args: str, **env: str) -> subprocess.CompletedProcess:
+    environ = {k: v for k, v in os.environ.items() if k != "SVT_LOG"}
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**environ, **env},
+        check=True,
+    )
+
+
+def test_lerobot_export_prints_nothing_to_stderr(sources, tmp_path, capfd):
+    run = _fresh_python(_EXPORT_ONE, str(sources[0].episode.path), str(tmp_path / "quiet"))
+    assert run.stdout.strip() == "exported"
+    assert run.stderr == ""  # no "Svt[info]: SVT [version]..." banner
+    # And in this process, at the file-descriptor level.
+    export_lerobot(
+        [dataclasses.replace(sources[0].episode, end_s=0.2)],
+        tmp_path / "quiet-here",
+        fps=FPS,
+        robot_type="r",
+        joint_names=JOINTS,
+    )
+    assert "Svt[" not in capfd.readouterr().err
+
+
+def test_lerobot_info_json_preset_is_the_one_the_encoder_ran(lerobot, sources, tmp_path):
+    # SVT_LOG=3 (info) makes SVT-AV1 print the configuration it runs; the export keeps a
+    # caller's SVT_LOG.
+    run = _fresh_python(
+        _EXPORT_ONE, str(sources[0].episode.path), str(tmp_path / "loud"), SVT_LOG="3"
+    )
+    ran = re.search(r"preset / tune / pred struct\s*:\s*(\d+)", run.stderr)
+    assert ran, run.stderr
+    info = _info(lerobot[0])["features"][VIDEO_KEYS[0]]["info"]
+    assert info["video.preset"] == int(ran.group(1))
+    assert json.loads((tmp_path / "loud/meta/info.json").read_text())["features"]
 
 
 DATA_COLUMNS = [

@@ -9,14 +9,17 @@ info of ``video_utils.get_video_info`` and the tasks file of ``io_utils.write_ta
 
 Video: our stored frames are decoded by FFmpeg through PyAV (2-3x faster here than Pillow
 for 640x480 JPEG) and encoded with LeRobot's default encoder, SVT-AV1 (``libsvtav1``,
-yuv420p, GOP 2, CRF 30, preset 12), or H.264 (``libx264``) on request. One MP4 per camera
-holds consecutive episodes, as LeRobot's writer concatenates them; each frame's
-presentation time is its position in the file over ``fps``.
+yuv420p, GOP 2, CRF 30, preset 11: see `VIDEO_ENCODERS`), or H.264 (``libx264``) on
+request. One MP4 per camera holds consecutive episodes, as LeRobot's writer concatenates
+them; each frame's presentation time is its position in the file over ``fps``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -57,8 +60,11 @@ DEFAULT_FEATURES: dict[str, dict[str, Any]] = {
 }
 # src/lerobot/configs/video.py: VideoEncoderConfig defaults (g=2, crf=30, pix_fmt yuv420p,
 # libsvtav1 preset 12, fast_decode 0) and get_codec_options' mapping to codec options.
+# Preset 11, not LeRobot's 12: the SVT-AV1 4.1 in PyAV 18.1's wheel has presets up to 11 and
+# maps 12 to 11 ("Preset M12 is mapped to M11" in its log; the bytes are the same), so we
+# ask for what runs and info.json states it (tests read the encoder's own log).
 VIDEO_ENCODERS: dict[str, dict[str, Any]] = {
-    "libsvtav1": {"g": 2, "crf": 30, "preset": 12, "fast_decode": 0},
+    "libsvtav1": {"g": 2, "crf": 30, "preset": 11, "fast_decode": 0},
     "h264": {"g": 2, "crf": 30, "preset": None, "fast_decode": 0},
 }
 PIX_FMT = "yuv420p"
@@ -185,19 +191,15 @@ class VideoFiles(_Shards):
     def _open(self) -> None:
         self.encoded_bytes = self.encoded_frames = 0
         self.path().parent.mkdir(parents=True, exist_ok=True)
-        settings = VIDEO_ENCODERS[self.vcodec]
-        options = {"g": str(settings["g"]), "crf": str(settings["crf"])}
-        if self.vcodec == "libsvtav1":
-            options["preset"] = str(settings["preset"])
-            # lp=1: one encoder thread. SVT-AV1's thread pool was seen to hang in the final
-            # flush on this loaded 2-core machine (an export that never finished); one thread
-            # cannot, and keeps the output deterministic.
-            options["svtav1-params"] = f"fast-decode={settings['fast_decode']}:lp=1"
         self.container = av.open(str(self.path()), "w", format="mp4")
-        self.stream = self.container.add_stream(self.vcodec, rate=self.fps, options=options)
+        self.stream = self.container.add_stream(
+            self.vcodec, rate=self.fps, options=encoder_options(self.vcodec)
+        )
         self.stream.width, self.stream.height = self.size
         self.stream.pix_fmt = PIX_FMT
         self.stream.time_base = Fraction(1, self.fps)
+        with quiet_svt_log():
+            self.stream.codec_context.open()
         self.open = True
 
     def add(self, frame: av.VideoFrame) -> None:
@@ -216,6 +218,36 @@ class VideoFiles(_Shards):
             self.container.close()
             self.container = self.stream = None
             self.open = False
+
+
+def encoder_options(vcodec: str) -> dict[str, str]:
+    """The codec options an export opens `vcodec` with (`VIDEO_ENCODERS`' settings)."""
+    settings = VIDEO_ENCODERS[vcodec]
+    options = {"g": str(settings["g"]), "crf": str(settings["crf"])}
+    if vcodec == "libsvtav1":
+        options["preset"] = str(settings["preset"])
+        # lp=1: one encoder thread. SVT-AV1's thread pool was seen to hang in the final
+        # flush on this loaded 2-core machine (an export that never finished); one thread
+        # cannot, and keeps the output deterministic.
+        options["svtav1-params"] = f"fast-decode={settings['fast_decode']}:lp=1"
+    return options
+
+
+@contextlib.contextmanager
+def quiet_svt_log() -> Iterator[None]:
+    """SVT-AV1 prints a banner and its configuration to the process's stderr from C
+    (``Svt[info]: ...``) when an encoder opens, past PyAV's and FFmpeg's logging. Its only
+    switch is the ``SVT_LOG`` variable (0 fatal ... 4 debug), read once, when the first
+    encoder of the process opens: open encoders inside this block, which sets ``SVT_LOG=1``
+    (errors only) unless the caller set it, and puts the environment back afterwards."""
+    if "SVT_LOG" in os.environ:
+        yield
+        return
+    os.environ["SVT_LOG"] = "1"
+    try:
+        yield
+    finally:
+        os.environ.pop("SVT_LOG", None)
 
 
 def encode_camera(
