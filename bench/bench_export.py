@@ -81,6 +81,7 @@ def _record(folder: Path, episodes: int, seconds: float) -> list[Path]:
         with EpisodeWriter(
             path, SPEC, episode_id=str(uuid.uuid4()), robot="bench", task_version="v1",
             operator="OP-BENCH",
+            embodiment="bench-arm",
         ) as writer:  # fmt: skip
             for i in range(int(seconds * hz)):
                 t = i / hz

@@ -21,13 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from proving_ground.client import (
-    CLIENT_VERSION,
-    Outbox,
-    ProvingGroundClient,
-    ProvingGroundError,
-    TerminalProgress,
-)
+from proving_ground.client.api import CLIENT_VERSION, ProvingGroundClient
+from proving_ground.client.cli import TerminalProgress
+from proving_ground.client.errors import ProvingGroundError
+from proving_ground.client.outbox import Outbox
 from proving_ground.episode.spec import encode_jpeg
 from proving_ground.episode.writer import EpisodeWriter
 
@@ -138,7 +135,9 @@ def main(argv: list[str] | None = None) -> int:
             )
 
         outbox = Outbox(args.outbox)
-        with outbox.recording(condition=condition["id"] if condition else None) as rec:
+        with outbox.recording(
+            session_id=session["id"], condition=condition["id"] if condition else None
+        ) as rec:
             record_demo_episode(
                 rec.path,
                 spec,
@@ -152,7 +151,6 @@ def main(argv: list[str] | None = None) -> int:
 
         results = outbox.flush(
             client,
-            session["id"],
             on_progress=lambda path, sent, total: TerminalProgress(path.name)(sent, total),
         )
         failed = 0

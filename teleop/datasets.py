@@ -321,16 +321,21 @@ def write_export(
         }
         inputs = export_episodes(version, paths)
         spec = episodes[0].robot.embodiment.spec
+            # Imported on use: PyAV and pyarrow stay out of a process that writes robomimic.
+            from proving_ground.exports.lerobot import export_lerobot
+
         if format == DatasetExport.Format.LEROBOT:
             fps = min((c["fps"] for c in spec["cameras"]), default=spec["control_hz"])
-            return exports.export_lerobot(
+            return export_lerobot(
                 inputs,
                 out,
                 fps=fps,
                 robot_type=episodes[0].robot.embodiment.name,
                 joint_names=spec["joint_names"],
             )
-        return exports.export_robomimic(
+        from proving_ground.exports.robomimic import export_robomimic
+
+        return export_robomimic(
             inputs,
             out,
             include_images=images != DatasetExport.Images.NONE,

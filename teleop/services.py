@@ -682,7 +682,11 @@ def process_episode(*, episode_id) -> Episode:
                 return episode
             report = validate_isolated(
                 path,
-                embodiment_spec=episode.robot.embodiment.spec,
+                # With its name, so a file recorded for another embodiment is refused.
+                embodiment_spec={
+                    **episode.robot.embodiment.spec,
+                    "name": episode.robot.embodiment.name,
+                },
                 memory_mb=settings.VALIDATOR_MEMORY_MB,
                 timeout_s=settings.VALIDATOR_TIMEOUT_S,
             )

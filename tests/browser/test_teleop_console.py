@@ -15,7 +15,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from core import services as core_services
-from proving_ground import client as pg
+from proving_ground.client import api
 from teleop import services
 from teleop.models import Episode, Label, Session
 from tests.browser.watch import watch
@@ -55,7 +55,7 @@ def _watch(page, host):
 def _robot_uploads(url: str, team, session_id: str, folder: Path) -> list[str]:
     """What the robot does: record two takes and upload each (tus, resumable) with its key.
     The first take lagged (100 Hz on a 200 Hz arm: ready, but flagged); the second is clean."""
-    client = pg.ProvingGroundClient(url, team.robot_key, timeout_s=60)
+    client = api.ProvingGroundClient(url, team.robot_key, timeout_s=60)
     client.check_version()
     takes = [
         ("lagged.h5", 3.0, {**factories.ARM_SPEC, "control_hz": 100}),

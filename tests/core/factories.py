@@ -116,10 +116,13 @@ class World:
     stranger: object
 
 
-def build_team_world() -> TeamWorld:
+def build_team_world(embodiment_name: str | None = None) -> TeamWorld:
+    """A team with its people, an embodiment (named `embodiment_name`, default ``arm-<n>``),
+    two robots and two tasks."""
     team = make_team()
     admin = make_user(team, Membership.Role.ADMIN)
-    embodiment = make_embodiment(team, admin, visibility=Visibility.PRIVATE)
+    named = {"name": embodiment_name} if embodiment_name else {}
+    embodiment = make_embodiment(team, admin, visibility=Visibility.PRIVATE, **named)
     robot = make_robot(team, admin, embodiment)
     _, key = services.issue_api_key(actor=admin, robot=robot)
     return TeamWorld(
@@ -137,4 +140,5 @@ def build_team_world() -> TeamWorld:
 
 
 def build_world() -> World:
-    return World(a=build_team_world(), b=build_team_world(), stranger=make_user())
+    # Team a's embodiment is "arm": the name tests/teleop/recordings.py records by default.
+    return World(a=build_team_world("arm"), b=build_team_world("arm-b"), stranger=make_user())

@@ -35,6 +35,7 @@ def record_episode(
     robot: str = "robot",
     task_version: str = "task-v1",
     operator: str = "OP-TEST",
+    embodiment: str = "arm",
     stages: tuple[tuple[str, float], ...] = (("reach", 0.5), ("grasp", 1.0)),
 ) -> Path:
     """Record a synthetic episode: joints at the spec's control rate, every camera at its fps,
@@ -44,7 +45,13 @@ def record_episode(
     frames = distinct_frames()
     joints = spec["action"]["shape"][0]
     with EpisodeWriter(
-        path, spec, episode_id=episode_id, robot=robot, task_version=task_version, operator=operator
+        path,
+        spec,
+        episode_id=episode_id,
+        robot=robot,
+        task_version=task_version,
+        operator=operator,
+        embodiment=spec.get("name") or embodiment,
     ) as writer:
         steps = int(seconds * hz)
         for i in range(steps):

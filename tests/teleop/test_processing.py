@@ -141,6 +141,7 @@ def test_a_truncated_recording_is_flagged_not_rejected(
         robot="r",
         task_version="t",
         operator="OP-1",
+        embodiment="arm",
     )
     import numpy as np
 

@@ -51,6 +51,7 @@ one.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -161,7 +162,10 @@ class _CameraBuffer:
 class EpisodeWriter:
     """Record one episode to ``path`` (written at ``<path>.partial`` until `close`).
 
-    ``spec`` is an `EmbodimentSpec` or its dict form. ``episode_id`` is a UUID string,
+    ``spec`` is an `EmbodimentSpec` or its dict form; ``embodiment`` names it (the server's
+    embodiment name, as `ProvingGroundClient.embodiment` returns it) when the spec carries no
+    ``name``: every file records its embodiment's name, and the server refuses a file
+    recorded for another embodiment. ``episode_id`` is a UUID string,
     ``robot`` / ``task_version`` / ``operator`` are the server's identifiers (operator is the
     pseudonym, never a name), ``software`` is a dict of version strings stored as JSON with
     the writer's own versions. ``camera_encoding`` is ``"jpeg"`` or ``"png"``, for all cameras
@@ -186,8 +190,20 @@ class EpisodeWriter:
         software: Mapping[str, str] | None = None,
         flush_interval_s: float = 1.0,
         camera_encoding: str | Mapping[str, str] = "jpeg",
+        embodiment: str | None = None,
     ):
         self.spec = as_embodiment_spec(spec)
+        if embodiment is not None and embodiment != self.spec.name:
+            if self.spec.name:
+                raise ValueError(
+                    f"embodiment {embodiment!r} differs from the spec's name {self.spec.name!r}"
+                )
+            self.spec = dataclasses.replace(self.spec, name=str(embodiment))
+        if not self.spec.name:
+            raise ValueError(
+                "the embodiment has no name: pass embodiment=<the server's embodiment name> "
+                "or a spec with a 'name' (ProvingGroundClient.embodiment()['spec'] has one)"
+            )
         self.path = Path(path)
         self.partial_path = self.path.with_name(self.path.name + ".partial")
         self.episode_id = str(uuid.UUID(str(episode_id)))

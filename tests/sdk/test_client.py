@@ -32,7 +32,8 @@ import requests
 from django.core.management import call_command
 
 from core import services as core_services
-from proving_ground import client as pg
+from proving_ground.client import api, errors, transfer
+from proving_ground.client.outbox import Outbox
 from teleop.models import Episode, Session, Upload
 from tests.core import factories
 from tests.teleop.recordings import record_episode, stored_upload_bytes
@@ -216,13 +217,13 @@ def proxy(live_server):
     flaky.close()
 
 
-def make_client(url: str, key: str, **kwargs) -> pg.ProvingGroundClient:
+def make_client(url: str, key: str, **kwargs) -> api.ProvingGroundClient:
     # Short waits: the faults below are single hiccups, and tests should stay quick.
     kwargs.setdefault("backoff_base_s", 0.05)
     kwargs.setdefault("backoff_max_s", 0.5)
     kwargs.setdefault("chunk_bytes", CHUNK)
     kwargs.setdefault("timeout_s", 20)
-    return pg.ProvingGroundClient(url, key, **kwargs)
+    return api.ProvingGroundClient(url, key, **kwargs)
 
 
 @pytest.fixture
@@ -285,22 +286,24 @@ def tus_patch(url: str, key: str, data: bytes, offset: int) -> requests.Response
 def test_client_version_is_checked_against_the_server_minimum(client):
     answer = client.check_version()
     assert answer["min_client_version"] == "0.1.0"
-    assert pg.version_tuple(pg.CLIENT_VERSION) >= pg.version_tuple(answer["min_client_version"])
+    assert transfer.version_tuple(api.CLIENT_VERSION) >= transfer.version_tuple(
+        answer["min_client_version"]
+    )
 
 
 def test_a_client_older_than_the_server_minimum_is_refused_before_it_opens_anything(
     client, robot, monkeypatch
 ):
-    monkeypatch.setattr(pg, "CLIENT_VERSION", "0.0.9")
-    with pytest.raises(pg.ClientTooOldError, match=r"0\.0\.9 .* at least 0\.1\.0"):
+    monkeypatch.setattr(api, "CLIENT_VERSION", "0.0.9")
+    with pytest.raises(errors.ClientTooOldError, match=r"0\.0\.9 .* at least 0\.1\.0"):
         client.open_session(robot.task.versions.get().pk, OPERATOR)
     assert not Session.objects.exists()
 
 
 def test_versions_compare_number_by_number():
-    assert pg.version_tuple("0.10.0") > pg.version_tuple("0.9.3")
-    assert pg.version_tuple("1.0") == pg.version_tuple("1.0.0")
-    assert pg.version_tuple("2.1rc1") == (2, 1)
+    assert transfer.version_tuple("0.10.0") > transfer.version_tuple("0.9.3")
+    assert transfer.version_tuple("1.0") == transfer.version_tuple("1.0.0")
+    assert transfer.version_tuple("2.1rc1") == (2, 1)
 
 
 def test_whoami_names_the_robot_and_heartbeat_records_its_software(client, robot):
@@ -314,7 +317,7 @@ def test_whoami_names_the_robot_and_heartbeat_records_its_software(client, robot
 
 def test_base_url_may_be_the_server_or_its_api_root(live_server, robot):
     for base in (live_server.url, live_server.url + "/", live_server.url + "/api/v1"):
-        assert pg.ProvingGroundClient(base, robot.robot_key).version()["api_version"] == "1"
+        assert api.ProvingGroundClient(base, robot.robot_key).version()["api_version"] == "1"
 
 
 # --- Retries --------------------------------------------------------------------------------
@@ -361,7 +364,7 @@ def test_gateway_errors_are_retried_after_their_retry_after(proxy, robot):
 def test_a_refusal_is_raised_at_once_with_the_server_error_code_and_detail(proxy, robot):
     client = make_client(proxy.url, robot.robot_key)
     client.check_version()
-    with pytest.raises(pg.ProvingGroundError) as caught:
+    with pytest.raises(errors.ProvingGroundError) as caught:
         client.open_session(robot.task.versions.get().pk, "OP-NOBODY")
     error = caught.value
     assert (error.status, error.error) == (400, "invalid")
@@ -374,14 +377,14 @@ def test_an_unreachable_server_is_reported_after_the_retries(robot):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     client = make_client(f"http://127.0.0.1:{port}", robot.robot_key, retries=2)
-    with pytest.raises(pg.ProvingGroundError) as caught:
+    with pytest.raises(errors.ProvingGroundError) as caught:
         client.version()
     assert caught.value.status is None and caught.value.error == "unreachable"
     assert "3 tries" in caught.value.detail
 
 
 def test_backoff_grows_is_capped_jittered_and_yields_to_retry_after():
-    client = pg.ProvingGroundClient(
+    client = api.ProvingGroundClient(
         "http://pg.invalid", "k", backoff_base_s=1.0, backoff_max_s=8.0, retry_after_max_s=60
     )
     waits = [[client._backoff_s(attempt) for _ in range(200)] for attempt in range(6)]
@@ -433,8 +436,8 @@ class _Outage:
 @pytest.mark.parametrize("back_at_s", [40.0, 100.0])
 def test_the_default_retry_budget_outlasts_a_30_s_database_restart(monkeypatch, back_at_s):
     outage = _Outage(back_at_s)
-    monkeypatch.setattr(pg, "time", outage)  # the client's clock and sleep; nothing else's
-    client = pg.ProvingGroundClient("http://pg.invalid", "k", session=outage)
+    monkeypatch.setattr(api, "time", outage)  # the client's clock and sleep; nothing else's
+    client = api.ProvingGroundClient("http://pg.invalid", "k", session=outage)
     response = client._request("POST", "sessions/", json_body={})
     assert response.status_code == 201
     assert outage.tries > 5  # a count of five retries gave up within 16 s
@@ -442,9 +445,9 @@ def test_the_default_retry_budget_outlasts_a_30_s_database_restart(monkeypatch, 
 
 def test_the_retry_budget_is_time_and_a_longer_outage_is_reported(monkeypatch):
     outage = _Outage(back_at_s=10_000)
-    monkeypatch.setattr(pg, "time", outage)
-    client = pg.ProvingGroundClient("http://pg.invalid", "k", session=outage, retry_for_s=120)
-    with pytest.raises(pg.ProvingGroundError) as caught:
+    monkeypatch.setattr(api, "time", outage)
+    client = api.ProvingGroundClient("http://pg.invalid", "k", session=outage, retry_for_s=120)
+    with pytest.raises(errors.ProvingGroundError) as caught:
         client._request("POST", "sessions/", json_body={})
     assert caught.value.error == "idempotency_key_in_flight"
     assert 120 <= outage.now < 125  # the last wait ends with the budget
@@ -484,7 +487,7 @@ def test_a_retry_after_of_other_digits_is_ignored_not_a_crash():
     response = requests.Response()
     for value, seconds in (("7", 7.0), ("\u00b2", None), ("\u0663", None), ("-1", None)):
         response.headers["Retry-After"] = value
-        assert pg._retry_after_s(response) == seconds
+        assert transfer.retry_after_s(response) == seconds
 
 
 # --- Sessions -------------------------------------------------------------------------------
@@ -496,7 +499,7 @@ def test_a_session_opens_gives_no_condition_without_a_protocol_and_closes(
     assert session["status"] == "open" and session["operator"] == OPERATOR
     assert client.next_condition(session["id"]) is None
     assert client.close_session(session["id"])["status"] == "closed"
-    with pytest.raises(pg.ProvingGroundError) as caught:
+    with pytest.raises(errors.ProvingGroundError) as caught:
         client.create_episode(episode_file, session["id"])
     assert (caught.value.status, caught.value.error) == (409, "session_closed")
 
@@ -576,7 +579,7 @@ def test_a_new_client_finishes_the_upload_of_a_robot_that_died_mid_upload(
 def test_upload_survives_a_network_fault_and_stores_the_file_byte_for_byte(
     proxy, robot, episode_file, fault, caplog
 ):
-    caplog.set_level(logging.INFO, logger="proving_ground.client")
+    caplog.set_level(logging.INFO, logger="proving_ground.client.api")
     client = make_client(proxy.url, robot.robot_key)
     session = client.open_session(robot.task.versions.get().pk, OPERATOR)
     episode = client.create_episode(episode_file, session["id"])
@@ -608,7 +611,7 @@ def test_upload_survives_a_network_fault_and_stores_the_file_byte_for_byte(
 def test_a_stale_offset_gets_409_and_the_client_goes_on_from_the_server_offset(
     live_server, robot, session, episode_file, caplog
 ):
-    caplog.set_level(logging.INFO, logger="proving_ground.client")
+    caplog.set_level(logging.INFO, logger="proving_ground.client.api")
     data = episode_file.read_bytes()
     client = make_client(live_server.url, robot.robot_key)
     episode = client.create_episode(episode_file, session["id"])
@@ -635,7 +638,7 @@ def test_an_upload_whose_file_changed_size_is_refused_before_sending(client, ses
     episode = client.create_episode(episode_file, session["id"])
     with open(episode_file, "ab") as f:
         f.write(b"more")
-    with pytest.raises(pg.ProvingGroundError) as caught:
+    with pytest.raises(errors.ProvingGroundError) as caught:
         client.upload(episode_file, episode)
     assert caught.value.error == "file_changed"
     assert Upload.objects.get(episode_id=episode["id"]).offset == 0
@@ -663,7 +666,7 @@ def test_a_recorded_episode_uploads_and_becomes_ready_with_its_stats(
 
 def test_waiting_for_processing_times_out_with_the_last_state(client, session, episode_file):
     episode = client.create_episode(episode_file, session["id"])
-    with pytest.raises(pg.ProcessingTimeout) as caught:
+    with pytest.raises(errors.ProcessingTimeout) as caught:
         client.wait_until_processed(episode["id"], timeout_s=0.2, poll_s=0.05)
     assert caught.value.state == "created"
 
@@ -675,7 +678,7 @@ import json, sys, time
 
 import numpy as np
 
-from proving_ground.client import Outbox
+from proving_ground.client.outbox import Outbox
 from proving_ground.episode.spec import encode_jpeg
 from proving_ground.episode.writer import EpisodeWriter
 
@@ -684,7 +687,7 @@ gradient = np.linspace(0, 255, 640, dtype=np.uint8)[None, :, None]
 frame = encode_jpeg(np.broadcast_to(gradient, (480, 640, 3)).copy())
 with Outbox(directory).recording() as rec:
     with EpisodeWriter(rec.path, spec, episode_id=rec.episode_id, robot="r",
-                       task_version="t", operator="OP-TEST") as writer:
+                       task_version="t", operator="OP-TEST", embodiment="arm") as writer:
         hz, next_frame = spec["control_hz"], 0.0
         for i in range(2 * hz):  # two seconds of a teleoperated episode
             t = i / hz
@@ -718,7 +721,7 @@ def _start_writer(directory: Path) -> tuple[subprocess.Popen, str]:
 def test_outbox_recovers_a_partial_left_by_a_killed_writer_and_uploads_it(
     client, session, tmp_path
 ):
-    outbox = pg.Outbox(tmp_path / "outbox")
+    outbox = Outbox(tmp_path / "outbox")
     writer, episode_id = _start_writer(outbox.directory)
     try:
         partial = outbox.directory / f"{episode_id}.hdf5.partial"
@@ -729,7 +732,7 @@ def test_outbox_recovers_a_partial_left_by_a_killed_writer_and_uploads_it(
         writer.wait(timeout=10)
 
     # The robot restarts: a new Outbox over the same directory finds the crashed recording.
-    restarted = pg.Outbox(tmp_path / "outbox")
+    restarted = Outbox(tmp_path / "outbox")
     recovered = outbox.directory / f"{episode_id}.hdf5"
     assert restarted.pending() == [recovered] and not partial.exists()
     (result,) = restarted.flush(client, session["id"])
@@ -748,7 +751,7 @@ def test_outbox_recovers_a_partial_left_by_a_killed_writer_and_uploads_it(
 def test_outbox_keeps_a_file_until_the_server_confirms_it_and_survives_a_restart(
     live_server, robot, client, session, tmp_path
 ):
-    outbox = pg.Outbox(tmp_path / "outbox")
+    outbox = Outbox(tmp_path / "outbox")
     with outbox.recording() as rec:
         record_episode(rec.path, seconds=0.5, episode_id=rec.episode_id)
 
@@ -762,7 +765,7 @@ def test_outbox_keeps_a_file_until_the_server_confirms_it_and_survives_a_restart
     assert outbox.state(rec.path)["episode_id"] == rec.episode_id
 
     # The robot process restarts: fresh objects, same directory.
-    (sent,) = pg.Outbox(tmp_path / "outbox").flush(
+    (sent,) = Outbox(tmp_path / "outbox").flush(
         make_client(live_server.url, robot.robot_key), session["id"]
     )
     assert sent.ok and sent.episode_id == rec.episode_id
@@ -771,10 +774,62 @@ def test_outbox_keeps_a_file_until_the_server_confirms_it_and_survives_a_restart
     assert outbox.flush(client, session["id"]) == []  # nothing twice
 
 
+def test_a_recording_goes_into_the_session_it_was_made_for_never_the_one_flush_names(
+    live_server, robot, client, session, tmp_path
+):
+    outbox = Outbox(tmp_path / "outbox")
+    with outbox.recording(session_id=session["id"]) as rec:
+        record_episode(rec.path, seconds=0.3, episode_id=rec.episode_id)
+    assert outbox.state(rec.path)["session_id"] == session["id"]  # bound before any upload
+    later = client.open_session(robot.task.versions.get().pk, OPERATOR)
+
+    (result,) = outbox.flush(client, later["id"])
+
+    assert result.ok, result.error
+    assert str(Episode.objects.get(pk=rec.episode_id).session_id) == session["id"]
+    assert not Episode.objects.filter(session_id=later["id"]).exists()
+
+
+def test_a_recording_refused_for_good_moves_to_refused_and_is_not_tried_again(
+    live_server, robot, client, session, tmp_path
+):
+    outbox = Outbox(tmp_path / "outbox")
+    with outbox.recording(session_id=session["id"]) as rec:
+        record_episode(rec.path, seconds=0.3, episode_id=rec.episode_id)
+    client.close_session(session["id"])
+    later = client.open_session(robot.task.versions.get().pk, OPERATOR)
+
+    (result,) = outbox.flush(client, later["id"])
+
+    assert result.error is not None and result.error.error == "session_closed"
+    assert result.state == "refused"
+    assert outbox.pending() == []
+    assert outbox.refused() == [outbox.directory / "refused" / rec.path.name]
+    refused = outbox.state(rec.path)["refused"]
+    assert refused["status"] == 409 and refused["error"] == "session_closed"
+    assert outbox.flush(client, later["id"]) == []  # not retried at every flush
+    assert not Episode.objects.exists()  # and never uploaded into the later session
+
+
+def test_an_unbound_recording_waits_for_a_flush_that_names_a_session(
+    live_server, robot, client, session, tmp_path
+):
+    outbox = Outbox(tmp_path / "outbox")
+    path = record_episode(outbox.directory / f"{uuid.uuid4()}.hdf5", seconds=0.3)
+
+    (waiting,) = outbox.flush(client)
+    assert waiting.error is not None and waiting.error.error == "no_session"
+    assert outbox.pending() == [path]
+
+    (sent,) = outbox.flush(client, session["id"])
+    assert sent.ok, sent.error
+    assert outbox.state(path)["session_id"] == session["id"]
+
+
 def test_outbox_resumes_an_upload_interrupted_by_a_crash_in_its_original_session(
     live_server, robot, client, session, tmp_path
 ):
-    outbox = pg.Outbox(tmp_path / "outbox")
+    outbox = Outbox(tmp_path / "outbox")
     with outbox.recording() as rec:
         record_episode(rec.path, seconds=1.0, episode_id=rec.episode_id)
 
@@ -798,7 +853,7 @@ def test_outbox_resumes_an_upload_interrupted_by_a_crash_in_its_original_session
     def first_offset(path: Path, sent: int, total: int) -> None:
         starts.append(sent)
 
-    (result,) = pg.Outbox(tmp_path / "outbox").flush(
+    (result,) = Outbox(tmp_path / "outbox").flush(
         restarted, new_session["id"], on_progress=first_offset
     )
     assert result.ok, result.error
@@ -809,7 +864,7 @@ def test_outbox_resumes_an_upload_interrupted_by_a_crash_in_its_original_session
 
 
 def test_outbox_file_is_kept_in_sent_or_deleted_as_asked(client, session, tmp_path):
-    outbox = pg.Outbox(tmp_path / "outbox")
+    outbox = Outbox(tmp_path / "outbox")
     with outbox.recording() as rec:
         record_episode(rec.path, seconds=0.3, episode_id=rec.episode_id)
     (result,) = outbox.flush(client, session["id"], keep_sent=False)
@@ -822,8 +877,8 @@ def test_the_chunk_checksum_header_is_the_base64_sha256_of_the_chunk(tmp_path):
     path = tmp_path / "bytes"
     path.write_bytes(os.urandom(3000))
     with open(path, "rb") as f:
-        digest = pg._range_digest(f, 1000, 1500)
-        body = pg._FileSlice(f, 1000, 1500)
+        digest = transfer.range_digest(f, 1000, 1500)
+        body = transfer.FileSlice(f, 1000, 1500)
         assert len(body) == 1500
         sent = b"".join(iter(lambda: body.read(512), b""))
     assert sent == path.read_bytes()[1000:2500]
@@ -833,7 +888,7 @@ def test_the_chunk_checksum_header_is_the_base64_sha256_of_the_chunk(tmp_path):
 def test_outbox_moves_a_file_whose_upload_completed_before_a_crash_without_resending_it(
     client, session, tmp_path, proxy, robot
 ):
-    outbox = pg.Outbox(tmp_path / "outbox")
+    outbox = Outbox(tmp_path / "outbox")
     with outbox.recording() as rec:
         record_episode(rec.path, seconds=0.3, episode_id=rec.episode_id)
     client.upload_episode(rec.path, session["id"])  # then the robot died before moving it
@@ -888,11 +943,14 @@ def test_the_quickstart_robot_script_in_the_docs_runs_against_a_live_server(
 
 @pytest.mark.slow
 def test_the_example_robot_script_records_uploads_and_gets_a_ready_episode(
-    live_server, demo, tmp_path
+    live_server, demo, tmp_path, sdk_python
 ):
+    """The README's robot quickstart, run as on a robot: from a virtual environment holding
+    `pip install ./sdk` alone (no Django, no server code), in a directory outside the
+    checkout."""
     robot_process = subprocess.Popen(
         [
-            sys.executable,
+            str(sdk_python),
             str(ROOT / "examples/robot_quickstart.py"),
             "--url",
             live_server.url,
@@ -906,11 +964,20 @@ def test_the_example_robot_script_records_uploads_and_gets_a_ready_episode(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"},
+        cwd=tmp_path,
+        env={
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("DJANGO_SETTINGS_MODULE", "PYTHONPATH", "VIRTUAL_ENV")
+        },
     )
     run_worker_until(lambda: robot_process.poll() is not None)
     output = robot_process.stdout.read()
     assert robot_process.returncode == 0, output
     assert re.search(r"episode \S+: ready\n  600 steps, 3.00 s at 200.0 Hz", output), output
     assert "check control-rate: passed" in output
-    assert Episode.objects.get().state == "ready"
+    episode = Episode.objects.get()
+    assert episode.state == "ready"
+    (sent,) = (tmp_path / "outbox" / "sent").iterdir()
+    with h5py.File(sent, "r") as f:  # the file names what it was recorded for
+        assert f.attrs["embodiment"] == episode.robot.embodiment.name != ""
