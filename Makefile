@@ -51,9 +51,12 @@ run: assets seed
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	HOST=$(HOST) PORT=$(PORT) ./scripts/run-dev.sh
 
+# Style, and the layer contracts in pyproject.toml: the SDK (sdk/proving_ground) imports no
+# Django and nothing of the apps; evaluation -> teleop -> core, one way; no import cycles.
 lint: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 # Django's checks, migrations in sync, the deploy checklist with production-like settings,
 # static files collected as production collects them (DEBUG off: hashed, compressed), and
