@@ -65,7 +65,8 @@ def _design():
 
     from core import services as core
     from core.models import Membership
-    from evaluation import services
+    from evaluation.services import benchmarks, policies
+    from evaluation.services import campaigns as campaign_services
     from tests.core.factories import ARM_SPEC, PICK_CRITERIA
 
     team = core.create_team(actor=None, name="Bench lab", slug="bench-lab")
@@ -92,15 +93,15 @@ def _design():
     ]
     policy_versions = []
     for p in range(POLICIES):
-        policy = services.create_policy(
+        policy = policies.create_policy(
             actor=admin, team=team, name=f"policy-{p:02d}", visibility="public"
         )
         policy_versions.append(
-            services.create_policy_version(
+            policies.create_policy_version(
                 actor=admin, policy=policy, label="v1", checkpoint_sha256=f"{p:064x}"
             )
         )
-    benchmark = services.create_benchmark(
+    benchmark = benchmarks.create_benchmark(
         actor=admin,
         team=team,
         name="bench",
@@ -109,9 +110,9 @@ def _design():
         trials_per_cell=TRIALS_PER_CELL_PER_CAMPAIGN,
         visibility="public",
     )
-    benchmark = services.publish_benchmark(actor=admin, benchmark=benchmark)
+    benchmark = benchmarks.publish_benchmark(actor=admin, benchmark=benchmark)
     campaigns = [
-        services.create_campaign(
+        campaign_services.create_campaign(
             actor=admin,
             team=team,
             name=f"round-{c}",

@@ -11,9 +11,11 @@ from django.views.decorators.http import require_POST
 
 from core import access
 from core.errors import DomainError
-from evaluation import selectors, services
+from evaluation import selectors
 from evaluation.forms import TrialReportForm
 from evaluation.models import Benchmark, Campaign, LeaderboardSnapshot, PolicyVersion, Trial
+from evaluation.services import leaderboards
+from evaluation.services import trials as trial_services
 from teleop.models import Episode, Label, Session
 
 
@@ -67,7 +69,7 @@ def leaderboard(request, pk):
     """One benchmark's leaderboard: macro success with an interval bar, n, invalid trials,
     letter groups, rank interval, worst condition; per-task and per-condition heat maps."""
     benchmark = get_object_or_404(_benchmarks(request), pk=pk)
-    data = services.leaderboard_data(LeaderboardSnapshot.Scope.BENCHMARK, benchmark)
+    data = leaderboards.leaderboard_data(LeaderboardSnapshot.Scope.BENCHMARK, benchmark)
     tasks = {t["id"]: t for t in data["tasks"]}
     conditions = {c["id"]: c for c in data["conditions"]}
     rows = []
@@ -174,7 +176,9 @@ def _trials(campaign):
 def _console_context(request, campaign, forms_by_trial=None):
     user = request.user
     blinded = selectors.is_blinded_for(user, campaign)
-    may_score = services.may_score(user, campaign) and campaign.status == Campaign.Status.RUNNING
+    may_score = (
+        trial_services.may_score(user, campaign) and campaign.status == Campaign.Status.RUNNING
+    )
     held = {t.robot_id: t for t in _trials(campaign).filter(state=Trial.State.ASSIGNED)}
     waiting = dict(
         Trial.objects.filter(campaign=campaign, state=Trial.State.SCHEDULED)
@@ -226,7 +230,7 @@ def campaign_console(request, pk):
 def campaign_next_trial(request, pk, robot_pk):
     campaign = get_object_or_404(_campaigns(request), pk=pk)
     robot = get_object_or_404(campaign.robots.all(), pk=robot_pk)
-    if not services.may_score(request.user, campaign):
+    if not trial_services.may_score(request.user, campaign):
         raise PermissionDenied("Only operators and admins of the campaign's team run trials.")
     return _start_next(request, campaign, robot)
 
@@ -234,7 +238,9 @@ def campaign_next_trial(request, pk, robot_pk):
 def _start_next(request, campaign, robot):
     """Hand `robot` its next trial and go back to its card on the console."""
     try:
-        trial = services.next_trial_for_robot(actor=request.user, campaign=campaign, robot=robot)
+        trial = trial_services.next_trial_for_robot(
+            actor=request.user, campaign=campaign, robot=robot
+        )
     except DomainError as exc:
         messages.error(request, exc.detail)
         return redirect("campaign", campaign.pk)
@@ -248,7 +254,7 @@ def _score(request, trial: Trial, form: TrialReportForm) -> Trial | None:
     data = form.cleaned_data
     valid = data["valid"] == "yes"
     try:
-        return services.report_trial_result(
+        return trial_services.report_trial_result(
             actor=request.user,
             trial=trial,
             outcome=data["outcome"] or None,
@@ -284,7 +290,9 @@ def trial_detail(request, pk):
     trial = _campaign_trial(request, pk)
     campaign = trial.campaign
     blinded = selectors.is_blinded_for(request.user, campaign)
-    may_score = services.may_score(request.user, campaign) and trial.state != Trial.State.SCHEDULED
+    may_score = (
+        trial_services.may_score(request.user, campaign) and trial.state != Trial.State.SCHEDULED
+    )
     form = None
     status = 200
     if may_score:

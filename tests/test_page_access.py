@@ -10,7 +10,7 @@ from django.urls import URLPattern, URLResolver
 
 from core import services as core_services
 from core.models import Visibility
-from evaluation import services as evaluation_services
+from evaluation.services import trials
 from teleop import datasets
 from teleop import services as teleop_services
 from tests.evaluation.factories import (
@@ -95,7 +95,7 @@ def objects(world):
     )
     version = make_policy_version(world.a)
     campaign = make_campaign(world.a, policy_versions=[version])  # private, blinded
-    trial = evaluation_services.next_trial_for_robot(
+    trial = trials.next_trial_for_robot(
         actor=world.a.operator, campaign=campaign, robot=world.a.robot
     )
     benchmark = make_benchmark(

@@ -21,7 +21,7 @@ from rest_framework.response import Response
 from core import access
 from core.api.idempotency import idempotent
 from core.api.permissions import IsPerson
-from evaluation import selectors, services
+from evaluation import selectors
 from evaluation.api import serializers as s
 from evaluation.models import (
     Benchmark,
@@ -34,6 +34,9 @@ from evaluation.models import (
     Trial,
     TrialReport,
 )
+from evaluation.services import benchmarks, leaderboards, policies
+from evaluation.services import campaigns as campaign_services
+from evaluation.services import trials as trial_services
 from proving_ground import scheduling
 from teleop.models import Episode
 
@@ -109,7 +112,7 @@ class PolicyViewSet(_EvaluationViewSet):
     @idempotent
     def create(self, request):
         data = self._input(s.PolicyIn)
-        policy = services.create_policy(actor=request.user, **data)
+        policy = policies.create_policy(actor=request.user, **data)
         return Response(
             s.PolicyOut(self.get_queryset().get(pk=policy.pk)).data, status=status.HTTP_201_CREATED
         )
@@ -117,7 +120,7 @@ class PolicyViewSet(_EvaluationViewSet):
     def partial_update(self, request, pk=None):
         policy = self.get_object()
         data = self._input(s.PolicyPatch)
-        services.update_policy(actor=request.user, policy=policy, **data)
+        policies.update_policy(actor=request.user, policy=policy, **data)
         return Response(s.PolicyOut(self.get_queryset().get(pk=policy.pk)).data)
 
     @extend_schema(methods=["GET"], responses=s.PolicyVersionOut(many=True))
@@ -131,7 +134,7 @@ class PolicyViewSet(_EvaluationViewSet):
         if request.method == "GET":
             return Response(s.PolicyVersionOut(policy.versions.all(), many=True).data)
         data = self._input(s.PolicyVersionIn)
-        version = services.create_policy_version(actor=request.user, policy=policy, **data)
+        version = policies.create_policy_version(actor=request.user, policy=policy, **data)
         return Response(s.PolicyVersionOut(version).data, status=status.HTTP_201_CREATED)
 
 
@@ -213,7 +216,7 @@ class BenchmarkViewSet(_EvaluationViewSet):
     @idempotent
     def create(self, request):
         data = self._input(s.BenchmarkIn)
-        benchmark = services.create_benchmark(actor=request.user, **data)
+        benchmark = benchmarks.create_benchmark(actor=request.user, **data)
         return Response(
             s.BenchmarkOut(self.get_queryset().get(pk=benchmark.pk)).data,
             status=status.HTTP_201_CREATED,
@@ -222,7 +225,7 @@ class BenchmarkViewSet(_EvaluationViewSet):
     def partial_update(self, request, pk=None):
         benchmark = self.get_object()
         data = self._input(s.BenchmarkPatch)
-        services.update_benchmark(actor=request.user, benchmark=benchmark, **data)
+        benchmarks.update_benchmark(actor=request.user, benchmark=benchmark, **data)
         return Response(s.BenchmarkOut(self.get_queryset().get(pk=benchmark.pk)).data)
 
     @extend_schema(request=None, responses=s.BenchmarkOut)
@@ -231,7 +234,7 @@ class BenchmarkViewSet(_EvaluationViewSet):
     def publish(self, request, pk=None):
         """Freeze the benchmark's design (cells, trials per cell, scoring) so campaigns can
         run on it."""
-        benchmark = services.publish_benchmark(actor=request.user, benchmark=self.get_object())
+        benchmark = benchmarks.publish_benchmark(actor=request.user, benchmark=self.get_object())
         return Response(s.BenchmarkOut(self.get_queryset().get(pk=benchmark.pk)).data)
 
     @extend_schema(responses={200: dict})
@@ -240,7 +243,9 @@ class BenchmarkViewSet(_EvaluationViewSet):
         """The leaderboard over the finished campaigns pooled on this benchmark (the latest
         snapshot). No personal data."""
         benchmark = self.get_object()
-        return Response(services.leaderboard_data(LeaderboardSnapshot.Scope.BENCHMARK, benchmark))
+        return Response(
+            leaderboards.leaderboard_data(LeaderboardSnapshot.Scope.BENCHMARK, benchmark)
+        )
 
     @extend_schema(responses={(200, "text/csv"): str})
     @action(
@@ -249,7 +254,7 @@ class BenchmarkViewSet(_EvaluationViewSet):
     def leaderboard_csv(self, request, pk=None):
         """The leaderboard as CSV: one line per policy version."""
         benchmark = self.get_object()
-        data = services.leaderboard_data(LeaderboardSnapshot.Scope.BENCHMARK, benchmark)
+        data = leaderboards.leaderboard_data(LeaderboardSnapshot.Scope.BENCHMARK, benchmark)
         return _leaderboard_csv(data, f"leaderboard-{benchmark.pk}.csv")
 
     @extend_schema(
@@ -355,7 +360,7 @@ class CampaignViewSet(_EvaluationViewSet):
     def create(self, request):
         self._person_only()
         data = self._input(s.CampaignIn)
-        campaign = services.create_campaign(actor=request.user, **data)
+        campaign = campaign_services.create_campaign(actor=request.user, **data)
         return self._answer(self.get_queryset().get(pk=campaign.pk), status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses=s.campaign_or_blind_out())
@@ -364,7 +369,7 @@ class CampaignViewSet(_EvaluationViewSet):
     def start(self, request, pk=None):
         """Build the schedule from the stored seed and start handing out trials."""
         self._person_only()
-        campaign = services.start_campaign(actor=request.user, campaign=self.get_object())
+        campaign = campaign_services.start_campaign(actor=request.user, campaign=self.get_object())
         return self._answer(self.get_queryset().get(pk=campaign.pk))
 
     @extend_schema(request=None, responses=s.campaign_or_blind_out())
@@ -373,7 +378,7 @@ class CampaignViewSet(_EvaluationViewSet):
     def finish(self, request, pk=None):
         """Stop early: no more trials are handed out."""
         self._person_only()
-        campaign = services.finish_campaign(actor=request.user, campaign=self.get_object())
+        campaign = campaign_services.finish_campaign(actor=request.user, campaign=self.get_object())
         return self._answer(self.get_queryset().get(pk=campaign.pk))
 
     @extend_schema(responses=s.ProgressOut)
@@ -391,7 +396,7 @@ class CampaignViewSet(_EvaluationViewSet):
         if not access.is_robot(request.user):
             raise exceptions.PermissionDenied("Only a robot asks for its next trial.")
         campaign = self.get_object()
-        trial = services.next_trial(actor=request.user, campaign=campaign)
+        trial = trial_services.next_trial(actor=request.user, campaign=campaign)
         if trial is None:
             return Response(
                 {"trial": None, "detail": "No trials left for this robot, or the campaign is done."}
@@ -405,7 +410,7 @@ class CampaignViewSet(_EvaluationViewSet):
 
     def _campaign_board(self) -> tuple[Campaign, dict]:
         campaign = self.get_object()
-        data = services.leaderboard_data(LeaderboardSnapshot.Scope.CAMPAIGN, campaign)
+        data = leaderboards.leaderboard_data(LeaderboardSnapshot.Scope.CAMPAIGN, campaign)
         if selectors.is_blinded_for(self.request.user, campaign):
             data = selectors.blinded_leaderboard(data)
         return campaign, data
@@ -544,7 +549,7 @@ class TrialViewSet(_EvaluationViewSet):
             episode = episode.select_related("task_version").first()
             if episode is None:
                 raise exceptions.ValidationError({"episode": ["No such episode."]})
-        trial = services.report_trial_result(
+        trial = trial_services.report_trial_result(
             actor=request.user,
             trial=trial,
             outcome=data.get("outcome"),

@@ -11,12 +11,9 @@ from core import access
 from core import services as core_services
 from core.errors import Conflict, InvalidInput
 from core.models import Condition, TaskVersion, Team, Visibility
+from evaluation.errors import BenchmarkFrozen
 from evaluation.models import Benchmark, BenchmarkCell
-from evaluation.services._common import (
-    BenchmarkFrozen,
-    require_designer,
-    set_shared_with,
-)
+from evaluation.services._common import require_designer, set_shared_with
 from evaluation.services.leaderboard_queue import enqueue_benchmark_refresh
 from proving_ground.scoring import SCORING_VERSIONS
 

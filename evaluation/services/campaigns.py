@@ -13,14 +13,9 @@ from core import access
 from core import services as core_services
 from core.errors import Conflict, InvalidInput
 from core.models import Condition, Operator, Robot, TaskVersion, Team, Visibility
+from evaluation.errors import CampaignNotDraft, CampaignNotRunning, RequirementsNotMet
 from evaluation.models import Benchmark, Campaign, CampaignCell, PolicyVersion, Trial
-from evaluation.services._common import (
-    CampaignNotDraft,
-    CampaignNotRunning,
-    RequirementsNotMet,
-    require_designer,
-    set_shared_with,
-)
+from evaluation.services._common import require_designer, set_shared_with
 from evaluation.services.benchmarks import check_scoring_version, check_trials_per_cell, design_grid
 from evaluation.services.leaderboard_queue import enqueue_leaderboard_refresh
 from evaluation.services.policies import requirement_gaps

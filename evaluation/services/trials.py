@@ -8,7 +8,13 @@ from django.utils import timezone
 from core import access
 from core import services as core_services
 from core.errors import Conflict, InvalidInput, NotPermitted
-from core.models import Operator, Robot, TaskVersion
+from core.models import Membership, Operator, Robot, TaskVersion
+from evaluation.errors import (
+    CampaignNotRunning,
+    RequirementsNotMet,
+    TrialAlreadyReported,
+    TrialNotAssigned,
+)
 from evaluation.models import (
     Campaign,
     InvalidReason,
@@ -17,17 +23,18 @@ from evaluation.models import (
     Trial,
     TrialReport,
 )
-from evaluation.services._common import (
-    CampaignNotRunning,
-    RequirementsNotMet,
-    TrialAlreadyReported,
-    TrialNotAssigned,
-    may_score,
-)
 from evaluation.services.leaderboard_queue import enqueue_leaderboard_refresh
 from evaluation.services.policies import requirement_gaps
 from proving_ground.criteria import CheckResult, CheckStatus, CriteriaError, parse_criteria
 from teleop.models import Episode
+
+Role = Membership.Role
+
+
+def may_score(actor, campaign: Campaign) -> bool:
+    """Operators and admins of the campaign's team run and score its trials."""
+    return access.has_role(actor, campaign.team_id, Role.OPERATOR, Role.ADMIN)
+
 
 # --- The robot's trial flow -----------------------------------------------------------------
 

@@ -28,7 +28,6 @@ from core.models import (
     ThrottleWindow,
     WorkerHeartbeat,
 )
-from evaluation import services as eval_services
 from evaluation.models import (
     Benchmark,
     BenchmarkCell,
@@ -39,6 +38,7 @@ from evaluation.models import (
     Trial,
     TrialReport,
 )
+from evaluation.services import leaderboards
 from teleop import datasets
 from teleop import services as teleop_services
 from teleop.models import (
@@ -175,8 +175,8 @@ def _populate(world):
     benchmark = make_benchmark(a, task_versions=[version], conditions=conditions)
     campaign = make_campaign(a, policy_versions=policy_versions, benchmark=benchmark)
     play_campaign(campaign, a.robot, lambda trial: {"outcome": "success"})
-    eval_services.refresh_leaderboard(scope="campaign", object_id=campaign.pk)
-    eval_services.refresh_leaderboard(scope="benchmark", object_id=benchmark.pk)
+    leaderboards.refresh_leaderboard(scope="campaign", object_id=campaign.pk)
+    leaderboards.refresh_leaderboard(scope="benchmark", object_id=benchmark.pk)
     # Another team's campaign, started and not played: filters by campaign have a choice.
     make_campaign(world.b, policy_versions=[make_policy_version(world.b)])
 

@@ -5,8 +5,8 @@ from itertools import count
 from core import services as core_services
 from core.access import RobotPrincipal
 from core.models import Condition, Robot, RobotAPIKey, Visibility
-from evaluation import services
 from evaluation.models import Benchmark, Campaign, PolicyVersion
+from evaluation.services import benchmarks, campaigns, policies, trials
 
 _seq = count(1)
 
@@ -25,10 +25,10 @@ def make_policy_version(
     tw, *, name=None, label="v1", requires=None, visibility=Visibility.PRIVATE, sha=None
 ) -> PolicyVersion:
     n = next(_seq)
-    policy = services.create_policy(
+    policy = policies.create_policy(
         actor=tw.researcher, team=tw.team, name=name or f"policy-{n}", visibility=visibility
     )
-    return services.create_policy_version(
+    return policies.create_policy_version(
         actor=tw.researcher,
         policy=policy,
         label=label,
@@ -54,7 +54,7 @@ def make_conditions(tw, levels=("bright", "dim")) -> list[Condition]:
 def make_benchmark(
     tw, *, task_versions, conditions, trials_per_cell=2, visibility=Visibility.PUBLIC, publish=True
 ) -> Benchmark:
-    benchmark = services.create_benchmark(
+    benchmark = benchmarks.create_benchmark(
         actor=tw.researcher,
         team=tw.team,
         name=f"bench-{next(_seq)}",
@@ -64,7 +64,7 @@ def make_benchmark(
         visibility=visibility,
     )
     if publish:
-        benchmark = services.publish_benchmark(actor=tw.researcher, benchmark=benchmark)
+        benchmark = benchmarks.publish_benchmark(actor=tw.researcher, benchmark=benchmark)
     return benchmark
 
 
@@ -75,7 +75,7 @@ def make_campaign(tw, *, policy_versions, robots=None, start=True, seed=1234, **
         kwargs["task_versions"] = [tw.task.versions.get()]
         kwargs["conditions"] = make_conditions(tw)
         kwargs.setdefault("trials_per_cell", 2)
-    campaign = services.create_campaign(
+    campaign = campaigns.create_campaign(
         actor=tw.researcher,
         team=tw.team,
         name=f"campaign-{next(_seq)}",
@@ -85,12 +85,12 @@ def make_campaign(tw, *, policy_versions, robots=None, start=True, seed=1234, **
         **kwargs,
     )
     if start:
-        campaign = services.start_campaign(actor=tw.researcher, campaign=campaign)
+        campaign = campaigns.start_campaign(actor=tw.researcher, campaign=campaign)
     return campaign
 
 
 def play_campaign(campaign, robot, decide) -> None:
     """The robot runs its trials; `decide(trial)` returns the report's keyword arguments."""
     actor = robot_actor(robot)
-    while (trial := services.next_trial(actor=actor, campaign=campaign)) is not None:
-        services.report_trial_result(actor=actor, trial=trial, **decide(trial))
+    while (trial := trials.next_trial(actor=actor, campaign=campaign)) is not None:
+        trials.report_trial_result(actor=actor, trial=trial, **decide(trial))

@@ -3,7 +3,8 @@
 import pytest
 from django_tasks_db.models import DBTaskResult
 
-from evaluation import jobs, services
+from evaluation import jobs
+from evaluation.services import leaderboards, trials
 from evaluation.tasks import refresh_leaderboard_job
 from tests.evaluation.factories import make_campaign, make_policy_version, robot_actor
 
@@ -29,8 +30,8 @@ def reported_campaign(world):
     not run here, so nothing was queued)."""
     campaign = make_campaign(world.a, policy_versions=[make_policy_version(world.a)])
     actor = robot_actor(world.a.robot)
-    trial = services.next_trial(actor=actor, campaign=campaign)
-    services.report_trial_result(actor=actor, trial=trial, outcome="success")
+    trial = trials.next_trial(actor=actor, campaign=campaign)
+    trials.report_trial_result(actor=actor, trial=trial, outcome="success")
     assert not DBTaskResult.objects.exists()
     return campaign
 
@@ -42,7 +43,7 @@ def test_a_board_behind_its_results_with_no_refresh_job_gets_one(reported_campai
 
 
 def test_a_board_refreshed_after_the_report_needs_nothing(reported_campaign):
-    services.refresh_leaderboard(scope="campaign", object_id=reported_campaign.pk)
+    leaderboards.refresh_leaderboard(scope="campaign", object_id=reported_campaign.pk)
     assert requeue() == 0
 
 

@@ -9,8 +9,9 @@ from django.test.utils import CaptureQueriesContext
 
 from core import services as core_services
 from core.models import Visibility
-from evaluation import selectors, services
+from evaluation import selectors
 from evaluation.models import Trial
+from evaluation.services import trials
 from proving_ground import stats
 from tests.core.factories import make_task
 from tests.evaluation.factories import (
@@ -124,8 +125,8 @@ def test_a_policy_missing_a_cell_is_shown_but_not_ranked(world):
     a, b = make_policy_version(world.a, name="a"), make_policy_version(world.a, name="b")
     campaign = make_campaign(world.a, policy_versions=[a, b], trials_per_cell=1)
     actor = robot_actor(world.a.robot)
-    trial = services.next_trial(actor=actor, campaign=campaign)
-    services.report_trial_result(actor=actor, trial=trial, outcome="success")
+    trial = trials.next_trial(actor=actor, campaign=campaign)
+    trials.report_trial_result(actor=actor, trial=trial, outcome="success")
     board = selectors.campaign_leaderboard(campaign).to_dict()
     assert all(row["rank"] is None and row["macro"] is None for row in board["rows"])
     assert board["remaining"] == 3 and board["pairwise"] == []
@@ -161,8 +162,8 @@ def test_the_benchmark_board_pools_finished_campaigns_that_may_be_shown(world):
     _play(shown, world.a.robot, lambda t: {"outcome": "success"})
     _play(hidden, world.b.robot, lambda t: {"outcome": "failure"})
     actor = robot_actor(world.a.robot)
-    services.report_trial_result(
-        actor=actor, trial=services.next_trial(actor=actor, campaign=running), outcome="success"
+    trials.report_trial_result(
+        actor=actor, trial=trials.next_trial(actor=actor, campaign=running), outcome="success"
     )
     board = selectors.benchmark_leaderboard(benchmark).to_dict()
     assert [row["policy"] for row in board["rows"]] == ["public-a"]
@@ -192,16 +193,16 @@ def test_a_blinded_board_names_no_policy(world):
 def test_progress_counts_done_invalid_and_remaining_per_cell(world):
     campaign = make_campaign(world.a, policy_versions=[make_policy_version(world.a)])
     actor = robot_actor(world.a.robot)
-    services.report_trial_result(
-        actor=actor, trial=services.next_trial(actor=actor, campaign=campaign), outcome="success"
+    trials.report_trial_result(
+        actor=actor, trial=trials.next_trial(actor=actor, campaign=campaign), outcome="success"
     )
-    services.report_trial_result(
+    trials.report_trial_result(
         actor=actor,
-        trial=services.next_trial(actor=actor, campaign=campaign),
+        trial=trials.next_trial(actor=actor, campaign=campaign),
         valid=False,
         invalid_reason="operator_error",
     )
-    services.next_trial(actor=actor, campaign=campaign)
+    trials.next_trial(actor=actor, campaign=campaign)
     progress = selectors.campaign_progress(campaign)
     assert (progress.planned, progress.done, progress.invalid) == (4, 1, 1)
     assert (progress.assigned, progress.remaining) == (1, 2)
@@ -237,7 +238,7 @@ def test_corrections_move_the_board(world):
     core_services.create_operator(actor=world.a.admin, team=world.a.team, user=world.a.operator)
     _play(campaign, world.a.robot, lambda t: {"outcome": "failure"})
     trial = campaign.trials.get(order=0)
-    services.report_trial_result(actor=world.a.operator, trial=trial, outcome="success")
+    trials.report_trial_result(actor=world.a.operator, trial=trial, outcome="success")
     (row,) = selectors.campaign_leaderboard(campaign).to_dict()["rows"]
     assert (row["successes"], row["trials"]) == (1, 4)
 

@@ -9,8 +9,8 @@ import pytest
 from django.test import Client
 
 from core.models import Visibility
-from evaluation import services
 from evaluation.models import LeaderboardSnapshot
+from evaluation.services import leaderboards
 from tests.evaluation.factories import (
     make_benchmark,
     make_campaign,
@@ -59,7 +59,9 @@ def played_board(tw, outcomes=OUTCOMES):
         return {"outcome": "success" if outcome == "S" else "failure"}
 
     play_campaign(campaign, tw.robot, decide)
-    services.refresh_leaderboard(scope=LeaderboardSnapshot.Scope.BENCHMARK, object_id=benchmark.pk)
+    leaderboards.refresh_leaderboard(
+        scope=LeaderboardSnapshot.Scope.BENCHMARK, object_id=benchmark.pk
+    )
     return benchmark
 
 
@@ -76,7 +78,9 @@ def test_public_leaderboard_carries_the_chart_data_in_rank_order(world):
 
     expected = {
         r["policy_version"]: r
-        for r in services.leaderboard_data(LeaderboardSnapshot.Scope.BENCHMARK, benchmark)["rows"]
+        for r in leaderboards.leaderboard_data(LeaderboardSnapshot.Scope.BENCHMARK, benchmark)[
+            "rows"
+        ]
     }
     for row in rows:
         source = expected[row["policy_version"]]

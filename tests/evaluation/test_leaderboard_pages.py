@@ -10,8 +10,8 @@ from django.test import Client
 from django.utils.dateparse import parse_datetime
 
 from core.models import Visibility
-from evaluation import services
 from evaluation.models import LeaderboardSnapshot
+from evaluation.services import leaderboards
 from proving_ground import stats
 from tests.evaluation.factories import (
     make_benchmark,
@@ -60,7 +60,7 @@ def _table(html: str, label: str) -> str:
 
 
 def _versions(benchmark):
-    data = services.leaderboard_data(LeaderboardSnapshot.Scope.BENCHMARK, benchmark)
+    data = leaderboards.leaderboard_data(LeaderboardSnapshot.Scope.BENCHMARK, benchmark)
     return {row["policy"]: row["policy_version"] for row in data["rows"]}, data
 
 

@@ -8,8 +8,8 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from evaluation import services
 from evaluation.models import LeaderboardSnapshot, Trial
+from evaluation.services import leaderboards
 from tests.evaluation.test_leaderboard_chart import played_board
 
 pytestmark = pytest.mark.django_db
@@ -30,7 +30,7 @@ def board(request, world):
     if request.param == "no snapshot yet":
         LeaderboardSnapshot.objects.all().delete()
     else:
-        services.refresh_leaderboard(
+        leaderboards.refresh_leaderboard(
             scope=LeaderboardSnapshot.Scope.CAMPAIGN, object_id=campaign.pk
         )
     versions = sorted({str(pk) for pk in Trial.objects.values_list("policy_version_id", flat=True)})
@@ -69,7 +69,7 @@ def test_leaderboard_endpoints_write_nothing(world, board, api):
 
 def test_a_board_without_a_snapshot_is_computed_for_the_reader_and_not_stored(world, api):
     benchmark = played_board(world.a)
-    stored = services.leaderboard_data(LeaderboardSnapshot.Scope.BENCHMARK, benchmark)
+    stored = leaderboards.leaderboard_data(LeaderboardSnapshot.Scope.BENCHMARK, benchmark)
     LeaderboardSnapshot.objects.all().delete()
     body = api().get(f"/api/v1/benchmarks/{benchmark.pk}/leaderboard").json()
     assert body["snapshot_id"] is None and body["computed_at"]

@@ -8,8 +8,17 @@ import pytest
 from core import services as core_services
 from core.errors import InvalidInput, NotPermitted
 from core.models import Visibility
-from evaluation import selectors, services
+from evaluation import selectors
+from evaluation.errors import (
+    BenchmarkFrozen,
+    CampaignNotRunning,
+    RequirementsNotMet,
+    TrialAlreadyReported,
+    TrialNotAssigned,
+)
 from evaluation.models import Campaign, LeaderboardSnapshot, Trial, TrialReport
+from evaluation.services import benchmarks, campaigns, leaderboards, policies
+from evaluation.services import trials as trial_services
 from proving_ground import scheduling
 from teleop import services as teleop_services
 from tests.core.factories import PICK_CRITERIA, build_world, make_embodiment, make_task
@@ -28,27 +37,27 @@ pytestmark = pytest.mark.django_db
 def _run_all(campaign, robot, outcome="success"):
     """The robot takes and reports every trial it is dealt."""
     actor = robot_actor(robot)
-    while (trial := services.next_trial(actor=actor, campaign=campaign)) is not None:
-        services.report_trial_result(actor=actor, trial=trial, outcome=outcome)
+    while (trial := trial_services.next_trial(actor=actor, campaign=campaign)) is not None:
+        trial_services.report_trial_result(actor=actor, trial=trial, outcome=outcome)
 
 
 # --- Policies -------------------------------------------------------------------------------
 
 
 def test_a_policy_version_needs_a_checkpoint_or_a_server(world):
-    policy = services.create_policy(actor=world.a.researcher, team=world.a.team, name="act")
+    policy = policies.create_policy(actor=world.a.researcher, team=world.a.team, name="act")
     with pytest.raises(InvalidInput, match="checkpoint SHA-256 or a server URL"):
-        services.create_policy_version(actor=world.a.researcher, policy=policy, label="v1")
-    version = services.create_policy_version(
+        policies.create_policy_version(actor=world.a.researcher, policy=policy, label="v1")
+    version = policies.create_policy_version(
         actor=world.a.researcher, policy=policy, label="v1", server_url="http://gpu-3:8000/act"
     )
     assert version.requires == {"observations": {}, "cameras": [], "action": None}
 
 
 def test_malformed_requirements_are_refused_with_every_problem(world):
-    policy = services.create_policy(actor=world.a.researcher, team=world.a.team, name="act")
+    policy = policies.create_policy(actor=world.a.researcher, team=world.a.team, name="act")
     with pytest.raises(InvalidInput) as refused:
-        services.create_policy_version(
+        policies.create_policy_version(
             actor=world.a.researcher,
             policy=policy,
             label="v1",
@@ -64,8 +73,8 @@ def test_malformed_requirements_are_refused_with_every_problem(world):
 def test_only_admins_and_researchers_of_the_team_define_policies(world):
     for outsider in (world.a.operator, world.b.researcher, world.stranger):
         with pytest.raises(NotPermitted):
-            services.create_policy(actor=outsider, team=world.a.team, name="nope")
-    assert services.create_policy(actor=world.a.admin, team=world.a.team, name="ok").name == "ok"
+            policies.create_policy(actor=outsider, team=world.a.team, name="nope")
+    assert policies.create_policy(actor=world.a.admin, team=world.a.team, name="ok").name == "ok"
 
 
 def test_a_policy_needing_what_the_robot_lacks_is_refused_naming_what_is_missing(world):
@@ -77,7 +86,7 @@ def test_a_policy_needing_what_the_robot_lacks_is_refused_naming_what_is_missing
             "action": [7],
         },
     )
-    with pytest.raises(services.RequirementsNotMet) as refused:
+    with pytest.raises(RequirementsNotMet) as refused:
         make_campaign(world.a, policy_versions=[version], start=False)
     message = refused.value.detail
     assert f"cannot run on robot '{world.a.robot.name}'" in message
@@ -91,7 +100,7 @@ def test_a_task_version_that_does_not_allow_the_robot_is_refused(world):
     other = make_embodiment(world.a.team, world.a.admin)
     task = make_task(world.a.team, world.a.admin, other)
     version = make_policy_version(world.a)
-    with pytest.raises(services.RequirementsNotMet, match="does not allow robot"):
+    with pytest.raises(RequirementsNotMet, match="does not allow robot"):
         make_campaign(
             world.a,
             policy_versions=[version],
@@ -116,18 +125,18 @@ def test_a_published_benchmark_freezes_its_cells_and_locks_its_task_versions(wor
     benchmark = make_benchmark(
         world.a, task_versions=[version], conditions=make_conditions(world.a), publish=False
     )
-    benchmark = services.update_benchmark(
+    benchmark = benchmarks.update_benchmark(
         actor=world.a.researcher, benchmark=benchmark, trials_per_cell=5
     )
     assert benchmark.trials_per_cell == 5 and benchmark.cells.count() == 2
-    benchmark = services.publish_benchmark(actor=world.a.researcher, benchmark=benchmark)
+    benchmark = benchmarks.publish_benchmark(actor=world.a.researcher, benchmark=benchmark)
     version.refresh_from_db()
     assert benchmark.is_published and version.is_locked
-    with pytest.raises(services.BenchmarkFrozen):
-        services.update_benchmark(
+    with pytest.raises(BenchmarkFrozen):
+        benchmarks.update_benchmark(
             actor=world.a.researcher, benchmark=benchmark, conditions=make_conditions(world.a)
         )
-    renamed = services.update_benchmark(
+    renamed = benchmarks.update_benchmark(
         actor=world.a.researcher, benchmark=benchmark, name="Pick v1"
     )
     assert renamed.name == "Pick v1" and renamed.cells.count() == 2
@@ -166,7 +175,7 @@ def test_another_team_runs_a_campaign_on_a_public_benchmark(world):
 def test_starting_stores_the_schedule_built_from_the_stored_seed(world):
     versions = [make_policy_version(world.a) for _ in range(2)]
     campaign = make_campaign(world.a, policy_versions=versions, seed=99, trials_per_cell=3)
-    expected = services.build_campaign_schedule(campaign)
+    expected = campaigns.build_campaign_schedule(campaign)
     stored = list(campaign.trials.order_by("order"))
     assert len(stored) == 2 * 2 * 3
     assert [(str(t.policy_version_id), t.alias, str(t.condition_id)) for t in stored] == [
@@ -236,7 +245,7 @@ def test_blocks_are_dealt_to_the_campaigns_robots(world):
     campaign = make_campaign(world.a, policy_versions=versions, robots=robots, trials_per_cell=2)
     per_robot = Counter(campaign.trials.values_list("robot_id", flat=True))
     assert per_robot == {world.a.robot.pk: 4, world.a.other_robot.pk: 4}
-    taken = services.next_trial(actor=robot_actor(world.a.other_robot), campaign=campaign)
+    taken = trial_services.next_trial(actor=robot_actor(world.a.other_robot), campaign=campaign)
     assert taken.robot_id == world.a.other_robot.pk
 
 
@@ -254,12 +263,12 @@ def test_in_a_shared_queue_robots_claim_whole_blocks(world):
     assert not campaign.trials.exclude(robot=None).exists()
     first = robot_actor(world.a.robot)
     second = robot_actor(world.a.other_robot)
-    mine = services.next_trial(actor=first, campaign=campaign)
-    theirs = services.next_trial(actor=second, campaign=campaign)
+    mine = trial_services.next_trial(actor=first, campaign=campaign)
+    theirs = trial_services.next_trial(actor=second, campaign=campaign)
     assert (mine.order, theirs.order) == (0, 2)
     assert mine.block != theirs.block
-    services.report_trial_result(actor=first, trial=mine, outcome="success")
-    assert services.next_trial(actor=first, campaign=campaign).order == 1  # its pair's second
+    trial_services.report_trial_result(actor=first, trial=mine, outcome="success")
+    assert trial_services.next_trial(actor=first, campaign=campaign).order == 1  # its pair's second
     by_block = defaultdict(set)
     for block, robot_id in campaign.trials.exclude(robot=None).values_list("block", "robot_id"):
         by_block[block].add(robot_id)
@@ -273,11 +282,11 @@ def test_in_a_shared_queue_robots_claim_whole_blocks(world):
 def test_a_robot_gets_its_trials_in_order_and_the_held_one_again(world):
     campaign = make_campaign(world.a, policy_versions=[make_policy_version(world.a)])
     actor = robot_actor(world.a.robot)
-    first = services.next_trial(actor=actor, campaign=campaign)
+    first = trial_services.next_trial(actor=actor, campaign=campaign)
     assert first.order == 0 and first.state == "assigned"
-    assert services.next_trial(actor=actor, campaign=campaign).pk == first.pk
-    services.report_trial_result(actor=actor, trial=first, outcome="failure")
-    assert services.next_trial(actor=actor, campaign=campaign).order == 1
+    assert trial_services.next_trial(actor=actor, campaign=campaign).pk == first.pk
+    trial_services.report_trial_result(actor=actor, trial=first, outcome="failure")
+    assert trial_services.next_trial(actor=actor, campaign=campaign).order == 1
 
 
 def test_operators_start_a_robots_next_trial_as_the_robot_would(world):
@@ -287,11 +296,13 @@ def test_operators_start_a_robots_next_trial_as_the_robot_would(world):
         robots=[world.a.robot, world.a.other_robot],
     )
     robot = world.a.robot
-    first = services.next_trial_for_robot(actor=world.a.operator, campaign=campaign, robot=robot)
+    first = trial_services.next_trial_for_robot(
+        actor=world.a.operator, campaign=campaign, robot=robot
+    )
     assert first.robot == robot and first.state == "assigned"
     # The robot asking itself gets the same held trial, and so does the operator again.
-    assert services.next_trial(actor=robot_actor(robot), campaign=campaign).pk == first.pk
-    again = services.next_trial_for_robot(actor=world.a.admin, campaign=campaign, robot=robot)
+    assert trial_services.next_trial(actor=robot_actor(robot), campaign=campaign).pk == first.pk
+    again = trial_services.next_trial_for_robot(actor=world.a.admin, campaign=campaign, robot=robot)
     assert again.pk == first.pk
     refused = [
         (world.a.researcher, robot),  # researchers design, they do not run trials
@@ -301,19 +312,19 @@ def test_operators_start_a_robots_next_trial_as_the_robot_would(world):
     ]
     for actor, target in refused:
         with pytest.raises(NotPermitted):
-            services.next_trial_for_robot(actor=actor, campaign=campaign, robot=target)
+            trial_services.next_trial_for_robot(actor=actor, campaign=campaign, robot=target)
     assert Trial.objects.filter(campaign=campaign, state="assigned").count() == 1
 
 
 def test_only_the_campaigns_robots_ask_for_trials(world):
     campaign = make_campaign(world.a, policy_versions=[make_policy_version(world.a)])
     with pytest.raises(NotPermitted):
-        services.next_trial(actor=robot_actor(world.b.robot), campaign=campaign)
+        trial_services.next_trial(actor=robot_actor(world.b.robot), campaign=campaign)
     with pytest.raises(NotPermitted):
-        services.next_trial(actor=world.a.operator, campaign=campaign)
+        trial_services.next_trial(actor=world.a.operator, campaign=campaign)
     draft = make_campaign(world.a, policy_versions=[make_policy_version(world.a)], start=False)
-    with pytest.raises(services.CampaignNotRunning):
-        services.next_trial(actor=robot_actor(world.a.robot), campaign=draft)
+    with pytest.raises(CampaignNotRunning):
+        trial_services.next_trial(actor=robot_actor(world.a.robot), campaign=draft)
 
 
 def test_a_robot_whose_embodiment_changed_is_refused_without_naming_the_policy(world):
@@ -324,8 +335,8 @@ def test_a_robot_whose_embodiment_changed_is_refused_without_naming_the_policy(w
     world.a.embodiment.spec = smaller
     world.a.embodiment.save()
     robot = type(world.a.robot).objects.select_related("embodiment").get(pk=world.a.robot.pk)
-    with pytest.raises(services.RequirementsNotMet) as refused:
-        services.next_trial(actor=robot_actor(robot), campaign=campaign)
+    with pytest.raises(RequirementsNotMet) as refused:
+        trial_services.next_trial(actor=robot_actor(robot), campaign=campaign)
     assert "policy " in refused.value.detail and "secret-act" not in refused.value.detail
     assert "observation 'qpos' is missing" in refused.value.detail
     assert not campaign.trials.filter(state="assigned").exists()
@@ -337,18 +348,18 @@ def test_a_robot_reports_once_and_people_correct_with_history(world):
         actor=world.a.admin, team=world.a.team, user=world.a.operator
     )
     actor = robot_actor(world.a.robot)
-    trial = services.next_trial(actor=actor, campaign=campaign)
-    trial = services.report_trial_result(
+    trial = trial_services.next_trial(actor=actor, campaign=campaign)
+    trial = trial_services.report_trial_result(
         actor=actor, trial=trial, outcome="failure", failure_codes=["dropped"]
     )
     assert (trial.state, trial.outcome, trial.outcome_source) == ("done", "failure", "robot")
-    with pytest.raises(services.TrialAlreadyReported):
-        services.report_trial_result(actor=actor, trial=trial, outcome="success")
-    again = services.report_trial_result(
+    with pytest.raises(TrialAlreadyReported):
+        trial_services.report_trial_result(actor=actor, trial=trial, outcome="success")
+    again = trial_services.report_trial_result(
         actor=actor, trial=trial, outcome="failure", failure_codes=["dropped"]
     )  # a retry of the stored report, its answer lost: the same report, not a second
     assert again.pk == trial.pk and TrialReport.objects.filter(trial=trial).count() == 1
-    corrected = services.report_trial_result(
+    corrected = trial_services.report_trial_result(
         actor=world.a.operator,
         trial=trial,
         outcome="success",
@@ -370,10 +381,10 @@ def test_a_robot_reports_once_and_people_correct_with_history(world):
 def test_invalid_trials_need_a_reason(world):
     campaign = make_campaign(world.a, policy_versions=[make_policy_version(world.a)])
     actor = robot_actor(world.a.robot)
-    trial = services.next_trial(actor=actor, campaign=campaign)
+    trial = trial_services.next_trial(actor=actor, campaign=campaign)
     with pytest.raises(InvalidInput, match="needs its reason"):
-        services.report_trial_result(actor=actor, trial=trial, valid=False)
-    trial = services.report_trial_result(
+        trial_services.report_trial_result(actor=actor, trial=trial, valid=False)
+    trial = trial_services.report_trial_result(
         actor=actor, trial=trial, valid=False, invalid_reason="success_at_reset"
     )
     assert (trial.state, trial.invalid_reason, trial.is_valid) == (
@@ -386,13 +397,13 @@ def test_invalid_trials_need_a_reason(world):
 def test_unknown_stages_and_failure_codes_are_refused_and_nothing_is_stored(world):
     campaign = make_campaign(world.a, policy_versions=[make_policy_version(world.a)])
     actor = robot_actor(world.a.robot)
-    trial = services.next_trial(actor=actor, campaign=campaign)
+    trial = trial_services.next_trial(actor=actor, campaign=campaign)
     with pytest.raises(InvalidInput, match="Unknown stage"):
-        services.report_trial_result(
+        trial_services.report_trial_result(
             actor=actor, trial=trial, outcome="success", stages_reached=["fly"]
         )
     with pytest.raises(InvalidInput, match="Unknown failure codes: on_fire"):
-        services.report_trial_result(
+        trial_services.report_trial_result(
             actor=actor, trial=trial, outcome="failure", failure_codes=["on_fire"]
         )
     trial.refresh_from_db()
@@ -402,17 +413,17 @@ def test_unknown_stages_and_failure_codes_are_refused_and_nothing_is_stored(worl
 def test_a_robot_cannot_report_another_robots_trial_nor_people_a_scheduled_one(world):
     core_services.issue_api_key(actor=world.a.admin, robot=world.a.other_robot)
     campaign = make_campaign(world.a, policy_versions=[make_policy_version(world.a)])
-    trial = services.next_trial(actor=robot_actor(world.a.robot), campaign=campaign)
+    trial = trial_services.next_trial(actor=robot_actor(world.a.robot), campaign=campaign)
     with pytest.raises(NotPermitted):
-        services.report_trial_result(
+        trial_services.report_trial_result(
             actor=robot_actor(world.a.other_robot), trial=trial, outcome="success"
         )
     for outsider in (world.a.researcher, world.b.operator):
         with pytest.raises(NotPermitted):
-            services.report_trial_result(actor=outsider, trial=trial, outcome="success")
+            trial_services.report_trial_result(actor=outsider, trial=trial, outcome="success")
     later = campaign.trials.get(order=3)
-    with pytest.raises(services.TrialNotAssigned):
-        services.report_trial_result(actor=world.a.operator, trial=later, outcome="success")
+    with pytest.raises(TrialNotAssigned):
+        trial_services.report_trial_result(actor=world.a.operator, trial=later, outcome="success")
 
 
 def test_the_campaign_is_done_when_its_last_trial_is_reported(world):
@@ -420,12 +431,12 @@ def test_the_campaign_is_done_when_its_last_trial_is_reported(world):
     _run_all(campaign, world.a.robot)
     campaign.refresh_from_db()
     assert campaign.status == "done" and campaign.finished_at is not None
-    assert services.next_trial(actor=robot_actor(world.a.robot), campaign=campaign) is None
+    assert trial_services.next_trial(actor=robot_actor(world.a.robot), campaign=campaign) is None
 
 
 def test_finishing_early_stops_handing_out_trials(world):
     campaign = make_campaign(world.a, policy_versions=[make_policy_version(world.a)])
-    campaign = services.finish_campaign(actor=world.a.researcher, campaign=campaign)
+    campaign = campaigns.finish_campaign(actor=world.a.researcher, campaign=campaign)
     assert campaign.status == "done"
     assert selectors.campaign_progress(campaign).remaining == 4
 
@@ -487,10 +498,10 @@ def _episode(session, status):
 def test_the_success_check_decides_a_trial_reported_without_an_outcome(world):
     campaign, session = _checked_campaign(world)
     actor = robot_actor(world.a.robot)
-    trial = services.next_trial(actor=actor, campaign=campaign)
+    trial = trial_services.next_trial(actor=actor, campaign=campaign)
     with pytest.raises(InvalidInput, match="Choose an outcome"):
-        services.report_trial_result(actor=actor, trial=trial)
-    trial = services.report_trial_result(
+        trial_services.report_trial_result(actor=actor, trial=trial)
+    trial = trial_services.report_trial_result(
         actor=actor, trial=trial, episode=_episode(session, "passed")
     )
     assert (trial.outcome, trial.outcome_source, trial.check_outcome) == (
@@ -504,8 +515,8 @@ def test_the_success_check_decides_a_trial_reported_without_an_outcome(world):
 def test_a_label_contradicting_the_success_check_stands_and_is_flagged(world):
     campaign, session = _checked_campaign(world)
     actor = robot_actor(world.a.robot)
-    trial = services.next_trial(actor=actor, campaign=campaign)
-    trial = services.report_trial_result(
+    trial = trial_services.next_trial(actor=actor, campaign=campaign)
+    trial = trial_services.report_trial_result(
         actor=actor, trial=trial, outcome="failure", episode=_episode(session, "passed")
     )
     assert (trial.outcome, trial.check_outcome, trial.check_disagrees) == (
@@ -518,17 +529,17 @@ def test_a_label_contradicting_the_success_check_stands_and_is_flagged(world):
 def test_an_episode_that_becomes_ready_later_is_checked_by_the_refresh(world):
     campaign, session = _checked_campaign(world)
     actor = robot_actor(world.a.robot)
-    trial = services.next_trial(actor=actor, campaign=campaign)
+    trial = trial_services.next_trial(actor=actor, campaign=campaign)
     episode = _episode(session, "failed")
     episode.state = "processing"
     episode.save()
-    trial = services.report_trial_result(
+    trial = trial_services.report_trial_result(
         actor=actor, trial=trial, outcome="success", episode=episode
     )
     assert trial.check_outcome == ""
     episode.state = "ready"
     episode.save()
-    services.refresh_leaderboard(scope="campaign", object_id=campaign.pk)
+    leaderboards.refresh_leaderboard(scope="campaign", object_id=campaign.pk)
     trial.refresh_from_db()
     assert (trial.outcome, trial.check_outcome, trial.check_disagrees) == (
         "success",
@@ -539,12 +550,12 @@ def test_an_episode_that_becomes_ready_later_is_checked_by_the_refresh(world):
 
 def test_an_episode_of_another_robot_cannot_be_attached(world):
     campaign, session = _checked_campaign(world)
-    trial = services.next_trial(actor=robot_actor(world.a.robot), campaign=campaign)
+    trial = trial_services.next_trial(actor=robot_actor(world.a.robot), campaign=campaign)
     episode = _episode(session, "passed")
     episode.robot = world.a.other_robot
     episode.save()
     with pytest.raises(InvalidInput, match="not recorded on this trial's robot"):
-        services.report_trial_result(
+        trial_services.report_trial_result(
             actor=robot_actor(world.a.robot), trial=trial, outcome="success", episode=episode
         )
 
@@ -568,8 +579,8 @@ def test_a_result_queues_a_leaderboard_refresh_after_commit(
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         campaign = make_campaign(world.a, policy_versions=[make_policy_version(world.a)])
         actor = robot_actor(world.a.robot)
-        trial = services.next_trial(actor=actor, campaign=campaign)
-        services.report_trial_result(actor=actor, trial=trial, outcome="success")
+        trial = trial_services.next_trial(actor=actor, campaign=campaign)
+        trial_services.report_trial_result(actor=actor, trial=trial, outcome="success")
     assert not LeaderboardSnapshot.objects.filter(campaign=campaign).exists()
     # The start and the result each ask; the commit queues one job (once per board, see
     # test_one_transaction_queues_one_refresh_per_board).
@@ -601,14 +612,14 @@ def test_one_transaction_queues_one_refresh_per_board(transactional_db, settings
     actor = robot_actor(world.a.robot)
     with transaction.atomic():
         for outcome in ("success", "failure", "success"):
-            trial = services.next_trial(actor=actor, campaign=campaign)
-            services.report_trial_result(actor=actor, trial=trial, outcome=outcome)
+            trial = trial_services.next_trial(actor=actor, campaign=campaign)
+            trial_services.report_trial_result(actor=actor, trial=trial, outcome=outcome)
         assert len(_queued_refreshes()) == 1  # nothing before the commit
     assert len(_queued_refreshes()) == 2  # three results, one job
     with transaction.atomic():
-        trial = services.next_trial(actor=actor, campaign=campaign)
-        services.report_trial_result(actor=actor, trial=trial, outcome="failure")
-        services.finish_campaign(actor=world.a.researcher, campaign=campaign)
+        trial = trial_services.next_trial(actor=actor, campaign=campaign)
+        trial_services.report_trial_result(actor=actor, trial=trial, outcome="failure")
+        campaigns.finish_campaign(actor=world.a.researcher, campaign=campaign)
     # Finishing adds the benchmark's board when there is one; this grid has none.
     assert _queued_refreshes()[2:] == [["campaign", str(campaign.pk)]]
 
@@ -623,21 +634,21 @@ def test_a_refresh_asked_for_in_a_rolled_back_savepoint_is_asked_for_again(
     campaign = make_campaign(world.a, policy_versions=[make_policy_version(world.a)])
     actor = robot_actor(world.a.robot)
     with transaction.atomic():
-        trial = services.next_trial(actor=actor, campaign=campaign)
+        trial = trial_services.next_trial(actor=actor, campaign=campaign)
         with pytest.raises(RuntimeError), transaction.atomic():
-            services.report_trial_result(actor=actor, trial=trial, outcome="success")
+            trial_services.report_trial_result(actor=actor, trial=trial, outcome="success")
             raise RuntimeError("the import fails half-way")
-        services.report_trial_result(actor=actor, trial=trial, outcome="failure")
+        trial_services.report_trial_result(actor=actor, trial=trial, outcome="failure")
     # Without the second request the rolled-back one's job would be lost with its savepoint.
     assert _queued_refreshes() == [["campaign", str(campaign.pk)]] * 2
 
 
 def test_a_refresh_with_unchanged_counts_stores_nothing_new(world):
     campaign = make_campaign(world.a, policy_versions=[make_policy_version(world.a)])
-    first = services.refresh_leaderboard(scope="campaign", object_id=campaign.pk)
-    again = services.refresh_leaderboard(scope="campaign", object_id=campaign.pk)
+    first = leaderboards.refresh_leaderboard(scope="campaign", object_id=campaign.pk)
+    again = leaderboards.refresh_leaderboard(scope="campaign", object_id=campaign.pk)
     assert again.pk == first.pk
-    skipped = services.refresh_leaderboard(
+    skipped = leaderboards.refresh_leaderboard(
         scope="campaign", object_id=campaign.pk, requested_at=first.started_at
     )
     assert skipped.pk == first.pk
@@ -652,15 +663,15 @@ def test_a_robots_trial_loop_stays_within_its_queries(world, django_assert_max_n
     campaign = make_campaign(world.a, policy_versions=[make_policy_version(world.a)])
     campaign = Campaign.objects.select_related("team").get(pk=campaign.pk)
     actor = robot_actor(world.a.robot)
-    services.next_trial(actor=actor, campaign=campaign)  # the first trial; then one loop
-    services.report_trial_result(
+    trial_services.next_trial(actor=actor, campaign=campaign)  # the first trial; then one loop
+    trial_services.report_trial_result(
         actor=actor, trial=Trial.objects.get(state=Trial.State.ASSIGNED), outcome="success"
     )
 
     with django_assert_max_num_queries(6):
-        trial = services.next_trial(actor=actor, campaign=campaign)
+        trial = trial_services.next_trial(actor=actor, campaign=campaign)
     with django_assert_max_num_queries(8):
-        reported = services.report_trial_result(actor=actor, trial=trial, outcome="failure")
+        reported = trial_services.report_trial_result(actor=actor, trial=trial, outcome="failure")
 
     assert reported.pk == trial.pk and reported.state == Trial.State.DONE
     assert reported.campaign.pk == campaign.pk and reported.robot == world.a.robot

@@ -32,7 +32,8 @@ def build_fleet(
 
     from core import services as core
     from core.models import Membership
-    from evaluation import services
+    from evaluation.services import campaigns
+    from evaluation.services import policies as policy_services
     from teleop import services as teleop
     from tests.core.factories import ARM_SPEC, PICK_CRITERIA
 
@@ -66,13 +67,13 @@ def build_fleet(
     ]
     policy_versions = []
     for p in range(policies):
-        policy = services.create_policy(actor=admin, team=team, name=f"policy-{p:02d}")
+        policy = policy_services.create_policy(actor=admin, team=team, name=f"policy-{p:02d}")
         policy_versions.append(
-            services.create_policy_version(
+            policy_services.create_policy_version(
                 actor=admin, policy=policy, label="v1", checkpoint_sha256=f"{p:064x}"
             )
         )
-    campaign = services.create_campaign(
+    campaign = campaigns.create_campaign(
         actor=admin,
         team=team,
         name="fleet",
@@ -83,7 +84,7 @@ def build_fleet(
         trials_per_cell=trials_per_cell,
         seed=11,
     )
-    campaign = services.start_campaign(actor=admin, campaign=campaign)
+    campaign = campaigns.start_campaign(actor=admin, campaign=campaign)
     operator = core.create_operator(actor=admin, team=team, code="OP-FLEET")
     opened = [
         teleop.open_session(

@@ -6,8 +6,8 @@ Idempotent: a leaderboard whose counts have not changed keeps its latest snapsho
 
 from django.core.management.base import BaseCommand
 
-from evaluation import services
 from evaluation.models import Benchmark, Campaign, LeaderboardSnapshot
+from evaluation.services import leaderboards
 
 
 class Command(BaseCommand):
@@ -33,7 +33,7 @@ class Command(BaseCommand):
             ).values_list("pk", flat=True)
         ]
         for scope, pk in targets:
-            snapshot = services.refresh_leaderboard(scope=scope, object_id=pk)
+            snapshot = leaderboards.refresh_leaderboard(scope=scope, object_id=pk)
             self.stdout.write(
                 f"{scope} {pk}: snapshot {snapshot.pk}, {snapshot.trials_counted} trials"
             )

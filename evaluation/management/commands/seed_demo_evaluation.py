@@ -16,8 +16,8 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from core.models import Condition, Operator, Robot, Task, Team, Visibility
-from evaluation import services
 from evaluation.models import Benchmark, Campaign, LeaderboardSnapshot
+from evaluation.services import benchmarks, campaigns, leaderboards, policies, trials
 
 BENCHMARK = "Tabletop basics"
 SIMULATED = "Demo data: outcomes simulated by seed_demo_evaluation."
@@ -38,11 +38,11 @@ class Command(BaseCommand):
         with transaction.atomic():
             benchmark = self._seed()
         # The worker would do this after commit; doing it now means the board shows at once.
-        services.refresh_leaderboard(
+        leaderboards.refresh_leaderboard(
             scope=LeaderboardSnapshot.Scope.BENCHMARK, object_id=benchmark.pk
         )
         for campaign in Campaign.objects.filter(benchmark=benchmark).exclude(status="draft"):
-            services.refresh_leaderboard(
+            leaderboards.refresh_leaderboard(
                 scope=LeaderboardSnapshot.Scope.CAMPAIGN, object_id=campaign.pk
             )
         self.stdout.write(
@@ -65,7 +65,7 @@ class Command(BaseCommand):
         lighting = list(Condition.objects.filter(team=team, factor="lighting").order_by("level"))
         versions = []
         for name in POLICIES:
-            policy = services.create_policy(
+            policy = policies.create_policy(
                 actor=rita,
                 team=team,
                 name=name,
@@ -73,7 +73,7 @@ class Command(BaseCommand):
                 visibility=Visibility.PUBLIC,
             )
             versions.append(
-                services.create_policy_version(
+                policies.create_policy_version(
                     actor=rita,
                     policy=policy,
                     label="v1",
@@ -81,7 +81,7 @@ class Command(BaseCommand):
                     notes=SIMULATED,
                 )
             )
-        benchmark = services.create_benchmark(
+        benchmark = benchmarks.create_benchmark(
             actor=rita,
             team=team,
             name=BENCHMARK,
@@ -91,8 +91,8 @@ class Command(BaseCommand):
             trials_per_cell=8,
             visibility=Visibility.PUBLIC,
         )
-        benchmark = services.publish_benchmark(actor=rita, benchmark=benchmark)
-        finished = services.create_campaign(
+        benchmark = benchmarks.publish_benchmark(actor=rita, benchmark=benchmark)
+        finished = campaigns.create_campaign(
             actor=rita,
             team=team,
             name="Tabletop basics, round 1",
@@ -105,11 +105,11 @@ class Command(BaseCommand):
             seed=20261123,
             visibility=Visibility.PUBLIC,
         )
-        finished = services.start_campaign(actor=rita, campaign=finished)
+        finished = campaigns.start_campaign(actor=rita, campaign=finished)
         rng = random.Random(7)
         self._play(finished, robot, olga, rng)
 
-        running = services.create_campaign(
+        running = campaigns.create_campaign(
             actor=rita,
             team=team,
             name="Drawer check",
@@ -123,21 +123,19 @@ class Command(BaseCommand):
             blinded=True,
             seed=20261124,
         )
-        running = services.start_campaign(actor=rita, campaign=running)
+        running = campaigns.start_campaign(actor=rita, campaign=running)
         self._play(running, robot, olga, rng, limit=5)
-        services.next_trial_for_robot(actor=olga, campaign=running, robot=robot)  # one held
+        trials.next_trial_for_robot(actor=olga, campaign=running, robot=robot)  # one held
         return benchmark
 
     def _play(self, campaign, robot, operator_user, rng, limit=None) -> None:
         """The operator runs and scores trials as the evaluation console would."""
         played = 0
         while limit is None or played < limit:
-            trial = services.next_trial_for_robot(
-                actor=operator_user, campaign=campaign, robot=robot
-            )
+            trial = trials.next_trial_for_robot(actor=operator_user, campaign=campaign, robot=robot)
             if trial is None:
                 return
-            services.report_trial_result(actor=operator_user, trial=trial, **_simulate(trial, rng))
+            trials.report_trial_result(actor=operator_user, trial=trial, **_simulate(trial, rng))
             played += 1
 
 

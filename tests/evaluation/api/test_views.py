@@ -9,8 +9,8 @@ import pytest
 
 from core import services as core_services
 from core.models import Visibility
-from evaluation import services
 from evaluation.models import Benchmark, Campaign, Policy, PolicyVersion, Trial, TrialReport
+from evaluation.services import campaigns, leaderboards, policies, trials
 from tests.evaluation.factories import (
     ARM_REQUIRES,
     make_benchmark,
@@ -110,7 +110,7 @@ def test_bad_input_is_a_4xx_in_the_error_format_and_nothing_is_stored(api, world
         400,
         "unknown_field",
     )
-    policy = services.create_policy(actor=world.a.researcher, team=world.a.team, name="act")
+    policy = policies.create_policy(actor=world.a.researcher, team=world.a.team, name="act")
     body = _error(
         client.post(
             f"/api/v1/policies/{policy.pk}/versions",
@@ -237,11 +237,11 @@ def test_a_public_leaderboard_traces_to_its_trials_and_names_no_person(api, worl
         actor=world.a.admin, team=world.a.team, user=world.a.operator, full_name="Ada Lovelace"
     )
     actor = robot_actor(world.a.robot)
-    while (trial := services.next_trial(actor=actor, campaign=campaign)) is not None:
-        services.report_trial_result(
+    while (trial := trials.next_trial(actor=actor, campaign=campaign)) is not None:
+        trials.report_trial_result(
             actor=actor, trial=trial, outcome="success", operator_code=operator.code
         )
-    services.refresh_leaderboard(scope="benchmark", object_id=benchmark.pk)
+    leaderboards.refresh_leaderboard(scope="benchmark", object_id=benchmark.pk)
     board = api().get(f"/api/v1/benchmarks/{benchmark.pk}/leaderboard").json()
     (row,) = board["rows"]
     assert row["policy"] == "open-act" and row["successes"] == row["trials"] == 4
@@ -327,7 +327,7 @@ def test_researchers_see_the_policies_and_everyone_does_once_the_campaign_is_don
         "act-secret",
     }
     assert {p["alias"] for p in researcher["policy_versions"]} == {"policy A", "policy B"}
-    services.finish_campaign(actor=world.a.researcher, campaign=campaign)
+    campaigns.finish_campaign(actor=world.a.researcher, campaign=campaign)
     operator_view = api(world.a.operator).get(f"/api/v1/campaigns/{campaign.pk}/").json()
     assert operator_view["blinded_view"] is False and "policy_versions" in operator_view
 
@@ -405,8 +405,8 @@ def test_the_leaderboard_downloads_as_csv(api, world):
     version = make_policy_version(world.a, name="act")
     campaign = make_campaign(world.a, policy_versions=[version], blinded=False)
     actor = robot_actor(world.a.robot)
-    while (trial := services.next_trial(actor=actor, campaign=campaign)) is not None:
-        services.report_trial_result(actor=actor, trial=trial, outcome="success")
+    while (trial := trials.next_trial(actor=actor, campaign=campaign)) is not None:
+        trials.report_trial_result(actor=actor, trial=trial, outcome="success")
     response = api(world.a.researcher).get(f"/api/v1/campaigns/{campaign.pk}/leaderboard.csv")
     assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(response.content.decode())))
@@ -419,9 +419,9 @@ def test_comparing_two_policies_over_the_api(api, world):
     b = make_policy_version(world.a, name="b")
     campaign = make_campaign(world.a, policy_versions=[a, b], mode="paired", trials_per_cell=2)
     actor = robot_actor(world.a.robot)
-    while (trial := services.next_trial(actor=actor, campaign=campaign)) is not None:
+    while (trial := trials.next_trial(actor=actor, campaign=campaign)) is not None:
         outcome = "success" if trial.policy_version_id == a.pk else "failure"
-        services.report_trial_result(actor=actor, trial=trial, outcome=outcome)
+        trials.report_trial_result(actor=actor, trial=trial, outcome=outcome)
     response = api(world.a.researcher).get(
         f"/api/v1/campaigns/{campaign.pk}/compare", {"a": str(a.pk), "b": str(b.pk)}
     )

@@ -1,0 +1,29 @@
+"""Evaluation's domain errors (see core.errors for the base and the API mapping)."""
+
+from core.errors import Conflict, InvalidInput
+
+
+class RequirementsNotMet(InvalidInput):
+    """A policy version needs observations, cameras or an action shape a robot lacks."""
+
+    code = "requirements_not_met"
+
+
+class BenchmarkFrozen(Conflict):
+    code = "benchmark_frozen"
+
+
+class CampaignNotDraft(Conflict):
+    code = "campaign_not_draft"
+
+
+class CampaignNotRunning(Conflict):
+    code = "campaign_not_running"
+
+
+class TrialNotAssigned(Conflict):
+    code = "trial_not_assigned"
+
+
+class TrialAlreadyReported(Conflict):
+    code = "trial_already_reported"
