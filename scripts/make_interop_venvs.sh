@@ -49,6 +49,6 @@ echo "PG_ROBOMIMIC_PYTHON=$ROOT/robomimic/bin/python"
 
 if [ "$LEROBOT" = 1 ]; then
   "$PY312" -m venv "$ROOT/lerobot"
-  "$ROOT/lerobot/bin/pip" install -q lerobot==0.6.1
+  "$ROOT/lerobot/bin/pip" install -q 'lerobot[dataset]==0.6.1'
   echo "PG_LEROBOT_PYTHON=$ROOT/lerobot/bin/python"
 fi
