@@ -11,7 +11,8 @@ against the schema `manage.py spectacular` serves, built once per session:
   (schemathesis' response conformance: OpenAPI's `nullable`, `oneOf`, formats...).
 
 HEAD and OPTIONS answers carry no body (and OpenAPI generators document neither); a streamed
-file's bytes are not read. A 500 is a bug, which no schema documents: it must still carry the
+file's bytes are not read; the redirect of plain HTTP to HTTPS (`SECURE_SSL_REDIRECT`) comes
+before any operation. A 500 is a bug, which no schema documents: it must still carry the
 one error body. An answer that does not conform fails the test with `NonConformingAnswer`.
 `check_answer` is the check itself, for tests that feed it an answer directly.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import json
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -101,6 +103,8 @@ def check_answer(
     if not path.startswith(API_PREFIX) or method in _BODYLESS_METHODS:
         return
     headers = {name.lower(): value for name, value in headers.items()}
+    if status == 301 and urlsplit(headers.get("location", "")).scheme == "https":
+        return  # SECURE_SSL_REDIRECT sends plain HTTP to HTTPS before any operation runs
     content_type = headers.get("content-type", "")
     operation = _operation(method, path)
     if status == 500 or (operation is None and status in (404, 405)):

@@ -27,6 +27,53 @@ def test_schema_builds_and_validates():
     assert schema["components"]["securitySchemes"]["RobotApiKey"]["name"] == "Authorization"
 
 
+def test_every_operation_documents_its_error_answers_with_the_one_error_body():
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    error = {"$ref": "#/components/schemas/ErrorOut"}
+    assert set(schema["components"]["schemas"]["ErrorOut"]["required"]) == {
+        "error",
+        "detail",
+        "fields",
+    }
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            errors = {code for code in responses if code >= "400"}
+            assert {"400", "503"} <= errors, (method, path)
+            if "{" in path:
+                assert "404" in errors, (method, path)
+            if method in ("post", "patch", "delete"):
+                assert "409" in errors, (method, path)
+            for code in errors:
+                body = responses[code]["content"]["application/json"]["schema"]
+                assert body == error, (method, path, code)
+    heartbeat = schema["paths"]["/api/v1/robots/{id}/heartbeat/"]["post"]
+    assert {"401", "403", "422", "429"} <= set(heartbeat["responses"])
+    assert "Idempotency-Key" in [p["name"] for p in heartbeat["parameters"]]
+    assert "Retry-After" in heartbeat["responses"]["429"]["headers"]
+    version = schema["paths"]["/api/v1/version"]["get"]["responses"]
+    assert "401" not in version  # no credentials taken, none refused
+
+
+def test_the_short_lists_under_an_object_are_documented_as_the_arrays_they_are():
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    for path in (
+        "/api/v1/tasks/{id}/versions/",
+        "/api/v1/dataset-views/{id}/versions/",
+        "/api/v1/dataset-view-versions/{id}/exports/",
+        "/api/v1/policies/{id}/versions/",
+        "/api/v1/robots/{id}/keys/",
+        "/api/v1/trials/{id}/reports/",
+        "/api/v1/episodes/{id}/labels/",
+        "/api/v1/protocols/{id}/progress/",
+    ):
+        get = schema["paths"][path]["get"]
+        assert get["responses"]["200"]["content"]["application/json"]["schema"]["type"] == (
+            "array"
+        ), path
+        assert not {p["name"] for p in get.get("parameters", [])} & {"limit", "offset"}, path
+
+
 def test_swagger_ui_is_served_locally(client, db):
     page = client.get("/api/docs/").content.decode()
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/" in page
