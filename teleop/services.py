@@ -391,7 +391,9 @@ def receive_chunk(
     pieces, never the chunk in memory) and into the default storage as `UploadPart`s of at
     most `storage.UPLOAD_PART_MAX_BYTES`, each stored as it fills, so neither memory nor the
     scratch file grows with the chunk; the whole file's SHA-256 state advances as the bytes
-    pass. The parts are recorded (and the offset moved) once the chunk has ended. If the
+    pass. Without a checksum each full part is recorded (the offset moved) as soon as it is
+    stored, so a request that dies later (a web process killed by its timeout) loses at most
+    one part; with one, the parts are recorded once the whole chunk has matched it. If the
     client disconnects mid-chunk, what arrived is kept (unless a checksum was sent, which
     cannot be verified on part of a chunk), so it can resume from the new offset. On the
     last byte the upload completes without reading the file again (see `_complete_upload`).
@@ -414,17 +416,21 @@ def receive_chunk(
                     scratch.seek(0)
                     key = storage.save_upload_part(upload.pk, offset + received, scratch)
                     parts.append((offset + received, got, key))
-                    lease.keep()
             received += got
+            if checksum is None and got == wanted and received < length:
+                upload = _record_chunk(upload, token, parts[0][0], parts, whole, lease=lease)
+                parts = []
+            else:
+                lease.keep()
             if got < wanted:
                 break  # the client went away; keep what arrived
         if checksum is not None and (received < length or chunk_hash.digest() != checksum[1]):
             if received < length:
                 raise InvalidInput("The chunk ended early; nothing of it was kept.")
             raise ChecksumMismatch(f"The chunk's {checksum[0]} does not match Upload-Checksum.")
-        if received == 0:
+        if not parts:
             return upload
-        return _record_chunk(upload, token, offset, parts, whole)
+        return _record_chunk(upload, token, parts[0][0], parts, whole)
     except BaseException:
         for _, _, key in parts:
             storage.delete_upload_part(key)
@@ -449,6 +455,11 @@ class _ChunkLease:
             raise UploadBusy("This chunk took too long and lost its turn; retry it.")
         self.renewed_at = time.monotonic()
 
+    def until(self):
+        """A renewed lease's end (and it counts as renewed now)."""
+        self.renewed_at = time.monotonic()
+        return timezone.now() + timedelta(seconds=_lease_seconds())
+
 
 def _receive_into(scratch, stream, length: int, whole, chunk_hash, lease: _ChunkLease) -> int:
     """Copy up to `length` bytes from `stream` to `scratch`, hashing them; returns how many
@@ -468,11 +479,18 @@ def _receive_into(scratch, stream, length: int, whole, chunk_hash, lease: _Chunk
 
 
 def _record_chunk(
-    upload: Upload, token, offset: int, parts: list[tuple[int, int, str]], whole
+    upload: Upload,
+    token,
+    offset: int,
+    parts: list[tuple[int, int, str]],
+    whole,
+    *,
+    lease: _ChunkLease | None = None,
 ) -> Upload:
-    """Advance the offset and hash state past the chunk's stored parts, in one short
+    """Advance the offset and hash state past stored parts (from `offset`), in one short
     transaction, if this request still holds the lease; then complete the upload on its
-    last byte."""
+    last byte. The lease is released, or renewed when `lease` is given (more parts of the
+    chunk are coming)."""
     received = sum(size for _, size, _ in parts)
     with transaction.atomic():
         moved = Upload.objects.filter(
@@ -480,8 +498,8 @@ def _record_chunk(
         ).update(
             offset=offset + received,
             sha256_state=whole.state(),
-            lease_token=None,
-            lease_expires_at=None,
+            lease_token=token if lease is not None else None,
+            lease_expires_at=lease.until() if lease is not None else None,
             updated_at=timezone.now(),
         )
         if not moved:

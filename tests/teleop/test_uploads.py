@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from core import services as core_services
+from core.services import operators, robots
 from teleop import services
 from teleop.models import Episode, Upload
 from tests.teleop.recordings import record_episode, stored_upload_bytes, upload_parts_left
@@ -156,6 +156,60 @@ def test_a_chunk_of_any_size_is_taken_and_stored_in_parts_as_it_arrives(
     ]
     assert stored_upload_bytes(upload) == data
     assert Episode.objects.get().state == "processing"
+
+
+class _DyingStream:
+    """A request body whose web process dies after `limit` bytes (as gunicorn's timeout
+    kills a worker mid-PATCH)."""
+
+    def __init__(self, data: bytes, limit: int):
+        self.data, self.limit, self.position = data, limit, 0
+
+    def read(self, size: int) -> bytes:
+        if self.position >= self.limit:
+            raise SystemExit("worker killed")
+        piece = self.data[self.position : min(self.position + size, self.limit)]
+        self.position += len(piece)
+        return piece
+
+
+@pytest.mark.parametrize("with_checksum", [False, True])
+def test_a_long_chunk_cut_on_the_server_keeps_its_full_parts_unless_it_has_a_checksum(
+    world, session, episode_file, monkeypatch, with_checksum
+):
+    from teleop import storage
+
+    monkeypatch.setattr(storage, "UPLOAD_PART_MAX_BYTES", 100_000)
+    data = episode_file.read_bytes()[:350_000]
+    episode, upload, _ = services.create_episode(
+        actor=world.a.operator,
+        episode_id=uuid.uuid4(),
+        session=session,
+        size_bytes=len(data),
+        sha256=_sha(data),
+    )
+    checksum = ("sha256", hashlib.sha256(data).digest()) if with_checksum else None
+    with pytest.raises(SystemExit):
+        services.receive_chunk(
+            actor=world.a.operator,
+            upload_id=upload.pk,
+            offset=0,
+            length=len(data),
+            stream=_DyingStream(data, 250_000),
+            checksum=checksum,
+        )
+    upload.refresh_from_db()
+    if with_checksum:
+        assert upload.offset == 0 and not upload.parts.exists()
+        assert upload_parts_left(upload) == []
+    else:  # the two full parts were recorded as they were stored; the third never was
+        assert upload.offset == 200_000
+        assert [(p.offset, p.size_bytes) for p in upload.parts.all()] == [
+            (0, 100_000),
+            (100_000, 100_000),
+        ]
+        assert stored_upload_bytes(upload) == data[:200_000]
+    assert len(upload_parts_left(upload)) == upload.parts.count()
 
 
 def test_a_chunk_stored_in_parts_whose_checksum_fails_leaves_no_part(
@@ -399,7 +453,7 @@ def test_creating_an_episode_again_is_harmless(api, world, session):
 
 def test_another_robot_cannot_see_or_feed_the_upload(api, world, session):
     url = _create(api(key=world.a.robot_key), session, b"x" * 100)["upload_url"]
-    _, other_key = core_services.issue_api_key(actor=world.a.admin, robot=world.a.other_robot)
+    _, other_key = robots.issue_api_key(actor=world.a.admin, robot=world.a.other_robot)
     assert _patch(api(key=other_key), url, b"x" * 10, 0).status_code == 404
     assert _patch(api(key=world.b.robot_key), url, b"x" * 10, 0).status_code == 404
 
@@ -466,7 +520,7 @@ def _open_live_session(tmp_path, settings):
 
     settings.UPLOAD_STAGING_DIR = tmp_path / "uploads"
     world = factories.build_world()
-    operator = core_services.create_operator(actor=world.a.admin, team=world.a.team)
+    operator = operators.create_operator(actor=world.a.admin, team=world.a.team)
     session = services.open_session(
         actor=world.a.admin,
         robot=world.a.robot,
