@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create the virtual environments of the third-party tools our exports are checked against
-# (tests/teleop/test_export_interop.py), apart from the project's venv:
+# (tests/sdk/exports/test_interop.py), apart from the project's venv:
 #
 #   robomimic  -> $ROOT/robomimic  (Python 3.11): robomimic 0.3.0 without its dependencies,
 #                 plus the numpy and h5py the project pins. Enough for
@@ -13,7 +13,7 @@
 #
 # Then run the interop tests with the printed variables, e.g.
 #   PG_ROBOMIMIC_PYTHON=/work/venvs/robomimic/bin/python .venv/bin/pytest -m slow \
-#       tests/teleop/test_export_interop.py
+#       tests/sdk/exports/test_interop.py
 #
 # Usage: scripts/make_interop_venvs.sh [--with-torch] [--lerobot]   (ROOT=/work/venvs by default)
 set -euo pipefail

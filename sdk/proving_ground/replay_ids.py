@@ -17,7 +17,7 @@ and numbers them and their rows from one `TuidCounter`; the blueprint gets ids d
 the recording id; and once the file is closed `fix_store_identity` rewrites, in place and at
 equal length, the values only Rerun's writer draws (the ``SetStoreInfo`` row ids and the
 blueprint's store id) and recomputes the footer's checksum. The result is checked by building
-twice and comparing bytes, and by ``rerun rrd verify`` (``tests/teleop/test_rerun_export.py``).
+twice and comparing bytes, and by ``rerun rrd verify`` (``tests/sdk/test_replay.py``).
 The rewrite reads the documented framing of an RRD stream (``re_log_encoding``: a 12-byte
 stream header, then messages of a 16-byte header ``kind, len`` and a protobuf payload, the
 footer's manifest as the payload of the end message, then a stream footer with its offset,

@@ -38,7 +38,7 @@ from proving_ground.exports.robomimic import export_robomimic
 from tests.core.factories import ARM_SPEC
 from tests.teleop.recordings import distinct_frames, record_episode
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
 FPS = 30
 CONTROL_HZ = ARM_SPEC["control_hz"]
 JOINTS = ARM_SPEC["joint_names"]
