@@ -16,8 +16,9 @@ operator's Ctrl-C). The client is built so that neither loses an episode nor dup
   server's 30 s idempotency lease and a deploy. Any other 4xx is an answer, not a hiccup: it is
   raised at once as a `ProvingGroundError` with the server's ``error`` code and ``detail``.
 - **Resumable uploads (tus 1.0.0).** A file goes up in chunks (8 MiB by default, at most
-  16 MiB: the server streams any size, smaller chunks resend less) streamed from disk, each with its SHA-256 (``Upload-Checksum``), so
-  memory stays flat whatever the file size and a corrupted chunk is refused (460) and resent.
+  16 MiB: the server streams any size, smaller chunks resend less) streamed from disk, each
+  with its SHA-256 (``Upload-Checksum``), so memory stays flat whatever the file size and a
+  corrupted chunk is refused (460) and resent.
   After a dropped connection, a 409 (stale offset, or the server still busy with a chunk) or
   a restart of the robot, the client asks the server for its offset (``HEAD``) and goes on
   from there: the server is the only source of truth about what arrived.
