@@ -145,14 +145,6 @@ class _ScratchFile(File):
         return self.file.name
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(READ_BLOCK_BYTES):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def episode_key(sha256: str) -> str:
     return f"episodes/{sha256[:2]}/{sha256[2:4]}/{sha256}.h5"
 
