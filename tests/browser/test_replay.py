@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from core import services as core_services
+from core.services import operators
 from teleop import services
 from teleop.models import Episode
 from teleop.views import _viewer_index
@@ -22,7 +22,7 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 
 def _ready_episode(tmp_path) -> tuple[Episode, object]:
     world = factories.build_world()
-    operator = core_services.create_operator(actor=world.a.admin, team=world.a.team)
+    operator = operators.create_operator(actor=world.a.admin, team=world.a.team)
     session = services.open_session(
         actor=world.a.admin,
         robot=world.a.robot,
@@ -83,7 +83,10 @@ def test_episode_page_replays_the_recording_with_no_errors_and_no_outside_reques
     errors, outside = seen.errors, seen.outside
     fetched = _replay(page, live_server, user, episode)
     fetched_from = (urlsplit(fetched.url).netloc, fetched.response().status)
-    page.wait_for_timeout(3000)  # lets the viewer draw, for the screenshot only
+    # For the screenshot only: let the viewer draw two frames after its canvas showed.
+    page.frame_locator("iframe[data-viewer]").locator("canvas").first.evaluate(
+        "() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))"
+    )
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "episode-page.png"))
     page.close()  # a live viewer keeps rendering: it would load the cores for later tests

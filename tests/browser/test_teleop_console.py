@@ -6,6 +6,7 @@ discards the other by keyboard, closes the session, and the summary counts only 
 import faulthandler
 import re
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -14,7 +15,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from core import services as core_services
+from core.services import operators
 from proving_ground.client import api
 from teleop import services
 from teleop.models import Episode, Label, Session
@@ -30,7 +31,7 @@ DISCARD_REASON = "Robot lagged: 100 Hz"
 
 def _world():
     world = factories.build_world()
-    core_services.create_operator(
+    operators.create_operator(
         actor=world.a.admin, team=world.a.team, code=OPERATOR, user=world.a.operator
     )
     world.a.operator.set_password("pw")
@@ -238,9 +239,16 @@ def test_operator_sees_two_uploads_live_labels_one_discards_one_and_the_summary_
     expect(live).to_have_attribute("data-poll-every", "")
     assert "every" not in live.get_attribute("hx-trigger")
     expect(page.locator("[data-live]")).to_have_text("final: session closed")
-    polled = len(polls)
-    page.wait_for_timeout(2500)
-    assert len(polls) == polled
+    # Polling is a timer htmx keeps on the element (its internal data's `timeout`); the table
+    # htmx has processed for the closed session has none, and the replaced one's timer stops
+    # itself (htmx polls only an element still in the page). A condition, not a wait.
+    page.wait_for_function(
+        "() => (document.getElementById('episode-rows')['htmx-internal-data'] || {}).initHash"
+    )
+    assert (
+        page.evaluate("() => document.getElementById('episode-rows')['htmx-internal-data'].timeout")
+        is None
+    )
 
     session.refresh_from_db()
     assert session.status == Session.Status.CLOSED
@@ -291,10 +299,13 @@ def _hold_panel_loads(page) -> list:
 
 
 def _release(page, held):
-    for _ in range(100):
-        if held:
-            break
-        page.wait_for_timeout(20)
+    """Let the held panel through once the page has asked for it. The route handler runs
+    only while Playwright is called, and under load the request can take seconds to reach it:
+    wait on that condition (each round trip lets the handler run), not for a fixed time."""
+    deadline = time.monotonic() + 60  # a hung page fails here, not in an IndexError
+    while not held:
+        assert time.monotonic() < deadline, "the page never asked for the next label panel"
+        page.evaluate("() => new Promise((resolve) => requestAnimationFrame(resolve))")
     held[0].continue_()
 
 
