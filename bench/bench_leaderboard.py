@@ -217,11 +217,12 @@ def _timed(function, repeats: int, before=None) -> list[float]:
 
 
 def _clear_caches() -> None:
-    from proving_ground import scoring, stats
+    from proving_ground import scoring
+    from proving_ground.stats.comparisons import cached_boschloo_p, cached_fisher_p
 
-    stats._fisher_p.cache_clear()
-    stats._boschloo_p.cache_clear()
-    scoring._cell_summary.cache_clear()
+    cached_fisher_p.cache_clear()
+    cached_boschloo_p.cache_clear()
+    scoring.cached_cell_summary.cache_clear()
 
 
 def main() -> None:

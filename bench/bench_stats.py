@@ -16,7 +16,9 @@ from collections.abc import Callable
 import numpy as np
 
 from bench.timing import best_of
-from proving_ground import stats
+from proving_ground.stats.aggregates import macro_average, policy_leaderboard
+from proving_ground.stats.comparisons import boschloo_exact, cached_boschloo_p, cached_fisher_p
+from proving_ground.stats.multiple_comparisons import pairwise_comparisons
 
 POLICIES = 20
 CELLS = 50
@@ -39,13 +41,13 @@ def bench_exact_tests() -> None:
     for n in (50, 200, 500):
         counts = (int(0.7 * n), n, int(0.5 * n), n)
         repeats = 5 if n <= 200 else 2
-        fisher_s = best_of(_uncached(stats._fisher_p, *counts), 20)
-        boschloo_s = best_of(_uncached(stats._boschloo_p, *counts), repeats)
+        fisher_s = best_of(_uncached(cached_fisher_p, *counts), 20)
+        boschloo_s = best_of(_uncached(cached_boschloo_p, *counts), repeats)
         print(
             f"{n:>10} {fisher_s * 1e3:>10.2f} {boschloo_s * 1e3:>12.1f} "
             f"{boschloo_s / fisher_s:>8.0f}"
         )
-    cached = best_of(lambda: stats.boschloo_exact(350, 500, 250, 500), 5)
+    cached = best_of(lambda: boschloo_exact(350, 500, 250, 500), 5)
     print(f"cached repeat at n=500: {cached * 1e6:.1f} us")
 
 
@@ -67,10 +69,9 @@ def bench_bootstrap() -> None:
         f"Bootstrap: {POLICIES} policies x {CELLS} cells x {RESAMPLES:,} resamples "
         f"({TRIALS_PER_CELL} trials per cell)"
     )
-    macro_s = best_of(lambda: stats.macro_average(one_policy, resamples=RESAMPLES), 5)
+    macro_s = best_of(lambda: macro_average(one_policy, resamples=RESAMPLES), 5)
     board_runs = [
-        best_of(lambda: stats.policy_leaderboard(policies, resamples=RESAMPLES), 1)
-        for _ in range(3)
+        best_of(lambda: policy_leaderboard(policies, resamples=RESAMPLES), 1) for _ in range(3)
     ]
     totals = {
         label: (sum(k for k, _ in cells), sum(n for _, n in cells))
@@ -78,8 +79,8 @@ def bench_bootstrap() -> None:
     }
 
     def pairwise_uncached() -> None:
-        stats._fisher_p.cache_clear()
-        stats.pairwise_comparisons(totals, test="fisher")
+        cached_fisher_p.cache_clear()
+        pairwise_comparisons(totals, test="fisher")
 
     pairwise_s = best_of(pairwise_uncached, 3)
     print(f"{'figure':<60} {'seconds':>8}")

@@ -49,7 +49,8 @@ from core.models import (
     Team,
     Visibility,
 )
-from proving_ground.criteria import CriteriaError, canonical_json, parse_criteria
+from proving_ground.criteria.parsing import parse_criteria
+from proving_ground.criteria.spec import CriteriaError, canonical_json
 
 # Fields never copied into audit snapshots.
 _SECRET_FIELDS = {"key_hash", "password"}
@@ -594,7 +595,7 @@ def validate_judgement(
     """Check a person's (or robot's) judgement of an attempt against a task version's
     criteria: stages and failure codes must be the criteria's own. Returns the stages and codes
     without repeats, and the stage score in [0, 1]. Raises InvalidInput naming the unknown."""
-    from proving_ground.criteria import stage_score
+    from proving_ground.criteria.spec import stage_score
 
     criteria = parse_criteria(criteria_spec)
     stages_reached = list(dict.fromkeys(stages_reached or []))

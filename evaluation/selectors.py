@@ -19,7 +19,9 @@ from django.db.models import Count, Q, QuerySet, Sum
 from core import access
 from core.models import Condition, Membership, TaskVersion, Visibility
 from evaluation.models import Benchmark, Campaign, PolicyVersion, Trial
-from proving_ground import scheduling, scoring, stats
+from proving_ground import scheduling, scoring
+from proving_ground.stats.comparisons import compare_two_policies, mcnemar_exact
+from proving_ground.stats.sequential import sequential_paired_test
 
 Role = Membership.Role
 _DONE = Q(state=Trial.State.DONE)
@@ -454,7 +456,7 @@ def compare_policies(trials: QuerySet, a: str, b: str, *, a_label: str, b_label:
     b_k, b_n = totals.get(b, (0, 0))
     unpaired = None
     if a_n and b_n:
-        unpaired = stats.compare_two_policies(a_k, a_n, b_k, b_n).to_dict()
+        unpaired = compare_two_policies(a_k, a_n, b_k, b_n).to_dict()
     else:
         notes.append("Each policy needs at least one counted trial for the unpaired comparison.")
 
@@ -487,9 +489,9 @@ def compare_policies(trials: QuerySet, a: str, b: str, *, a_label: str, b_label:
             ),
             "a_only": a_only,
             "b_only": b_only,
-            "mcnemar_p": stats.mcnemar_exact(a_only, b_only),
+            "mcnemar_p": mcnemar_exact(a_only, b_only),
         }
-        sequential = stats.sequential_paired_test(
+        sequential = sequential_paired_test(
             a_outcomes, b_outcomes, max_pairs=len(planned)
         ).to_dict()
     else:

@@ -27,7 +27,7 @@ from core import access, job_queue
 from core import services as core_services
 from core.errors import Conflict, InvalidInput, NotPermitted
 from core.models import Embodiment, Membership, Team
-from proving_ground.criteria import canonical_json
+from proving_ground.criteria.spec import canonical_json
 from teleop import storage
 from teleop.models import DatasetExport, DatasetView, DatasetViewVersion, Episode, Label
 from teleop.selectors import FILTER_KEYS, filter_episodes

@@ -25,7 +25,9 @@ from evaluation.models import (
 )
 from evaluation.services.leaderboard_queue import enqueue_leaderboard_refresh
 from evaluation.services.policies import requirement_gaps
-from proving_ground.criteria import CheckResult, CheckStatus, CriteriaError, parse_criteria
+from proving_ground.criteria.automatic_checks import CheckResult, CheckStatus
+from proving_ground.criteria.parsing import parse_criteria
+from proving_ground.criteria.spec import CriteriaError
 from teleop.models import Episode
 
 Role = Membership.Role
@@ -175,7 +177,7 @@ def check_verdict(task_version: TaskVersion, episode: Episode | None) -> str:
     """The outcome the task's success check gives a ready episode: "success", "failure", or
     "" when the criteria name no success check, the episode is not ready, or the check could
     not be evaluated."""
-    from proving_ground.criteria import success_from_checks
+    from proving_ground.criteria.spec import success_from_checks
 
     if episode is None or episode.state != Episode.State.READY:
         return ""

@@ -11,7 +11,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from proving_ground.criteria import EpisodeSignals, evaluate_checks, parse_criteria
+from proving_ground.criteria.automatic_checks import EpisodeSignals
+from proving_ground.criteria.parsing import parse_criteria
+from proving_ground.criteria.spec import evaluate_checks
 from proving_ground.episode.reader import EpisodeReader
 from proving_ground.episode.spec import EVENT_STAGE
 

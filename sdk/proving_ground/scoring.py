@@ -14,19 +14,19 @@ benchmark stores the name it is scored by, so its figures never change meaning s
   excluded from every rate and counted by reason. Scheduled and assigned trials are
   "remaining".
 * Cells (task version x condition): k/n, Wilson 95% interval, one-sided Clopper-Pearson
-  lower bound (``stats.cell_summary``). Per task and per condition: the same on the pooled
-  counts.
+  lower bound (``stats.intervals.cell_summary``). Per task and per condition: the same on the
+  pooled counts.
 * A policy is *complete* when every cell of the design has at least one counted trial.
   Only complete policies are ranked and compared, so every ranked policy is measured on the
   same cells.
 * Headline: the macro average over tasks (each task's rate pooled over its conditions, tasks
   weighted equally) with the seeded stratified bootstrap interval and the bootstrap rank
-  interval (``stats.policy_leaderboard``, 10,000 resamples).
+  interval (``stats.aggregates.policy_leaderboard``, 10,000 resamples).
 * Comparisons: every pair of complete policies on their pooled counts with an exact test
   (Boschloo up to 100 trials per arm, Fisher above), Holm-adjusted at alpha 0.05; compact
-  letter display (``stats.pairwise_comparisons``).
+  letter display (``stats.multiple_comparisons.pairwise_comparisons``).
 * Robustness: per-condition rates and the worst condition with a Bonferroni-simultaneous
-  Wilson interval and the heterogeneity test (``stats.robustness_summary``).
+  Wilson interval and the heterogeneity test (``stats.robustness.robustness_summary``).
 * Stage score: the mean stage score of the counted trials (partial credit, in [0, 1]).
 
 Results are frozen dataclasses with ``to_dict()``; the server stores that dict as the
@@ -41,7 +41,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
-from proving_ground import stats
+from proving_ground.stats.aggregates import (
+    DEFAULT_BOOTSTRAP_RESAMPLES,
+    LeaderboardRow,
+    policy_leaderboard,
+)
+from proving_ground.stats.intervals import CellSummary, cell_summary
+from proving_ground.stats.multiple_comparisons import pairwise_comparisons
+from proving_ground.stats.robustness import robustness_summary
 
 __all__ = [
     "DEFAULT_SCORING_VERSION",
@@ -74,7 +81,7 @@ SCORING_VERSIONS: dict[str, ScoringRules] = {
         version="pg-score/1",
         confidence=0.95,
         alpha=0.05,
-        resamples=stats.DEFAULT_BOOTSTRAP_RESAMPLES,
+        resamples=DEFAULT_BOOTSTRAP_RESAMPLES,
         summary=(
             "Done trials count (success = outcome success); invalid trials excluded and "
             "counted by reason. Macro average over tasks with a stratified bootstrap interval; "
@@ -196,9 +203,9 @@ class Scoreboard(_Result):
 
 
 @lru_cache(maxsize=65_536)
-def _cell_summary(successes: int, trials: int, confidence: float) -> stats.CellSummary:
+def cached_cell_summary(successes: int, trials: int, confidence: float) -> CellSummary:
     # Cached by counts: a refresh after one new result recomputes one cell, not all of them.
-    return stats.cell_summary(successes, trials, confidence)
+    return cell_summary(successes, trials, confidence)
 
 
 class _Tally:
@@ -225,7 +232,7 @@ class _Tally:
     def score(self, task: str | None, condition: str | None, confidence: float) -> CellScore:
         rate = low = high = certified = stage = None
         if self.n:
-            summary = _cell_summary(self.k, self.n, confidence)
+            summary = cached_cell_summary(self.k, self.n, confidence)
             rate, low, high = summary.rate, summary.wilson_low, summary.wilson_high
             certified = summary.certified_lower_bound
             stage = self.stage_sum / self.n
@@ -297,7 +304,7 @@ def score(
         }
 
     complete = [policy for policy in policies if partial[policy]["complete"]]
-    ranked = stats.policy_leaderboard(
+    ranked = policy_leaderboard(
         {p: [(t.successes, t.trials) for t in partial[p]["tasks"]] for p in complete},
         confidence=confidence,
         resamples=rules.resamples,
@@ -306,7 +313,7 @@ def score(
     letters: dict[str, str] = {}
     pairwise: tuple[dict[str, Any], ...] = ()
     if len(complete) >= 2:
-        compared = stats.pairwise_comparisons(
+        compared = pairwise_comparisons(
             {p: (partial[p]["pooled"].k, partial[p]["pooled"].n) for p in complete},
             alpha=rules.alpha,
         )
@@ -356,7 +363,7 @@ def _merge(target: _Tally, source: _Tally) -> None:
 def _policy_row(
     policy: str,
     parts: dict[str, Any],
-    ranked: stats.LeaderboardRow | None,
+    ranked: LeaderboardRow | None,
     letters: str | None,
     rules: ScoringRules,
 ) -> PolicyScore:
@@ -365,7 +372,7 @@ def _policy_row(
     conditions = [c for c in parts["conditions"] if c.trials]
     worst = None
     if conditions and len(conditions) == len(parts["conditions"]):
-        summary = stats.robustness_summary(
+        summary = robustness_summary(
             {c.condition: (c.successes, c.trials) for c in conditions},
             confidence=rules.confidence,
             family_confidence=rules.confidence,

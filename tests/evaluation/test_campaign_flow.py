@@ -15,7 +15,9 @@ from django.test import Client
 
 from core import services as core_services
 from evaluation.models import Campaign, Trial, TrialReport
-from proving_ground import stats
+from proving_ground.stats.aggregates import macro_average
+from proving_ground.stats.intervals import wilson_interval
+from proving_ground.stats.multiple_comparisons import pairwise_comparisons
 from tests.core import factories
 from tests.evaluation.factories import make_campaign, make_conditions, make_policy_version
 
@@ -104,19 +106,19 @@ def test_a_campaign_through_the_robot_api_scores_as_computed_by_hand(transaction
         for cell in row["cells"]:
             k, n, invalid = counts[(version_id, cell["condition"])]
             assert (cell["successes"], cell["trials"], cell["invalid"]) == (k, n, invalid)
-            assert (cell["low"], cell["high"]) == pytest.approx(stats.wilson_interval(k, n))
+            assert (cell["low"], cell["high"]) == pytest.approx(wilson_interval(k, n))
             k_total, n_total = k_total + k, n_total + n
         assert (row["successes"], row["trials"]) == (k_total, n_total)
-        assert (row["low"], row["high"]) == pytest.approx(stats.wilson_interval(k_total, n_total))
+        assert (row["low"], row["high"]) == pytest.approx(wilson_interval(k_total, n_total))
         # One task: the macro average is the task's pooled rate.
         assert row["macro"] == pytest.approx(k_total / n_total)
-        macro = stats.macro_average([(k_total, n_total)])
+        macro = macro_average([(k_total, n_total)])
         assert (row["macro_low"], row["macro_high"]) == pytest.approx((macro.low, macro.high))
     ranked = sorted(rows.values(), key=lambda r: r["rank"])
     assert [r["rank"] for r in ranked] == sorted(r["rank"] for r in ranked)
     assert len(board["pairwise"]) == 3
     totals = {v: (r["successes"], r["trials"]) for v, r in rows.items()}
-    expected = stats.pairwise_comparisons(totals)
+    expected = pairwise_comparisons(totals)
     assert {v: r["letters"] for v, r in rows.items()} == expected.letters
 
 

@@ -12,7 +12,13 @@ from core.models import Visibility
 from evaluation import selectors
 from evaluation.models import Trial
 from evaluation.services import trials
-from proving_ground import stats
+from proving_ground.stats.comparisons import (
+    compare_two_policies,
+    mcnemar_exact,
+    newcombe_difference_interval,
+)
+from proving_ground.stats.intervals import wilson_interval
+from proving_ground.stats.sequential import sequential_paired_test
 from tests.core.factories import make_task
 from tests.evaluation.factories import (
     make_benchmark,
@@ -63,7 +69,7 @@ def test_cells_equal_the_counts_and_wilson_intervals_computed_by_hand(world):
         for cell in rows[name]["cells"]:
             k, n = expected[(name, cell["condition"])]
             assert (cell["successes"], cell["trials"]) == (k, n)
-            assert (cell["low"], cell["high"]) == pytest.approx(stats.wilson_interval(k, n))
+            assert (cell["low"], cell["high"]) == pytest.approx(wilson_interval(k, n))
     assert rows["good"]["successes"] == 9 and rows["good"]["trials"] == 10
     assert rows["good"]["rank"] == 1 and board["rows"][0]["policy"] == "good"
     weak_k = sum(expected[("weak", str(c.condition_id))][0] for c in (bright, dim))
@@ -76,7 +82,7 @@ def test_cells_equal_the_counts_and_wilson_intervals_computed_by_hand(world):
     pair = board["pairwise"][0]
     totals = {good.pk: (9, 10), weak.pk: (weak_k, 10)}
     a, b = totals[_uuid(pair["first"])], totals[_uuid(pair["second"])]
-    assert pair["p_value"] == pytest.approx(stats.compare_two_policies(*a, *b).p_value)
+    assert pair["p_value"] == pytest.approx(compare_two_policies(*a, *b).p_value)
     assert set(rows["good"]["letters"]) and rows["good"]["rank_low"] <= 1
 
 
@@ -222,11 +228,11 @@ def test_paired_comparison_reports_mcnemar_and_the_sequential_state(world):
     )
     assert result.paired["pairs_planned"] == result.paired["pairs_complete"] == 8
     assert (result.paired["a_only"], result.paired["b_only"]) == (8, 0)
-    assert result.paired["mcnemar_p"] == pytest.approx(stats.mcnemar_exact(8, 0))
-    expected = stats.sequential_paired_test([1] * 8, [0] * 8, max_pairs=8)
+    assert result.paired["mcnemar_p"] == pytest.approx(mcnemar_exact(8, 0))
+    expected = sequential_paired_test([1] * 8, [0] * 8, max_pairs=8)
     assert result.sequential["state"] == expected.state == "a_better"
     assert result.unpaired["difference"] == pytest.approx(1.0)
-    low, high = stats.newcombe_difference_interval(8, 8, 0, 8)
+    low, high = newcombe_difference_interval(8, 8, 0, 8)
     assert (result.unpaired["difference_low"], result.unpaired["difference_high"]) == (
         pytest.approx(low),
         pytest.approx(high),

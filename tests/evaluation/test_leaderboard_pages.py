@@ -12,7 +12,12 @@ from django.utils.dateparse import parse_datetime
 from core.models import Visibility
 from evaluation.models import LeaderboardSnapshot
 from evaluation.services import leaderboards
-from proving_ground import stats
+from proving_ground.stats.comparisons import (
+    compare_two_policies,
+    mcnemar_exact,
+    newcombe_difference_interval,
+)
+from proving_ground.stats.sequential import sequential_paired_test
 from tests.evaluation.factories import (
     make_benchmark,
     make_campaign,
@@ -99,8 +104,8 @@ def test_compare_page_writes_labelled_rows_rounded_like_the_table(world):
     assert response.status_code == 200
     page = _text(response.content.decode())
     # mid-policy 4/8 against good-policy 6/8 (tests.evaluation.test_leaderboard_chart).
-    low, high = stats.newcombe_difference_interval(4, 8, 6, 8)
-    expected = stats.compare_two_policies(4, 8, 6, 8)
+    low, high = newcombe_difference_interval(4, 8, 6, 8)
+    expected = compare_two_policies(4, 8, 6, 8)
     assert "Successes, A 4 of 8 trials (rate 0.50)" in page
     assert "Successes, B 6 of 8 trials (rate 0.75)" in page
     assert f"Difference (A − B) −0.25 (95% interval [{_two(low)}, {_two(high)}])" in page
@@ -118,12 +123,12 @@ def test_compare_page_writes_the_paired_and_sequential_tests_in_words(world):
     )
     assert response.status_code == 200
     page = _text(response.content.decode())
-    state = stats.sequential_paired_test([0] * 8, [1] * 8, max_pairs=8)
+    state = sequential_paired_test([0] * 8, [1] * 8, max_pairs=8)
     assert state.state == "b_better"
     assert "Difference (A − B) −1.00" in page
     assert "Pairs 8 complete of 8 planned" in page
     assert "Only A succeeded 0" in page and "Only B succeeded 8" in page
-    assert f"McNemar's exact test p = {stats.mcnemar_exact(0, 8):.3f}" in page
+    assert f"McNemar's exact test p = {mcnemar_exact(0, 8):.3f}" in page
     assert f"State Stopped: B ({good}) is better" in page
     assert f"Pairs analysed {state.pairs} of 8 planned" in page
     assert f"E-value {state.e_value:.2f} (the test stops at 1/α = 20)" in page

@@ -19,12 +19,8 @@ import pytest
 
 from proving_ground.episode.reader import EpisodeReader, Event
 from proving_ground.episode.spec import SCHEMA, EmbodimentSpec, encode_jpeg
-from proving_ground.episode.validate import (
-    ValidationLimits,
-    ValidationReport,
-    validate,
-    validate_isolated,
-)
+from proving_ground.episode.validate import validate, validate_isolated
+from proving_ground.episode.validate_report import ValidationLimits, ValidationReport
 from proving_ground.episode.writer import EpisodeWriter
 from tests.teleop import hostile_files
 from tests.teleop.hostile_files import HOSTILE_KINDS, SMALL_SPEC, FifoTrap, write_episode

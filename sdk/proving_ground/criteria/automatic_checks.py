@@ -1,29 +1,14 @@
-"""Task success criteria: a structured JSON spec, validated, and evaluated on an episode's arrays.
+"""The automatic checks of a success criteria spec, and their evaluation on an episode's arrays.
 
-A task version's success criteria are data, never code. The spec (``"pg-criteria/1"``, schema in
-``core/schemas/criteria-v1.schema.json``, user guide in ``docs/criteria.md``) holds
-
-- a binary success criterion: a description for the human labeler, optionally naming an
-  automatic check whose result decides success;
-- ordered stages for partial credit, each with a weight; the weights sum to 1;
-- failure codes a labeler can attach to a failed episode;
-- automatic checks from a fixed menu (``final_value``, ``stage_by_time``, ``control_rate``,
-  ``finite``, ``camera_not_frozen``), each with typed, bounded parameters.
-
-Why a fixed menu rather than expressions: criteria come from users, are shown to operators,
-and run on the server and on robots. Any expression language (``eval``, a mini-language,
-user-supplied regular expressions) is an injection and denial-of-service surface and makes a
-criterion's meaning depend on an interpreter's version. A closed set of checks with numeric
-parameters can be validated completely, rendered to a human, and content-hashed so that a
-locked task version means the same thing forever. A new kind of check is a code change with
-a schema version, on purpose.
-
-Validation has three layers, and `parse_criteria` reports every problem it finds with a JSON
-pointer path: (1) the input must be a bounded JSON value (depth, size, string lengths, finite
-numbers, integers within +-2**53) so that nothing later can recurse or format without limit;
-(2) the JSON Schema, with ``additionalProperties: false`` everywhere; (3) cross-field rules the
-schema cannot say: unique stage ids, failure codes and check ids, references to existing
-stages and checks, and stage weights summing to 1.
+A fixed menu (``final_value``, ``stage_by_time``, ``control_rate``, ``finite``,
+``camera_not_frozen``), each with typed, bounded parameters. Why a fixed menu rather than
+expressions: criteria come from users, are shown to operators, and run on the server and on
+robots. Any expression language (``eval``, a mini-language, user-supplied regular
+expressions) is an injection and denial-of-service surface and makes a criterion's meaning
+depend on an interpreter's version. A closed set of checks with numeric parameters can be
+validated completely, rendered to a human, and content-hashed so that a locked task version
+means the same thing forever. A new kind of check is a code change with a schema version, on
+purpose.
 
 Control rate is measured from the median inter-sample interval, not the mean: the mean is
 ``duration / (n - 1)`` and one multi-second stall (a GC pause, a USB reset) drags it down
@@ -31,45 +16,22 @@ however steady the loop was otherwise, while the median reports the rate the loo
 at for most of the episode. Stalls are not hidden: when the nominal rate is known the result
 also reports the fraction of intervals longer than 1.5x the nominal period.
 
-This module must stay importable without Django (it runs on robots); it uses numpy, jsonschema
-and the standard library only.
+Every check reads an `EpisodeSignals`; missing or unusable data gives a ``not_evaluable``
+result, never an exception. `proving_ground.checks` builds the signals from an episode file.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
-import functools
 import hashlib
-import json
 import math
 import operator
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any, ClassVar
 
-import jsonschema
 import numpy as np
-
-SCHEMA_ID = "pg-criteria/1"
-CRITERIA_SCHEMA: dict[str, Any] = json.loads(
-    resources.files(__package__).joinpath("schemas/criteria-v1.schema.json").read_text("utf-8")
-)
-_VALIDATOR = jsonschema.Draft202012Validator(CRITERIA_SCHEMA)
-
-WEIGHT_SUM_TOLERANCE = 1e-6
-
-# Input bounds checked before the schema runs. A valid spec is 5 levels deep and at most a few
-# thousand values (64 checks x 64 signals), its longest string 2000 characters; the bounds sit
-# well above that and well below anything that could exhaust the stack or memory.
-_MAX_DEPTH = 32
-_MAX_VALUES = 10_000
-_MAX_STRING_CHARS = 10_000
-# JSON numbers are doubles in most readers; larger integers would not survive a round trip,
-# and Python refuses to format integers past 4300 digits (which would crash error messages).
-_MAX_SAFE_INTEGER = 2**53
-_MAX_REPORTED_PROBLEMS = 50
 
 # Durations and rates computed from float timestamps carry rounding error (np.arange(n) / 50
 # has intervals of 0.020000000000000018 s). Comparisons against thresholds allow this much, far
@@ -85,65 +47,6 @@ _COMPARISONS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
     "<=": operator.le,
 }
-
-
-# --- Problems -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CriteriaProblem:
-    """One thing wrong with a spec. `path` is a JSON pointer (RFC 6901) into the spec, ``""``
-    for the spec itself, e.g. ``/checks/2/threshold``; `message` says what is wrong and what is
-    allowed."""
-
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path or '(spec)'}: {self.message}"
-
-
-class CriteriaError(ValueError):
-    """A spec (or a use of one, such as an unknown stage id) is invalid. `problems` lists every
-    problem found, sorted by path."""
-
-    def __init__(self, problems: Sequence[CriteriaProblem]):
-        self.problems: list[CriteriaProblem] = list(problems)
-        summary = "; ".join(str(problem) for problem in self.problems[:5])
-        more = len(self.problems) - 5
-        super().__init__(
-            f"invalid success criteria: {summary}" + (f"; and {more} more" if more > 0 else "")
-        )
-
-
-def _pointer(parts: Iterable[str | int]) -> str:
-    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in parts)
-
-
-def _short_repr(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _json_type_name(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
-
-
-# --- The spec as dataclasses -----------------------------------------------------------------
 
 
 class CheckStatus(enum.StrEnum):
@@ -534,7 +437,9 @@ class CameraNotFrozenCheck(_AutomaticCheck):
 
 
 Check = FinalValueCheck | StageByTimeCheck | ControlRateCheck | FiniteCheck | CameraNotFrozenCheck
-_CHECK_CLASSES: dict[str, type[Check]] = {
+
+
+CHECK_CLASSES: dict[str, type[Check]] = {
     cls.type: cls
     for cls in (
         FinalValueCheck,
@@ -583,377 +488,3 @@ def _sample_times(timestamps: object) -> tuple[np.ndarray, str] | tuple[None, st
     if not np.all(np.isfinite(array)):
         return None, "timestamps contain NaN or infinity"
     return array, ""
-
-
-@dataclass(frozen=True)
-class Stage:
-    """One stage for partial credit. `weight` is in [0, 1]; a spec's weights sum to 1."""
-
-    id: str
-    description: str
-    weight: float
-
-
-@dataclass(frozen=True)
-class FailureCode:
-    code: str
-    description: str
-
-
-@dataclass(frozen=True)
-class SuccessCriterion:
-    """The binary criterion. When `check` names an automatic check, that check's pass or fail
-    decides success (see `success_from_checks`); otherwise a human judges by `description`."""
-
-    description: str
-    check: str | None = None
-
-
-@dataclass(frozen=True)
-class Criteria:
-    """A validated ``pg-criteria/1`` spec. Build with `parse_criteria`; immutable and
-    comparable, and ``parse_criteria(c.to_dict()) == c``."""
-
-    schema: ClassVar[str] = SCHEMA_ID
-    success: SuccessCriterion
-    stages: tuple[Stage, ...] = ()
-    failure_codes: tuple[FailureCode, ...] = ()
-    checks: tuple[Check, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        """The normalized spec: every top-level key present, numbers as floats (indices as
-        ints), unset optional parameters left out."""
-        success: dict[str, Any] = {"description": self.success.description}
-        if self.success.check is not None:
-            success["check"] = self.success.check
-        return {
-            "schema": self.schema,
-            "success": success,
-            "stages": [
-                {"id": s.id, "description": s.description, "weight": s.weight} for s in self.stages
-            ],
-            "failure_codes": [
-                {"code": f.code, "description": f.description} for f in self.failure_codes
-            ],
-            "checks": [check.to_dict() for check in self.checks],
-        }
-
-
-# --- Parsing ---------------------------------------------------------------------------------
-
-
-def parse_criteria(spec: object) -> Criteria:
-    """Validate a JSON-like spec and return it as `Criteria`.
-
-    Raises `CriteriaError` listing every problem found (at most 50, then a count), and never
-    any other exception, whatever the input.
-
-    A valid spec of plain JSON values is parsed once per process and the (immutable) result
-    reused: schema validation costs about 0.9 ms, and every trial report and check verdict
-    parses its task version's criteria again.
-    """
-    canonical = _canonical_json(spec)
-    if canonical is not None:
-        return _parse_canonical(canonical)
-    return _parse(spec)
-
-
-def _canonical_json(spec: object) -> str | None:
-    """The spec as sorted JSON text when that text reads back to an equal value of the same
-    JSON types (no tuples, NaN, non-string keys or other Python values), else None."""
-    try:
-        text = json.dumps(spec, sort_keys=True, allow_nan=False)
-        return text if json.loads(text) == spec else None
-    except (TypeError, ValueError, RecursionError):
-        return None
-
-
-@functools.lru_cache(maxsize=256)
-def _parse_canonical(text: str) -> Criteria:
-    return _parse(json.loads(text))  # a CriteriaError is raised, never cached
-
-
-def _parse(spec: object) -> Criteria:
-    unsafe, nonfinite = _json_value_problems(spec)
-    if unsafe:
-        raise CriteriaError(unsafe + nonfinite)
-    problems = nonfinite + _schema_problems(spec) + _cross_field_problems(spec)
-    if problems:
-        problems = sorted(set(problems), key=lambda p: (p.path, p.message))
-        if len(problems) > _MAX_REPORTED_PROBLEMS:
-            extra = len(problems) - _MAX_REPORTED_PROBLEMS
-            problems = problems[:_MAX_REPORTED_PROBLEMS]
-            problems.append(CriteriaProblem("", f"and {extra} more problems"))
-        raise CriteriaError(problems)
-    assert isinstance(spec, dict)  # guaranteed by the schema
-    success = spec["success"]
-    return Criteria(
-        success=SuccessCriterion(description=success["description"], check=success.get("check")),
-        stages=tuple(
-            Stage(id=s["id"], description=s["description"], weight=float(s["weight"]))
-            for s in spec.get("stages", ())
-        ),
-        failure_codes=tuple(
-            FailureCode(code=f["code"], description=f["description"])
-            for f in spec.get("failure_codes", ())
-        ),
-        checks=tuple(_CHECK_CLASSES[c["type"]].from_dict(c) for c in spec.get("checks", ())),
-    )
-
-
-def _json_value_problems(
-    spec: object,
-) -> tuple[list[CriteriaProblem], list[CriteriaProblem]]:
-    """(unsafe, nonfinite): problems that make a value unsafe to hand to the schema validator
-    (not JSON, too deep, too many values, strings too long, integers too large to format), and
-    non-finite numbers, which are safe to validate but slip through the schema's bounds (every
-    comparison with NaN is false).
-
-    Iterative, so hostile nesting cannot exhaust the stack."""
-    problems: list[CriteriaProblem] = []
-    nonfinite: list[CriteriaProblem] = []
-    stack: list[tuple[object, tuple[str | int, ...]]] = [(spec, ())]
-    queued = 1
-    while stack:
-        value, parts = stack.pop()
-        # Counted before a container's items are queued, so a million-item list costs nothing.
-        queued += len(value) if isinstance(value, list | dict) else 0
-        if queued > _MAX_VALUES:
-            return [CriteriaProblem("", f"the spec holds more than {_MAX_VALUES} values")], []
-        if len(parts) > _MAX_DEPTH:
-            too_deep = CriteriaProblem(
-                _pointer(parts[:_MAX_DEPTH]), f"nested deeper than {_MAX_DEPTH} levels"
-            )
-            return [too_deep], []
-        path = _pointer(parts)
-        if value is None or isinstance(value, bool):
-            continue
-        if isinstance(value, int):
-            if abs(value) > _MAX_SAFE_INTEGER:
-                problems.append(
-                    CriteriaProblem(path, "integer too large; integers must lie within +-2**53")
-                )
-        elif isinstance(value, float):
-            if not math.isfinite(value):
-                nonfinite.append(CriteriaProblem(path, f"{value} is not a finite number"))
-        elif isinstance(value, str):
-            if len(value) > _MAX_STRING_CHARS:
-                problems.append(
-                    CriteriaProblem(path, f"string of {len(value)} characters is far too long")
-                )
-        elif isinstance(value, list):
-            stack.extend((item, (*parts, i)) for i, item in enumerate(value))
-        elif isinstance(value, dict):
-            for key, item in value.items():
-                if not isinstance(key, str):
-                    problems.append(
-                        CriteriaProblem(path, f"object key {_short_repr(key)} is not a string")
-                    )
-                elif len(key) > _MAX_STRING_CHARS:
-                    problems.append(CriteriaProblem(path, "object key is far too long"))
-                else:
-                    stack.append((item, (*parts, key)))
-        else:
-            problems.append(CriteriaProblem(path, f"{type(value).__name__} is not a JSON value"))
-    return problems, nonfinite
-
-
-def _schema_problems(spec: object) -> list[CriteriaProblem]:
-    problems: list[CriteriaProblem] = []
-    for error in _VALIDATOR.iter_errors(spec):
-        parts = list(error.absolute_path)
-        if isinstance(error.instance, float) and not math.isfinite(error.instance):
-            continue  # already reported by _json_value_problems
-        problems.extend(_explain_schema_error(error, parts))
-    return problems
-
-
-def _explain_schema_error(
-    error: jsonschema.ValidationError, parts: list[str | int]
-) -> list[CriteriaProblem]:
-    """Reword a jsonschema error as problems that say what is wrong and what is allowed."""
-    instance, expected, schema = error.instance, error.validator_value, error.schema
-    path = _pointer(parts)
-    match error.validator:
-        case "required":
-            return [
-                CriteriaProblem(_pointer([*parts, key]), f"'{key}' is required")
-                for key in expected
-                if key not in instance
-            ]
-        case "additionalProperties":
-            allowed = ", ".join(sorted(schema.get("properties", {})))
-            return [
-                CriteriaProblem(
-                    _pointer([*parts, key]), f"unknown key {_short_repr(key)}; allowed: {allowed}"
-                )
-                for key in instance
-                if key not in schema.get("properties", {})
-            ]
-        case "type":
-            message = f"expected {expected}, got {_json_type_name(instance)}"
-        case "enum":
-            allowed = ", ".join(repr(option) for option in expected)
-            message = f"{_short_repr(instance)} is not allowed; use one of: {allowed}"
-        case "const":
-            message = f"must be {expected!r}, got {_short_repr(instance)}"
-        case "pattern":
-            message = f"{_short_repr(instance)} is not {schema.get('description', expected)}"
-        case "minLength" | "maxLength":
-            bound = "at least" if error.validator == "minLength" else "at most"
-            message = f"has {len(instance)} characters; needs {bound} {expected}"
-        case "minItems" | "maxItems":
-            bound = "at least" if error.validator == "minItems" else "at most"
-            message = f"has {len(instance)} items; {bound} {expected} allowed"
-        case "minimum":
-            message = f"{instance} is below the minimum {expected}"
-        case "maximum":
-            message = f"{instance} is above the maximum {expected}"
-        case "exclusiveMinimum":
-            message = f"{instance} must be greater than {expected}"
-        case "uniqueItems":
-            message = "items must be unique; some appear more than once"
-        case _:
-            message = error.message if len(error.message) <= 200 else error.message[:197] + "..."
-    return [CriteriaProblem(path, message)]
-
-
-def _cross_field_problems(spec: object) -> list[CriteriaProblem]:
-    """Rules the JSON Schema cannot express. Reads the raw spec defensively, so that these are
-    reported alongside schema problems; malformed parts are skipped (the schema reports them)."""
-    if not isinstance(spec, dict):
-        return []
-    problems: list[CriteriaProblem] = []
-    stage_ids = _unique_slugs(spec, "stages", "id", "stage id", problems)
-    _unique_slugs(spec, "failure_codes", "code", "failure code", problems)
-    check_ids = _unique_slugs(spec, "checks", "id", "check id", problems)
-
-    checks = spec.get("checks")
-    for i, check in enumerate(checks if isinstance(checks, list) else []):
-        if not (isinstance(check, dict) and check.get("type") == "stage_by_time"):
-            continue
-        stage = check.get("stage")
-        if isinstance(stage, str) and stage not in stage_ids:
-            known = ", ".join(stage_ids) if stage_ids else "none: the spec has no stages"
-            problems.append(
-                CriteriaProblem(
-                    _pointer(["checks", i, "stage"]),
-                    f"unknown stage {_short_repr(stage)}; stages: {known}",
-                )
-            )
-
-    success = spec.get("success")
-    success_check = success.get("check") if isinstance(success, dict) else None
-    if isinstance(success_check, str) and success_check not in check_ids:
-        known = ", ".join(check_ids) if check_ids else "none: the spec has no checks"
-        problems.append(
-            CriteriaProblem(
-                "/success/check", f"unknown check {_short_repr(success_check)}; checks: {known}"
-            )
-        )
-
-    stages = spec.get("stages")
-    if isinstance(stages, list) and stages:
-        weights = [s.get("weight") if isinstance(s, dict) else None for s in stages]
-        usable = all(
-            isinstance(w, int | float) and not isinstance(w, bool) and math.isfinite(w) and w >= 0
-            for w in weights
-        )
-        if usable:
-            total = math.fsum(weights)
-            if abs(total - 1.0) > WEIGHT_SUM_TOLERANCE:
-                problems.append(
-                    CriteriaProblem(
-                        "/stages",
-                        f"stage weights sum to {total:.9g}; they must sum to 1 "
-                        f"(within {WEIGHT_SUM_TOLERANCE:g})",
-                    )
-                )
-    return problems
-
-
-def _unique_slugs(
-    spec: dict[str, Any], list_key: str, item_key: str, noun: str, problems: list[CriteriaProblem]
-) -> list[str]:
-    """The string values of `item_key` across ``spec[list_key]``, in order and without repeats;
-    each repeat is appended to `problems`."""
-    items = spec.get(list_key)
-    first_at: dict[str, int] = {}
-    for i, item in enumerate(items if isinstance(items, list) else []):
-        value = item.get(item_key) if isinstance(item, dict) else None
-        if not isinstance(value, str):
-            continue
-        if value in first_at:
-            problems.append(
-                CriteriaProblem(
-                    _pointer([list_key, i, item_key]),
-                    f"duplicate {noun} {_short_repr(value)} (first at "
-                    f"{_pointer([list_key, first_at[value], item_key])})",
-                )
-            )
-        else:
-            first_at[value] = i
-    return list(first_at)
-
-
-def canonical_json(spec: Criteria | Mapping[str, Any]) -> str:
-    """Canonical JSON text for content hashing: sorted keys, no whitespace, ASCII only.
-
-    Given `Criteria`, serializes its normalized `to_dict()`, so equivalent spellings of a spec
-    (a missing ``"stages"`` and ``"stages": []``, ``1`` and ``1.0``) hash alike; hash
-    ``canonical_json(parse_criteria(raw))``. Given a mapping, serializes it as it is. Raises
-    `CriteriaError` for values JSON cannot hold (NaN, infinity, non-JSON types).
-    """
-    value = spec.to_dict() if isinstance(spec, Criteria) else spec
-    try:
-        return json.dumps(
-            value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
-        )
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise CriteriaError([CriteriaProblem("", f"not serializable as JSON: {exc}")]) from exc
-
-
-# --- Evaluation ------------------------------------------------------------------------------
-
-
-def evaluate_checks(criteria: Criteria, episode: EpisodeSignals) -> list[CheckResult]:
-    """Run every automatic check on the episode: one result per check, in spec order. Missing
-    or unusable data gives ``not_evaluable`` results, never an exception."""
-    return [check.evaluate(episode) for check in criteria.checks]
-
-
-def stage_score(criteria: Criteria, stages_reached: Iterable[str]) -> float:
-    """Partial credit in [0, 1]: the sum of the weights of the distinct stages reached.
-
-    Stages are ordered for display, but reaching a later stage does not credit earlier ones:
-    the labeler marks each stage reached. A spec without stages scores 0.0. Raises
-    `CriteriaError` for a stage id the spec does not define.
-    """
-    weights = {stage.id: stage.weight for stage in criteria.stages}
-    reached = set(stages_reached)
-    unknown = sorted(reached - weights.keys())
-    if unknown:
-        known = ", ".join(weights) if weights else "none: the spec has no stages"
-        raise CriteriaError(
-            [
-                CriteriaProblem("", f"unknown stage {_short_repr(stage_id)}; stages: {known}")
-                for stage_id in unknown
-            ]
-        )
-    # fsum is correctly rounded, so the score is monotone in the set reached; weights summing
-    # to 1 only within 1e-6 could otherwise push a full score past 1.
-    return min(1.0, math.fsum(weights[stage_id] for stage_id in reached))
-
-
-def success_from_checks(criteria: Criteria, results: Iterable[CheckResult]) -> bool | None:
-    """Success as decided by the spec's success check: True if it passed, False if it failed,
-    None when the spec names no success check, or its result is absent or not evaluable."""
-    check_id = criteria.success.check
-    if check_id is None:
-        return None
-    for result in results:
-        if result.check_id == check_id:
-            if result.status == CheckStatus.NOT_EVALUABLE:
-                return None
-            return result.status == CheckStatus.PASSED
-    return None
