@@ -1,5 +1,7 @@
 """The trial schedule of an evaluation campaign: planned, randomized, blinded, reproducible.
 
+Over 600 lines: a 140-line rationale and one algorithm whose steps share one seeded draw stream.
+
 A robot evaluation is an experiment, and it fails the way experiments fail when it is run
 the convenient way: policy A all morning, policy B all afternoon, an operator who knows which
 is which. This module turns a campaign's design (policies, cells, robots) and one stored seed
