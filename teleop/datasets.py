@@ -310,8 +310,6 @@ def write_export(
     """Write a version in `format` to `out` (a directory for LeRobot, a file for robomimic,
     with camera `images` as DatasetExport.Images says). Used by the job and by
     `manage.py export_view`."""
-    from proving_ground.exports import common as exports
-
     episodes = Episode.objects.filter(pk__in=version.episode_ids).select_related(
         "robot__embodiment"
     )
@@ -321,10 +319,10 @@ def write_export(
         }
         inputs = export_episodes(version, paths)
         spec = episodes[0].robot.embodiment.spec
+        if format == DatasetExport.Format.LEROBOT:
             # Imported on use: PyAV and pyarrow stay out of a process that writes robomimic.
             from proving_ground.exports.lerobot import export_lerobot
 
-        if format == DatasetExport.Format.LEROBOT:
             fps = min((c["fps"] for c in spec["cameras"]), default=spec["control_hz"])
             return export_lerobot(
                 inputs,
