@@ -70,7 +70,9 @@ def test_every_sdk_module_imports_without_django_or_the_server(sdk_python, tmp_p
         "proving_ground.episode.writer",
         "proving_ground.episode.reader",
         "proving_ground.episode.validate",
-        "proving_ground.criteria",
+        "proving_ground.criteria.spec",
+        "proving_ground.criteria.parsing",
+        "proving_ground.criteria.automatic_checks",
         "proving_ground.checks",
         "proving_ground.files",
     ):

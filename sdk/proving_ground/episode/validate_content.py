@@ -210,7 +210,13 @@ class _Content:
             if name in attrs and not well_formed(attrs[name]):
                 self.add("bad_attribute", f"{name} is malformed", f"/@{name}")
         embodiment = attrs.get("embodiment")
-        if self.spec and self.spec.name and embodiment and embodiment != self.spec.name:
+        if "embodiment" in attrs and not str(embodiment or "").strip():
+            self.add(
+                "embodiment_missing",
+                "the file does not name its embodiment (root attribute 'embodiment' is empty)",
+                "/@embodiment",
+            )
+        elif self.spec and self.spec.name and embodiment != self.spec.name:
             self.add(
                 "embodiment_mismatch",
                 f"recorded for {str(embodiment)[:80]!r}, expected {self.spec.name!r}",
