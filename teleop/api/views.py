@@ -28,6 +28,7 @@ from teleop.models import (
     Session,
 )
 
+_EXPORT_FILE = "The export: a tar for LeRobot, an HDF5 file for robomimic."
 _PRESIGNED_REDIRECT = (
     "Files live on object storage: `Location` is a presigned URL, valid for a few minutes, "
     "that answers the bytes without credentials."
@@ -309,7 +310,8 @@ class DatasetExportViewSet(_RecordingViewSet):
 
     @extend_schema(
         responses={
-            (200, "application/octet-stream"): bytes,
+            (200, "application/x-tar"): OpenApiResponse(bytes, description=_EXPORT_FILE),
+            (200, "application/x-hdf5"): OpenApiResponse(bytes, description=_EXPORT_FILE),
             302: OpenApiResponse(description=_PRESIGNED_REDIRECT),
         }
     )

@@ -14,20 +14,21 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from core import services as core_services
+from core.services import operators
 from tests.evaluation.factories import make_campaign, make_policy_version
 
 pytestmark = pytest.mark.slow
 
 PACKAGE = "pg_generated_client"
 # No post hooks (they would run ruff from PATH on the generated code); the generator knows
-# no binary media types but application/octet-stream, so the HDF5 file download and the tus
-# chunk upload are generated as that.
+# no binary media types but application/octet-stream, so the file downloads (HDF5, tar) and
+# the tus chunk upload are generated as that.
 GENERATOR_CONFIG = f"""
 package_name_override: {PACKAGE}
 post_hooks: []
 content_type_overrides:
   application/x-hdf5: application/octet-stream
+  application/x-tar: application/octet-stream
   application/offset+octet-stream: application/octet-stream
 """
 
@@ -87,7 +88,7 @@ def test_a_generated_client_works_against_a_live_server(
 
     world = factories.build_world()
     team = world.a
-    operator = core_services.create_operator(actor=team.admin, team=team.team)
+    operator = operators.create_operator(actor=team.admin, team=team.team)
     task_version = team.task.versions.get()
     campaign = make_campaign(team, policy_versions=[make_policy_version(team)], blinded=True)
 
