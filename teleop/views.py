@@ -26,6 +26,7 @@ from core import access
 from core.csp import VIEWER_POLICY, allow_connect_to
 from core.errors import DomainError
 from core.redirects import own_site_url
+from proving_ground.stats.intervals import wilson_interval
 from teleop import datasets, file_serving, selectors, services
 from teleop.forms import (
     SORTS,
@@ -160,20 +161,18 @@ def session_console(request, pk):
 
 
 def _success_interval(summary):
-    """Success rate of the labelled episodes with a Wilson 95% interval (scipy's; teleop does
-    not import evaluation)."""
-    from scipy.stats import binomtest
-
+    """Success rate of the labelled episodes with a Wilson 95% interval (the SDK's, as on
+    leaderboards)."""
     judged = summary.successes + summary.failures + summary.partials
     if not judged:
         return None
-    interval = binomtest(summary.successes, judged).proportion_ci(0.95, method="wilson")
+    low, high = wilson_interval(summary.successes, judged, 0.95)
     return {
         "k": summary.successes,
         "n": judged,
         "rate": summary.successes / judged,
-        "low": interval.low,
-        "high": interval.high,
+        "low": low,
+        "high": high,
     }
 
 

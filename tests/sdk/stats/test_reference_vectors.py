@@ -1,7 +1,7 @@
 """proving_ground.stats against the reference vectors, and two checks the vectors suggest.
 
-The reference vectors (``stats_reference_vectors.json``, a byte-for-byte copy of the shared
-file) were produced by numpy/scipy/statsmodels; each names the call that produced it. Every
+The reference vectors (``stats_reference_vectors.json``) were produced by
+numpy/scipy/statsmodels; each names the call that produced it. Every
 vector id must have a checker below and every output field must either be checked against
 our functions or be listed in ``NOT_OFFERED`` with the reason we do not compute it.
 """
@@ -9,7 +9,6 @@ our functions or be listed in ``NOT_OFFERED`` with the reason we do not compute 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -33,15 +32,7 @@ from proving_ground.stats.multiple_comparisons import holm_adjust
 from proving_ground.stats.robustness import chi_square_homogeneity, robustness_summary
 from proving_ground.stats.sequential import savi_e_process
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
 VECTORS_PATH = Path(__file__).with_name("stats_reference_vectors.json")
-# The shared original this file copies: STATS_REFERENCE_VECTORS names it, by default
-# shared/stats_reference_vectors.json beside the repository; the check is skipped without it.
-SHARED_VECTORS_PATH = Path(
-    os.environ.get(
-        "STATS_REFERENCE_VECTORS", REPO_ROOT.parent / "shared" / "stats_reference_vectors.json"
-    )
-)
 VECTORS = json.loads(VECTORS_PATH.read_text())["vectors"]
 
 CLOSED_FORM = 1e-6  # reference values are rounded to 6 decimals
@@ -267,11 +258,6 @@ def test_every_reference_output_is_checked_or_declared_not_offered():
             if field not in checked and not _declared_not_offered(family, field):
                 missing.append(f"{vector['id']}.{field}")
     assert missing == []
-
-
-@pytest.mark.skipif(not SHARED_VECTORS_PATH.exists(), reason="shared reference not on this host")
-def test_reference_vectors_are_a_byte_copy_of_the_shared_file():
-    assert VECTORS_PATH.read_bytes() == SHARED_VECTORS_PATH.read_bytes()
 
 
 def test_boschloo_reads_samples_as_columns_not_rows():
