@@ -25,7 +25,7 @@ one.
 - **SWMR.** The file is created with ``libver="latest"``, every dataset is created up front
   and then ``swmr_mode`` is switched on. In SWMR mode HDF5 orders its metadata writes so the
   file on disk is consistent at every flush: a writer killed with SIGKILL (tested in
-  ``tests/teleop/test_hdf5.py``) leaves a file that opens with everything up to its last
+  ``tests/sdk/episode/test_episode.py``) leaves a file that opens with everything up to its last
   flush. Found here with HDF5 2.0: such a file is still marked "open for SWMR write", so
   ``h5py.File(path, "r")`` refuses it. ``h5py.File(path, "r", swmr=True)`` opens it, but
   that mode skips the end-of-file check and retries failing metadata checksums with back-off

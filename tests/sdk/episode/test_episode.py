@@ -25,7 +25,7 @@ from proving_ground.episode.writer import EpisodeWriter
 from tests.teleop import hostile_files
 from tests.teleop.hostile_files import HOSTILE_KINDS, SMALL_SPEC, FifoTrap, write_episode
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 ALOHA_SPEC: dict[str, Any] = {
     "name": "aloha-arm",
