@@ -87,7 +87,7 @@ def session_new(request):
     )
 
 
-def _episode_rows(session):
+def episode_rows(session):
     episodes = list(
         Episode.objects.filter(session=session)
         .select_related("condition")
@@ -121,7 +121,7 @@ LIVE_SLOW_S = 10
 LIVE_RECENT = timedelta(minutes=2)
 
 
-def _poll_every(session, episodes) -> int | None:
+def poll_every(session, episodes) -> int | None:
     """Seconds between refreshes of the console's live episode table (None: stop)."""
     states = {e.state for e in episodes}
     if states & {Episode.State.UPLOADING, Episode.State.PROCESSING}:
@@ -135,12 +135,12 @@ def _poll_every(session, episodes) -> int | None:
 
 def _live_rows(session) -> dict:
     """Context of `_episode_rows.html`: the rows, the running summary, the poll interval."""
-    episodes = _episode_rows(session)
+    episodes = episode_rows(session)
     return {
         "session": session,
         "episodes": episodes,
         "summary": selectors.session_summary(session),
-        "poll_every": _poll_every(session, episodes),
+        "poll_every": poll_every(session, episodes),
     }
 
 
@@ -325,7 +325,7 @@ def episode_detail(request, pk):
     index = siblings.index(episode.pk)
     labels = Label.objects.filter(episode=episode).order_by("-created_at")
     viewer_url = None
-    if episode.rerun_file and _viewer_index().exists():
+    if episode.rerun_file and viewer_index().exists():
         # On object storage the viewer fetches the `.rrd` straight from the store (a presigned
         # URL, cross-origin: the bucket's CORS allows this site, docs/storage.md); handing it
         # our redirecting endpoint instead would make the browser send `Origin: null` after
@@ -355,7 +355,7 @@ def episode_detail(request, pk):
     )
 
 
-def _viewer_index() -> Path:
+def viewer_index() -> Path:
     from proving_ground.replay import RERUN_VERSION
 
     return Path(settings.RERUN_VIEWER_ROOT) / f"rerun-{RERUN_VERSION}" / "index.html"
@@ -369,7 +369,7 @@ def episode_viewer(request, pk):
     policy lets it connect to this site and, on object storage, to the store's origin (where
     the presigned `.rrd` URL points); to no other host."""
     get_object_or_404(_episodes(request), pk=pk)
-    index = _viewer_index()
+    index = viewer_index()
     if not index.exists():
         raise Http404("The Rerun web viewer is not installed (run `make run`).")
     base = f"{settings.STATIC_URL}{index.parent.name}/"

@@ -188,7 +188,7 @@ def build_recording(
             send_properties=False,
         )
         # Chunk and row ids count from the episode's start, never from the clock.
-        ids = TuidCounter(_iso_to_ns(reader.attrs.get("start_time")) or 0)
+        ids = TuidCounter(iso_to_ns(reader.attrs.get("start_time")) or 0)
         try:
             # Thread-local strictness: a malformed column raises here instead of a warning.
             with catch_and_log_exceptions(context="build_recording", strict=True):
@@ -294,7 +294,7 @@ def _log_static(rec: ChunkSender, reader: EpisodeReader, clock: _Clock) -> None:
     episode_id = str(attrs.get("episode_id", ""))
     rec.send_recording_info(
         name=f"episode {episode_id}" if episode_id else reader.path.name,
-        start_time_ns=_iso_to_ns(attrs.get("start_time")),
+        start_time_ns=iso_to_ns(attrs.get("start_time")),
     )
     rec.send_property(
         PROPERTY_NAME,
@@ -567,7 +567,7 @@ def _recording_id(episode_id: str, path: Path) -> str:
         return str(uuid.uuid5(uuid.NAMESPACE_URL, f"pg-episode:{path.name}"))
 
 
-def _iso_to_ns(value: Any) -> int | None:
+def iso_to_ns(value: Any) -> int | None:
     """An ISO 8601 time (``...Z``) as integer nanoseconds since the Unix epoch, or None."""
     if not isinstance(value, str) or not value:
         return None

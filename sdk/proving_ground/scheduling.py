@@ -199,7 +199,7 @@ class ScheduledTrial:
 # Random source
 
 
-class _WordStream:
+class WordStream:
     """The 64-bit words of ``PCG64(seed)`` in order, and the two primitives built on them."""
 
     def __init__(self, seed: int) -> None:
@@ -320,7 +320,7 @@ def _alias_label(index: int) -> str:
     return ALIAS_PREFIX + letters
 
 
-def _draw_aliases(sorted_ids: Sequence[str], stream: _WordStream) -> dict[str, str]:
+def _draw_aliases(sorted_ids: Sequence[str], stream: WordStream) -> dict[str, str]:
     labels = [_alias_label(index) for index in range(len(sorted_ids))]
     stream.shuffle(labels)
     return dict(zip(sorted_ids, labels, strict=True))
@@ -341,15 +341,15 @@ def alias_map(policy_ids: Sequence[str], seed: int) -> dict[str, str]:
         raise ValueError("alias_map needs at least one policy id")
     checked = [_check_identifier(policy_id, "policy id") for policy_id in policy_ids]
     _check_unique_ids(checked, "policy id")
-    return _draw_aliases(sorted(checked), _WordStream(_check_seed(seed)))
+    return _draw_aliases(sorted(checked), WordStream(_check_seed(seed)))
 
 
 # --------------------------------------------------------------------------------------------
 # Counterbalancing (paired mode)
 
 
-def _orient_by_trails(
-    edges: Sequence[tuple[int, int]], vertex_count: int, stream: _WordStream
+def orient_by_trails(
+    edges: Sequence[tuple[int, int]], vertex_count: int, stream: WordStream
 ) -> list[tuple[int, int]]:
     """Orient an undirected simple graph so every vertex's out- and in-degree differ by <= 1.
 
@@ -404,13 +404,13 @@ def _first_movers(
     comparisons: Sequence[tuple[int, int]],
     policy_count: int,
     replicates: Sequence[int],
-    stream: _WordStream,
+    stream: WordStream,
 ) -> list[list[list[int]]]:
     """``result[c][k][r]``: the policy that goes first in comparison c, cell k, replicate r.
 
     Within each (comparison, cell) each policy leads ``n // 2`` times; the odd replicates'
     leaders alternate across cells per comparison, and the one left over is oriented by
-    ``_orient_by_trails``. Balance: within ±1/2 per (comparison, cell), per comparison over
+    ``orient_by_trails``. Balance: within ±1/2 per (comparison, cell), per comparison over
     the campaign, and per policy over all its pairs.
     """
     odd_cells = [k for k, count in enumerate(replicates) if count % 2]
@@ -425,7 +425,7 @@ def _first_movers(
         if len(odd_cells) % 2:
             leftover_edges.append((i, j))
             leftover_cell[i, j] = (c, odd_cells[-1])
-    for a, b in _orient_by_trails(leftover_edges, policy_count, stream):
+    for a, b in orient_by_trails(leftover_edges, policy_count, stream):
         odd_leader[leftover_cell[min(a, b), max(a, b)]] = a
 
     leaders: list[list[list[int]]] = []
@@ -446,7 +446,7 @@ def _first_movers(
 
 
 def _deal_blocks_to_robots(
-    replicates: Sequence[int], robots: Sequence[str], stream: _WordStream
+    replicates: Sequence[int], robots: Sequence[str], stream: WordStream
 ) -> dict[tuple[int, int], str]:
     """The robot of each block, keyed by (cell index, replicate); empty without robots.
 
@@ -520,7 +520,7 @@ def build_schedule(
             f"the design asks for {total:,} trials; a schedule holds at most {MAX_TRIALS:,}"
         )
 
-    stream = _WordStream(seed)
+    stream = WordStream(seed)
     policy_ids = [policy.policy_id for policy in sorted_policies]
     aliases = _draw_aliases(policy_ids, stream)
     alias_of = [aliases[policy_id] for policy_id in policy_ids]

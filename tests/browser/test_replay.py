@@ -11,7 +11,7 @@ import pytest
 from core.services import operators
 from teleop import services
 from teleop.models import Episode
-from teleop.views import _viewer_index
+from teleop.views import viewer_index
 from tests.browser.watch import watch
 from tests.core import factories
 from tests.teleop.recordings import record_episode
@@ -71,7 +71,7 @@ def _replay(page, live_server, user, episode):
 def test_episode_page_replays_the_recording_with_no_errors_and_no_outside_requests(
     live_server, browser, tmp_path, settings
 ):
-    if not _viewer_index().exists():
+    if not viewer_index().exists():
         pytest.fail("Rerun's web viewer is not installed: run `make assets`")
     settings.UPLOAD_STAGING_DIR = tmp_path / "uploads"
     settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.dummy.DummyBackend"}}

@@ -354,7 +354,7 @@ def test_building_twice_gives_the_same_bytes_and_rerun_verifies_the_file(episode
 
 def test_row_ids_count_from_the_episode_start_not_the_clock(episode, built):
     with EpisodeReader(episode) as reader:
-        start_ns = rerun_export._iso_to_ns(reader.attrs.get("start_time"))
+        start_ns = rerun_export.iso_to_ns(reader.attrs.get("start_time"))
     assert start_ns
     chunk = next(iter(RrdReader(built[0]).stream(store=built[2].store)))
     rows = chunk.to_record_batch().column(ROW_ID).to_pylist()

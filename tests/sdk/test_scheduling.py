@@ -343,7 +343,7 @@ def test_trail_orientation_balances_every_vertex_of_any_graph():
     for _ in range(200):
         vertices = int(rng.integers(2, 9))
         edges = [e for e in itertools.combinations(range(vertices), 2) if rng.random() < 0.6]
-        directed = scheduling._orient_by_trails(edges, vertices, scheduling._WordStream(1))
+        directed = scheduling.orient_by_trails(edges, vertices, scheduling.WordStream(1))
         assert sorted(tuple(sorted(e)) for e in directed) == sorted(edges)
         balance = Counter()
         for a, b in directed:

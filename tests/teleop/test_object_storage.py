@@ -140,7 +140,7 @@ def test_the_episode_page_hands_the_viewer_a_presigned_url_its_policy_may_connec
     from teleop import views
 
     settings.RERUN_VIEWER_ROOT = tmp_path / "viewer"
-    index = views._viewer_index()
+    index = views.viewer_index()
     index.parent.mkdir(parents=True)
     index.write_text("<html><head></head><body>viewer</body></html>")
     episode = services.build_episode_recording(episode_id=_stored_episode(session, tmp_path).pk)

@@ -135,9 +135,9 @@ def test_episode_page_embeds_the_viewer_and_the_viewer_is_framed_safely(world, s
     client = _client(world.a.researcher)
     page = client.get(f"/episodes/{episode.pk}/")
     assert "frame-ancestors 'none'" in page["Content-Security-Policy"]
-    from teleop.views import _viewer_index
+    from teleop.views import viewer_index
 
-    if not _viewer_index().exists():
+    if not viewer_index().exists():
         pytest.skip("the Rerun viewer is installed by `make` (scripts/install_rerun_viewer.py)")
     html = page.content.decode()
     assert "data-viewer" in html and "url=http%3A%2F%2Ftestserver%2Fepisodes%2F" in html
@@ -221,21 +221,21 @@ def test_live_table_polls_fast_while_busy_slowly_when_quiet_and_stops_once_settl
     from django.utils import timezone
 
     from teleop.models import Session
-    from teleop.views import LIVE_FAST_S, LIVE_SLOW_S, _episode_rows, _poll_every
+    from teleop.views import LIVE_FAST_S, LIVE_SLOW_S, episode_rows, poll_every
 
     episode = ready_episode_row(session)
-    assert _poll_every(session, _episode_rows(session)) == LIVE_FAST_S  # just opened
+    assert poll_every(session, episode_rows(session)) == LIVE_FAST_S  # just opened
     long_ago = timezone.now() - timedelta(hours=1)
     Session.objects.filter(pk=session.pk).update(opened_at=long_ago)
     Episode.objects.filter(pk=episode.pk).update(updated_at=long_ago)
     session.refresh_from_db()
-    assert _poll_every(session, _episode_rows(session)) == LIVE_SLOW_S  # open but quiet
+    assert poll_every(session, episode_rows(session)) == LIVE_SLOW_S  # open but quiet
     Episode.objects.filter(pk=episode.pk).update(state=Episode.State.PROCESSING)
-    assert _poll_every(session, _episode_rows(session)) == LIVE_FAST_S  # busy again
+    assert poll_every(session, episode_rows(session)) == LIVE_FAST_S  # busy again
     Episode.objects.filter(pk=episode.pk).update(state=Episode.State.READY)
     Session.objects.filter(pk=session.pk).update(status=Session.Status.CLOSED)
     session.refresh_from_db()
-    assert _poll_every(session, _episode_rows(session)) is None  # closed and settled
+    assert poll_every(session, episode_rows(session)) is None  # closed and settled
     page = _client(world.a.operator).get(f"/teleop/sessions/{session.pk}/").content.decode()
     assert 'hx-trigger="episodes-changed from:body"' in page and "final: session closed" in page
 
