@@ -69,19 +69,19 @@ def _design() -> dict:
     """Team, researcher, robot (with a key), task and operator, through the services."""
     from django.contrib.auth import get_user_model
 
-    from core import services as core
     from core.models import Membership
+    from core.services import embodiments, operators, robots, task_versions, teams
     from tests.core.factories import ARM_SPEC, PICK_CRITERIA
 
-    team = core.create_team(actor=None, name="Bench lab", slug="bench-lab")
+    team = teams.create_team(actor=None, name="Bench lab", slug="bench-lab")
     admin = get_user_model().objects.create_user("bench-admin")
-    core.add_member(actor=None, team=team, user=admin, role=Membership.Role.ADMIN)
+    teams.add_member(actor=None, team=team, user=admin, role=Membership.Role.ADMIN)
     researcher = get_user_model().objects.create_user("bench-researcher")
-    core.add_member(actor=admin, team=team, user=researcher, role=Membership.Role.RESEARCHER)
-    embodiment = core.create_embodiment(actor=admin, team=team, name="arm", spec=ARM_SPEC)
-    robot = core.create_robot(actor=admin, team=team, embodiment=embodiment, name="arm-1")
-    _, key = core.issue_api_key(actor=admin, robot=robot)
-    task = core.create_task(
+    teams.add_member(actor=admin, team=team, user=researcher, role=Membership.Role.RESEARCHER)
+    embodiment = embodiments.create_embodiment(actor=admin, team=team, name="arm", spec=ARM_SPEC)
+    robot = robots.create_robot(actor=admin, team=team, embodiment=embodiment, name="arm-1")
+    _, key = robots.issue_api_key(actor=admin, robot=robot)
+    task = task_versions.create_task(
         actor=admin,
         team=team,
         slug="pick",
@@ -91,13 +91,13 @@ def _design() -> dict:
         criteria=PICK_CRITERIA,
         allowed_embodiments=[embodiment],
     )
-    operator = core.create_operator(actor=admin, team=team)
+    operator = operators.create_operator(actor=admin, team=team)
     # A researcher of this team and of another one (whose list reads both teams' rows), and
     # a superuser (whose list is unscoped).
-    other = core.create_team(actor=None, name="Other lab", slug="other-lab")
+    other = teams.create_team(actor=None, name="Other lab", slug="other-lab")
     two_teams = get_user_model().objects.create_user("bench-two-teams")
-    core.add_member(actor=admin, team=team, user=two_teams, role=Membership.Role.RESEARCHER)
-    core.add_member(actor=None, team=other, user=two_teams, role=Membership.Role.RESEARCHER)
+    teams.add_member(actor=admin, team=team, user=two_teams, role=Membership.Role.RESEARCHER)
+    teams.add_member(actor=None, team=other, user=two_teams, role=Membership.Role.RESEARCHER)
     root = get_user_model().objects.create_superuser("bench-root", "root@example.org", "pw")
     return {
         "team": team.pk,

@@ -63,19 +63,21 @@ def _design():
     """Teams, robot, tasks, conditions, policies, benchmark and campaigns, via the services."""
     from django.contrib.auth import get_user_model
 
-    from core import services as core
     from core.models import Membership
+    from core.services import conditions as condition_services
+    from core.services import embodiments, robots, teams
+    from core.services import task_versions as task_version_services
     from evaluation.services import benchmarks, policies
     from evaluation.services import campaigns as campaign_services
     from tests.core.factories import ARM_SPEC, PICK_CRITERIA
 
-    team = core.create_team(actor=None, name="Bench lab", slug="bench-lab")
+    team = teams.create_team(actor=None, name="Bench lab", slug="bench-lab")
     admin = get_user_model().objects.create_user("bench-admin")
-    core.add_member(actor=None, team=team, user=admin, role=Membership.Role.ADMIN)
-    embodiment = core.create_embodiment(actor=admin, team=team, name="arm", spec=ARM_SPEC)
-    robot = core.create_robot(actor=admin, team=team, embodiment=embodiment, name="arm-1")
+    teams.add_member(actor=None, team=team, user=admin, role=Membership.Role.ADMIN)
+    embodiment = embodiments.create_embodiment(actor=admin, team=team, name="arm", spec=ARM_SPEC)
+    robot = robots.create_robot(actor=admin, team=team, embodiment=embodiment, name="arm-1")
     versions = [
-        core.create_task(
+        task_version_services.create_task(
             actor=admin,
             team=team,
             slug=f"task-{t}",
@@ -88,7 +90,9 @@ def _design():
         for t in range(TASKS)
     ]
     conditions = [
-        core.create_condition(actor=admin, team=team, factor="lighting", level=f"level-{c}")
+        condition_services.create_condition(
+            actor=admin, team=team, factor="lighting", level=f"level-{c}"
+        )
         for c in range(CONDITIONS)
     ]
     policy_versions = []

@@ -6,7 +6,6 @@ operators their pseudonymous code, and identities are for platform superusers on
 from django.contrib import admin, messages
 from django.db import transaction
 
-from core import services
 from core.errors import DomainError
 from core.models import (
     AuditEvent,
@@ -25,14 +24,15 @@ from core.models import (
     WorkerHeartbeat,
 )
 from core.names import NAME_FIELDS, refuse_bidi_controls
+from core.services import audit, operators, robots
 
 # Personal data kept out of audit records: an erasure must leave none of it behind.
 _PERSONAL_FIELDS = {OperatorIdentity: ("full_name", "email")}
 
 
 def audit_snapshot(obj) -> dict:
-    """The audit copy of a row: `services.snapshot` (no secrets) without personal data."""
-    data = services.snapshot(obj)
+    """The audit copy of a row: `audit.snapshot` (no secrets) without personal data."""
+    data = audit.snapshot(obj)
     for name in _PERSONAL_FIELDS.get(type(obj), ()):
         data.pop(name, None)
     return data
@@ -54,7 +54,7 @@ def audit_team(obj) -> Team | None:
 
 
 def _record(request, action: str, obj, *, before=None, after=None) -> None:
-    services.record_audit(
+    audit.record_audit(
         actor=request.user,
         action=action,
         obj=obj,
@@ -291,7 +291,7 @@ class RobotAPIKeyAdmin(AuditedAdmin):
             self,
             request,
             queryset.select_related("robot"),
-            lambda key: services.revoke_api_key(actor=request.user, key=key),
+            lambda key: robots.revoke_api_key(actor=request.user, key=key),
             "key(s) revoked",
         )
 
@@ -324,7 +324,7 @@ class OperatorAdmin(AuditedAdmin):
             self,
             request,
             queryset,
-            lambda operator: services.erase_operator_identity(
+            lambda operator: operators.erase_operator_identity(
                 actor=request.user, operator=operator
             ),
             "identit(ies) erased",

@@ -5,8 +5,8 @@ their pseudonymous code."""
 
 from django.contrib import admin
 
-from core import services as core_services
 from core.admin import AuditedAdmin, ViewOnlyAdmin, run_per_row
+from core.services import task_versions
 from teleop import services
 from teleop.models import (
     CollectionProtocol,
@@ -44,7 +44,7 @@ class CollectionProtocolAdmin(AuditedAdmin):
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         if not change:  # as `create_protocol` does: a referenced version is immutable
-            core_services.lock_task_version(actor=request.user, version=obj.task_version)
+            task_versions.lock_task_version(actor=request.user, version=obj.task_version)
 
 
 @admin.register(Session)

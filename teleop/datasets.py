@@ -24,9 +24,9 @@ from django.db.models import Prefetch
 from django.utils import timezone
 
 from core import access, job_queue
-from core import services as core_services
 from core.errors import Conflict, InvalidInput, NotPermitted
 from core.models import Embodiment, Membership, Team
+from core.services import audit
 from proving_ground.criteria.spec import canonical_json
 from teleop import storage
 from teleop.models import DatasetExport, DatasetView, DatasetViewVersion, Episode, Label
@@ -125,7 +125,7 @@ def _new_version(
         content_hash=content_hash,
         created_by=access.actor_label(actor),
     )
-    core_services.record_audit(
+    audit.record_audit(
         actor=actor,
         action="create",
         obj=version,
@@ -223,7 +223,7 @@ def start_export(
         export = DatasetExport.objects.create(
             view_version=version, format=format, images=images, created_by=access.actor_label(actor)
         )
-        core_services.record_audit(
+        audit.record_audit(
             actor=actor,
             action="create",
             obj=export,

@@ -28,9 +28,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from core import access, job_queue
-from core import services as core_services
 from core.errors import InvalidInput, NotPermitted
 from core.models import Condition, Membership, Operator, Robot, TaskVersion
+from core.services import audit, task_versions
 from teleop import storage
 from teleop.errors import (
     ChecksumMismatch,
@@ -116,10 +116,8 @@ def open_session(
             kind=kind,
             opened_by=access.actor_label(actor),
         )
-        core_services.lock_task_version(actor=actor, version=task_version)
-        core_services.record_audit(
-            actor=actor, action="create", obj=session, after=core_services.snapshot(session)
-        )
+        task_versions.lock_task_version(actor=actor, version=task_version)
+        audit.record_audit(actor=actor, action="create", obj=session, after=audit.snapshot(session))
     return session
 
 
@@ -132,7 +130,7 @@ def close_session(*, actor, session: Session) -> Session:
             session.status = Session.Status.CLOSED
             session.closed_at = timezone.now()
             session.save(update_fields=["status", "closed_at"])
-            core_services.record_audit(
+            audit.record_audit(
                 actor=actor,
                 action="update",
                 obj=session,
@@ -234,9 +232,7 @@ def create_episode(
                 condition=condition,
             )
         upload = _new_upload(episode)
-        core_services.record_audit(
-            actor=actor, action="create", obj=episode, after=core_services.snapshot(episode)
-        )
+        audit.record_audit(actor=actor, action="create", obj=episode, after=audit.snapshot(episode))
     return episode, upload, True
 
 
@@ -599,7 +595,7 @@ def label_episode(
         raise NotPermitted("Only people of the episode's team label episodes.")
     if outcome not in Label.Outcome.values:
         raise InvalidInput(f"Unknown outcome '{outcome}'.", fields={"outcome": ["Unknown."]})
-    stages_reached, failure_codes, score = core_services.validate_judgement(
+    stages_reached, failure_codes, score = task_versions.validate_judgement(
         criteria_spec=episode.task_version.criteria,
         stages_reached=stages_reached,
         failure_codes=failure_codes,
@@ -618,12 +614,12 @@ def label_episode(
             labeler=actor,
             labeler_label=access.actor_label(actor),
         )
-        core_services.record_audit(
+        audit.record_audit(
             actor=actor,
             action="create",
             obj=label,
             team=episode.team,
-            after=core_services.snapshot(label),
+            after=audit.snapshot(label),
         )
         enqueue_recording(episode.pk)  # the timeline shows the current label
     return label
@@ -645,7 +641,7 @@ def discard_episode(*, actor, episode: Episode, reason: str) -> Episode:
             episode.save(
                 update_fields=["discarded_at", "discard_reason", "discarded_by", "updated_at"]
             )
-            core_services.record_audit(
+            audit.record_audit(
                 actor=actor,
                 action="update",
                 obj=episode,
@@ -835,9 +831,9 @@ def create_protocol(
         ProtocolTarget.objects.bulk_create(
             ProtocolTarget(protocol=protocol, condition=c, target_count=n) for c, n in targets
         )
-        core_services.lock_task_version(actor=actor, version=task_version)
-        core_services.record_audit(
-            actor=actor, action="create", obj=protocol, after=core_services.snapshot(protocol)
+        task_versions.lock_task_version(actor=actor, version=task_version)
+        audit.record_audit(
+            actor=actor, action="create", obj=protocol, after=audit.snapshot(protocol)
         )
     return protocol
 

@@ -8,8 +8,8 @@ import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver
 
-from core import services as core_services
 from core.models import Visibility
+from core.services import operators
 from evaluation.services import trials
 from teleop import datasets
 from teleop import services as teleop_services
@@ -79,7 +79,7 @@ def test_every_page_is_in_the_sweep():
 
 @pytest.fixture
 def objects(world):
-    operator = core_services.create_operator(actor=world.a.admin, team=world.a.team, code="OP-S")
+    operator = operators.create_operator(actor=world.a.admin, team=world.a.team, code="OP-S")
     session = teleop_services.open_session(
         actor=world.a.operator,
         robot=world.a.robot,

@@ -3,8 +3,8 @@
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
-from core import services
 from core.access import RobotPrincipal
+from core.services import robots
 
 KEYWORD = "Api-Key"
 
@@ -24,7 +24,7 @@ class RobotAPIKeyAuthentication(authentication.BaseAuthentication):
         clear = clear.strip()
         if not clear or len(clear) > 200 or "\x00" in clear:
             raise exceptions.AuthenticationFailed("Malformed API key.")
-        key = services.authenticate_api_key(clear)
+        key = robots.authenticate_api_key(clear)
         if key is None:
             raise exceptions.AuthenticationFailed("Invalid, revoked or expired API key.")
         return RobotPrincipal(key.robot, key), key

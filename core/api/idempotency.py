@@ -19,10 +19,10 @@ from django.db import DatabaseError
 from rest_framework import exceptions
 from rest_framework.response import Response
 
-from core import services
 from core.access import principal_key
 from core.errors import DomainError
 from core.models import IdempotencyRecord
+from core.services import idempotency
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def idempotent(handler):
             raise exceptions.ValidationError(
                 {HEADER: ["Must be 1 to 255 printable ASCII characters without spaces."]}
             )
-        record = services.begin_idempotent_request(
+        record = idempotency.begin_idempotent_request(
             principal=principal_key(request.user),
             key=key,
             fingerprint=fingerprint(request.method, request.path, request.data),
@@ -68,7 +68,7 @@ def idempotent(handler):
             if status < 500:
                 # A deterministic refusal is an answer too: store it so a retry sees the same.
                 response = self.handle_exception(exc)
-                services.complete_idempotent_request(
+                idempotency.complete_idempotent_request(
                     record=record, status=response.status_code, body=response.data
                 )
                 return response
@@ -80,7 +80,7 @@ def idempotent(handler):
         if response.status_code >= 500:
             _release(record)
         else:
-            services.complete_idempotent_request(
+            idempotency.complete_idempotent_request(
                 record=record, status=response.status_code, body=response.data
             )
         return response
@@ -93,6 +93,6 @@ def _release(record: IdempotencyRecord) -> None:
     """Release the key if the database lets us; if it does not, the error being handled is
     the one to answer with (a 503 when the database is away) and the lease frees the key."""
     try:
-        services.release_idempotent_request(record=record)
+        idempotency.release_idempotent_request(record=record)
     except DatabaseError:
         log.warning("could not release Idempotency-Key %r; its lease will", record.key)

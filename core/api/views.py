@@ -9,7 +9,7 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core import access, services
+from core import access
 from core.api import serializers as s
 from core.api.idempotency import idempotent
 from core.api.permissions import IsPerson, ReadAnyWriteTeamAdmin
@@ -23,6 +23,7 @@ from core.models import (
     Task,
     TaskVersion,
 )
+from core.services import conditions, embodiments, robots, task_versions
 from core.version import API_VERSION, MIN_CLIENT_VERSION, SERVER_VERSION
 
 TEAM_PARAM = OpenApiParameter("team", str, description="Only objects owned by this team (slug).")
@@ -141,17 +142,19 @@ class EmbodimentViewSet(CatalogViewSet):
     @idempotent
     def create(self, request):
         data = self._input(s.EmbodimentIn)
-        embodiment = services.create_embodiment(actor=request.user, **data)
+        embodiment = embodiments.create_embodiment(actor=request.user, **data)
         return self._answer(embodiment, status.HTTP_201_CREATED)
 
     def partial_update(self, request, pk=None):
         embodiment = self.get_object()
         data = self._input(s.EmbodimentPatch, partial=True)
-        embodiment = services.update_embodiment(actor=request.user, embodiment=embodiment, **data)
+        embodiment = embodiments.update_embodiment(
+            actor=request.user, embodiment=embodiment, **data
+        )
         return self._answer(embodiment)
 
     def destroy(self, request, pk=None):
-        services.delete_embodiment(actor=request.user, embodiment=self.get_object())
+        embodiments.delete_embodiment(actor=request.user, embodiment=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -181,16 +184,16 @@ class RobotViewSet(CatalogViewSet):
     @idempotent
     def create(self, request):
         data = self._input(s.RobotIn)
-        robot = services.create_robot(actor=request.user, **data)
+        robot = robots.create_robot(actor=request.user, **data)
         return self._answer(robot, status.HTTP_201_CREATED)
 
     def partial_update(self, request, pk=None):
         robot = self.get_object()
         data = self._input(s.RobotPatch, partial=True)
-        return self._answer(services.update_robot(actor=request.user, robot=robot, **data))
+        return self._answer(robots.update_robot(actor=request.user, robot=robot, **data))
 
     def destroy(self, request, pk=None):
-        services.delete_robot(actor=request.user, robot=self.get_object())
+        robots.delete_robot(actor=request.user, robot=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=s.HeartbeatIn, responses=s.RobotOut)
@@ -202,7 +205,7 @@ class RobotViewSet(CatalogViewSet):
             raise exceptions.PermissionDenied("Only a robot reports its heartbeat.")
         robot = self.get_object()
         data = self._input(s.HeartbeatIn)
-        return self._answer(services.record_heartbeat(actor=request.user, robot=robot, **data))
+        return self._answer(robots.record_heartbeat(actor=request.user, robot=robot, **data))
 
     def _robot_for_keys(self):
         robot = self.get_object()
@@ -226,7 +229,7 @@ class RobotViewSet(CatalogViewSet):
         if request.method == "GET":
             return Response(s.APIKeyOut(robot.api_keys.all(), many=True).data)
         data = self._input(s.APIKeyIn)
-        key, clear = services.issue_api_key(actor=request.user, robot=robot, **data)
+        key, clear = robots.issue_api_key(actor=request.user, robot=robot, **data)
         body = s.APIKeyOut(key).data | {"key": clear}
         return Response(body, status=status.HTTP_201_CREATED)
 
@@ -244,7 +247,7 @@ class RobotViewSet(CatalogViewSet):
             key = robot.api_keys.get(pk=key_id)
         except (RobotAPIKey.DoesNotExist, ValueError) as exc:
             raise exceptions.NotFound("No such key for this robot.") from exc
-        return Response(s.APIKeyOut(services.revoke_api_key(actor=request.user, key=key)).data)
+        return Response(s.APIKeyOut(robots.revoke_api_key(actor=request.user, key=key)).data)
 
 
 def _tasks_with_versions():
@@ -273,13 +276,13 @@ class TaskViewSet(CatalogViewSet):
     @idempotent
     def create(self, request):
         data = self._input(s.TaskIn)
-        task = services.create_task(actor=request.user, **data)
+        task = task_versions.create_task(actor=request.user, **data)
         return self._answer(self.get_queryset().get(pk=task.pk), status.HTTP_201_CREATED)
 
     def partial_update(self, request, pk=None):
         task = self.get_object()
         data = self._input(s.TaskPatch, partial=True)
-        services.update_task(actor=request.user, task=task, **data)
+        task_versions.update_task(actor=request.user, task=task, **data)
         return self._answer(self.get_queryset().get(pk=task.pk))
 
     @extend_schema(methods=["GET"], responses=s.TaskVersionOut(many=True))
@@ -292,7 +295,7 @@ class TaskViewSet(CatalogViewSet):
         if request.method == "GET":
             return Response(s.TaskVersionOut(task.versions.all(), many=True).data)
         data = self._input(s.TaskVersionIn)
-        version = services.create_task_version(actor=request.user, task=task, **data)
+        version = task_versions.create_task_version(actor=request.user, task=task, **data)
         return Response(s.TaskVersionOut(version).data, status=status.HTTP_201_CREATED)
 
 
@@ -325,7 +328,7 @@ class TaskVersionViewSet(CatalogViewSet):
     def partial_update(self, request, pk=None):
         version = self.get_object()
         data = self._input(s.TaskVersionPatch, partial=True)
-        version = services.update_task_version(actor=request.user, version=version, **data)
+        version = task_versions.update_task_version(actor=request.user, version=version, **data)
         return self._answer(version)
 
 
@@ -340,18 +343,18 @@ class ConditionViewSet(CatalogViewSet):
     @idempotent
     def create(self, request):
         data = self._input(s.ConditionIn)
-        condition = services.create_condition(actor=request.user, **data)
+        condition = conditions.create_condition(actor=request.user, **data)
         return self._answer(condition, status.HTTP_201_CREATED)
 
     def partial_update(self, request, pk=None):
         condition = self.get_object()
         data = self._input(s.ConditionPatch, partial=True)
         return self._answer(
-            services.update_condition(actor=request.user, condition=condition, **data)
+            conditions.update_condition(actor=request.user, condition=condition, **data)
         )
 
     def destroy(self, request, pk=None):
-        services.delete_condition(actor=request.user, condition=self.get_object())
+        conditions.delete_condition(actor=request.user, condition=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -8,9 +8,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core import access
-from core import services as core_services
 from core.errors import Conflict, InvalidInput
 from core.models import Condition, TaskVersion, Team, Visibility
+from core.services import audit
+from core.services import task_versions as task_version_services
 from evaluation.errors import BenchmarkFrozen
 from evaluation.models import Benchmark, BenchmarkCell
 from evaluation.services._common import require_designer, set_shared_with
@@ -92,11 +93,11 @@ def create_benchmark(
             BenchmarkCell.objects.bulk_create(
                 BenchmarkCell(benchmark=benchmark, task_version=v, condition=c) for v, c in grid
             )
-            core_services.record_audit(
+            audit.record_audit(
                 actor=actor,
                 action="create",
                 obj=benchmark,
-                after=core_services.snapshot(benchmark) | {"cells": len(grid)},
+                after=audit.snapshot(benchmark) | {"cells": len(grid)},
             )
     except IntegrityError as exc:
         raise Conflict(f"Team '{team}' has a benchmark named '{name}' already.") from exc
@@ -119,7 +120,7 @@ def update_benchmark(*, actor, benchmark: Benchmark, **changes) -> Benchmark:
     try:
         with transaction.atomic():
             benchmark = Benchmark.objects.select_for_update().get(pk=benchmark.pk)
-            before = core_services.snapshot(benchmark)
+            before = audit.snapshot(benchmark)
             if design:
                 if benchmark.is_published:
                     raise BenchmarkFrozen(
@@ -151,12 +152,12 @@ def update_benchmark(*, actor, benchmark: Benchmark, **changes) -> Benchmark:
             if (benchmark.visibility, benchmark.team_id) != pooled_before:
                 # Which campaigns the board pools depends on the benchmark's visibility.
                 enqueue_benchmark_refresh(benchmark.pk)
-            core_services.record_audit(
+            audit.record_audit(
                 actor=actor,
                 action="update",
                 obj=benchmark,
                 before=before,
-                after=core_services.snapshot(benchmark),
+                after=audit.snapshot(benchmark),
             )
     except IntegrityError as exc:
         raise Conflict(f"This team has a benchmark named '{changes.get('name')}'.") from exc
@@ -174,10 +175,10 @@ def publish_benchmark(*, actor, benchmark: Benchmark) -> Benchmark:
         for version in TaskVersion.objects.filter(
             pk__in=benchmark.cells.values("task_version")
         ).distinct():
-            core_services.lock_task_version(actor=actor, version=version)
+            task_version_services.lock_task_version(actor=actor, version=version)
         benchmark.published_at = timezone.now()
         benchmark.save(update_fields=["published_at", "updated_at"])
-        core_services.record_audit(
+        audit.record_audit(
             actor=actor,
             action="lock",
             obj=benchmark,

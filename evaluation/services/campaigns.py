@@ -10,9 +10,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core import access
-from core import services as core_services
 from core.errors import Conflict, InvalidInput
 from core.models import Condition, Operator, Robot, TaskVersion, Team, Visibility
+from core.services import audit
+from core.services import task_versions as task_version_services
 from evaluation.errors import CampaignNotDraft, CampaignNotRunning, RequirementsNotMet
 from evaluation.models import Benchmark, Campaign, CampaignCell, PolicyVersion, Trial
 from evaluation.services._common import require_designer, set_shared_with
@@ -181,11 +182,11 @@ def create_campaign(
             CampaignCell.objects.bulk_create(
                 CampaignCell(campaign=campaign, task_version=v, condition=c) for v, c in grid
             )
-            core_services.record_audit(
+            audit.record_audit(
                 actor=actor,
                 action="create",
                 obj=campaign,
-                after=core_services.snapshot(campaign) | {"cells": len(grid)},
+                after=audit.snapshot(campaign) | {"cells": len(grid)},
             )
     except IntegrityError as exc:
         raise Conflict(f"Team '{team}' has a campaign named '{name}' already.") from exc
@@ -275,13 +276,13 @@ def start_campaign(*, actor, campaign: Campaign) -> Campaign:
             batch_size=2_000,
         )
         for version in {c.task_version for c in cells}:
-            core_services.lock_task_version(actor=actor, version=version)
+            task_version_services.lock_task_version(actor=actor, version=version)
         campaign.schedule_algorithm = scheduling.SCHEDULE_ALGORITHM
         campaign.schedule_fingerprint = scheduling.schedule_fingerprint(schedule)
         campaign.status = Campaign.Status.RUNNING
         campaign.started_at = timezone.now()
         campaign.save()
-        core_services.record_audit(
+        audit.record_audit(
             actor=actor,
             action="update",
             obj=campaign,
@@ -311,7 +312,7 @@ def finish_campaign(*, actor, campaign: Campaign) -> Campaign:
         campaign.status = Campaign.Status.DONE
         campaign.finished_at = timezone.now()
         campaign.save(update_fields=["status", "finished_at", "updated_at"])
-        core_services.record_audit(
+        audit.record_audit(
             actor=actor,
             action="update",
             obj=campaign,

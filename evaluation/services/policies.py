@@ -10,10 +10,10 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from core import access
-from core import services as core_services
 from core.embodiment_spec import EmbodimentSpecError, parse_embodiment_spec
 from core.errors import Conflict, InvalidInput
 from core.models import Team, Visibility
+from core.services import audit
 from evaluation.models import Policy, PolicyVersion
 from evaluation.services._common import require_designer, set_shared_with
 
@@ -44,8 +44,8 @@ def create_policy(
                 created_by=access.actor_label(actor),
             )
             set_shared_with(policy, shared_with)
-            core_services.record_audit(
-                actor=actor, action="create", obj=policy, after=core_services.snapshot(policy)
+            audit.record_audit(
+                actor=actor, action="create", obj=policy, after=audit.snapshot(policy)
             )
     except IntegrityError as exc:
         raise Conflict(f"Team '{team}' has a policy named '{name}' already.") from exc
@@ -66,17 +66,17 @@ def update_policy(*, actor, policy: Policy, **changes) -> Policy:
     try:
         with transaction.atomic():
             policy = Policy.objects.select_for_update().get(pk=policy.pk)
-            before = core_services.snapshot(policy)
+            before = audit.snapshot(policy)
             for name, value in changes.items():
                 setattr(policy, name, value)
             policy.save()
             set_shared_with(policy, shared_with)
-            core_services.record_audit(
+            audit.record_audit(
                 actor=actor,
                 action="update",
                 obj=policy,
                 before=before,
-                after=core_services.snapshot(policy),
+                after=audit.snapshot(policy),
             )
     except IntegrityError as exc:
         raise Conflict(f"This team has a policy named '{changes.get('name')}' already.") from exc
@@ -222,12 +222,12 @@ def create_policy_version(
                 notes=notes,
                 created_by=access.actor_label(actor),
             )
-            core_services.record_audit(
+            audit.record_audit(
                 actor=actor,
                 action="create",
                 obj=version,
                 team=policy.team,
-                after=core_services.snapshot(version),
+                after=audit.snapshot(version),
             )
     except IntegrityError as exc:
         raise Conflict(f"Policy '{policy}' has a version '{label}' already.") from exc

@@ -6,9 +6,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core import access
-from core import services as core_services
 from core.errors import Conflict, InvalidInput, NotPermitted
 from core.models import Membership, Operator, Robot, TaskVersion
+from core.services import audit, task_versions
 from evaluation.errors import (
     CampaignNotRunning,
     RequirementsNotMet,
@@ -277,7 +277,7 @@ def report_trial_result(
         raise NotPermitted("Only operators and admins of the campaign's team score trials.")
     if campaign.status == Campaign.Status.DRAFT:
         raise CampaignNotRunning("The campaign has not started.")
-    stages_reached, failure_codes, score = core_services.validate_judgement(
+    stages_reached, failure_codes, score = task_versions.validate_judgement(
         criteria_spec=trial.task_version.criteria,
         stages_reached=stages_reached,
         failure_codes=failure_codes,
@@ -345,7 +345,7 @@ def report_trial_result(
                 outcome, source = verdict, OutcomeSource.CHECKS
             disagrees = bool(valid and verdict and outcome != verdict)
             now = timezone.now()
-            before = core_services.snapshot(trial)
+            before = audit.snapshot(trial)
             if trial.reported_at is not None:  # a trial never reported has no report yet
                 TrialReport.objects.filter(trial=trial, superseded_at=None).update(
                     superseded_at=now
@@ -378,13 +378,13 @@ def report_trial_result(
             trial.reported_by = access.actor_label(actor)
             trial.reported_at = now
             trial.save()
-            core_services.record_audit(
+            audit.record_audit(
                 actor=actor,
                 action="update",
                 obj=trial,
                 team=campaign.team,
                 before=before,
-                after=core_services.snapshot(trial),
+                after=audit.snapshot(trial),
             )
             if not Trial.objects.filter(
                 campaign_id=campaign.pk,

@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import expect
 
-from core import services as core_services
 from core.models import Visibility
+from core.services import conditions, operators
 from evaluation.models import Campaign, Trial
 from tests.browser.watch import watch
 from tests.core import factories
@@ -23,7 +23,7 @@ POLICIES = ("gripper-net", "reach-former", "cube-diffuser")
 
 def _campaign():
     world = factories.build_world()
-    condition = core_services.create_condition(
+    condition = conditions.create_condition(
         actor=world.a.admin,
         team=world.a.team,
         factor="lighting",
@@ -47,7 +47,7 @@ def _campaign():
         blinded=True,
         visibility=Visibility.PUBLIC,
     )
-    core_services.create_operator(
+    operators.create_operator(
         actor=world.a.admin, team=world.a.team, code="OP-EVAL1", user=world.a.operator
     )
     world.a.operator.set_password("pw")

@@ -5,8 +5,8 @@ from itertools import count
 
 from django.contrib.auth import get_user_model
 
-from core import services
 from core.models import Embodiment, Membership, Robot, Task, Team, Visibility
+from core.services import embodiments, robots, task_versions, teams
 
 _seq = count(1)
 
@@ -59,14 +59,14 @@ def superuser():
 def make_team(name: str | None = None) -> Team:
     n = next(_seq)
     name = name or f"Lab {n}"
-    return services.create_team(actor=None, name=name, slug=f"lab-{n}")
+    return teams.create_team(actor=None, name=name, slug=f"lab-{n}")
 
 
 def make_user(team: Team | None = None, role: str | None = None, username: str | None = None):
     n = next(_seq)
     user = get_user_model().objects.create_user(username or f"user{n}", password="pw")
     if team is not None and role is not None:
-        services.add_member(actor=None, team=team, user=user, role=role)
+        teams.add_member(actor=None, team=team, user=user, role=role)
     return user
 
 
@@ -74,13 +74,13 @@ def make_embodiment(team: Team, admin, **kwargs) -> Embodiment:
     n = next(_seq)
     kwargs.setdefault("name", f"arm-{n}")
     kwargs.setdefault("spec", ARM_SPEC)
-    return services.create_embodiment(actor=admin, team=team, **kwargs)
+    return embodiments.create_embodiment(actor=admin, team=team, **kwargs)
 
 
 def make_robot(team: Team, admin, embodiment: Embodiment, **kwargs) -> Robot:
     n = next(_seq)
     kwargs.setdefault("name", f"robot-{n}")
-    return services.create_robot(actor=admin, team=team, embodiment=embodiment, **kwargs)
+    return robots.create_robot(actor=admin, team=team, embodiment=embodiment, **kwargs)
 
 
 def make_task(team: Team, admin, embodiment: Embodiment, **kwargs) -> Task:
@@ -91,7 +91,7 @@ def make_task(team: Team, admin, embodiment: Embodiment, **kwargs) -> Task:
     kwargs.setdefault("time_limit_s", 60.0)
     kwargs.setdefault("criteria", PICK_CRITERIA)
     kwargs.setdefault("allowed_embodiments", [embodiment])
-    return services.create_task(actor=admin, team=team, **kwargs)
+    return task_versions.create_task(actor=admin, team=team, **kwargs)
 
 
 @dataclass
@@ -124,7 +124,7 @@ def build_team_world(embodiment_name: str | None = None) -> TeamWorld:
     named = {"name": embodiment_name} if embodiment_name else {}
     embodiment = make_embodiment(team, admin, visibility=Visibility.PRIVATE, **named)
     robot = make_robot(team, admin, embodiment)
-    _, key = services.issue_api_key(actor=admin, robot=robot)
+    _, key = robots.issue_api_key(actor=admin, robot=robot)
     return TeamWorld(
         team=team,
         admin=admin,

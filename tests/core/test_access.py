@@ -10,8 +10,11 @@ from django.apps import apps
 from django.contrib.auth.models import AnonymousUser
 
 from core import access
-from core import services as core_services
 from core.models import AuditEvent, Membership, Operator, Robot, Task, Team, TeamOwned, Visibility
+from core.services import audit, teams
+from core.services import conditions as condition_services
+from core.services import operators as operator_services
+from core.services import robots as robot_services
 from teleop import services as teleop_services
 from teleop.models import Episode, Session, Upload
 from tests.core.factories import make_task, make_team, make_user, superuser
@@ -114,14 +117,14 @@ def test_a_robot_sees_what_its_team_sees(world, catalog):
 
 def test_visibility_applies_to_robots_conditions_and_policies_alike(world):
     b = world.b
-    public_robot = core_services.create_robot(
+    public_robot = robot_services.create_robot(
         actor=b.admin,
         team=b.team,
         embodiment=b.embodiment,
         name="public-arm",
         visibility=Visibility.PUBLIC,
     )
-    shared_condition = core_services.create_condition(
+    shared_condition = condition_services.create_condition(
         actor=b.admin,
         team=b.team,
         factor="lighting",
@@ -129,7 +132,7 @@ def test_visibility_applies_to_robots_conditions_and_policies_alike(world):
         visibility=Visibility.SHARED,
         shared_with=[world.a.team],
     )
-    private_condition = core_services.create_condition(
+    private_condition = condition_services.create_condition(
         actor=b.admin, team=b.team, factor="lighting", level="bright", visibility="private"
     )
     private_policy = make_policy_version(b).policy
@@ -201,8 +204,8 @@ def _episode(session) -> Episode:
 @pytest.fixture
 def recordings(world, settings, tmp_path) -> Recordings:
     settings.UPLOAD_STAGING_DIR = tmp_path / "uploads"
-    a_operator = core_services.create_operator(actor=world.a.admin, team=world.a.team)
-    b_operator = core_services.create_operator(actor=world.b.admin, team=world.b.team)
+    a_operator = operator_services.create_operator(actor=world.a.admin, team=world.a.team)
+    b_operator = operator_services.create_operator(actor=world.b.admin, team=world.b.team)
     a_session = _session(world.a, world.a.robot, a_operator)
     a_other_session = _session(world.a, world.a.other_robot, a_operator)
     b_session = _session(world.b, world.b.robot, b_operator)
@@ -233,7 +236,7 @@ def test_team_records_a_member_sees_its_teams_only(world, recordings):
 
 
 def test_team_records_ignore_publishing_one_records_on_ones_own_teams_robots(world):
-    public_b_robot = core_services.update_robot(
+    public_b_robot = robot_services.update_robot(
         actor=world.b.admin, robot=world.b.robot, visibility=Visibility.PUBLIC
     )
     robots = access.in_my_teams(Robot.objects.all(), world.a.operator)
@@ -306,7 +309,7 @@ def test_the_audit_trail_is_read_by_the_teams_admins(world):
 
 def test_a_superuser_reads_the_whole_audit_trail_team_less_events_included(world):
     root = superuser()
-    core_services.record_audit(actor=root, action="create", obj=root)
+    audit.record_audit(actor=root, action="create", obj=root)
     team_less = AuditEvent.objects.filter(team=None)
     assert team_less.exists()
     everything = access.in_managed_teams(AuditEvent.objects.all(), root)
@@ -319,7 +322,7 @@ def test_a_superuser_reads_the_whole_audit_trail_team_less_events_included(world
 
 def test_member_teams_are_the_actors_memberships(world):
     both = make_user(world.a.team, Role.OPERATOR)
-    core_services.add_member(actor=None, team=world.b.team, user=both, role=Role.RESEARCHER)
+    teams.add_member(actor=None, team=world.b.team, user=both, role=Role.RESEARCHER)
     assert _pks(access.member_teams(both)) == {world.a.team.pk, world.b.team.pk}
     assert _pks(access.member_teams(robot_actor(world.b.robot))) == {world.b.team.pk}
     assert not access.member_teams(world.stranger).exists()

@@ -16,7 +16,6 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from core import services as core_services
 from core.models import (
     AuditEvent,
     IdempotencyRecord,
@@ -28,6 +27,7 @@ from core.models import (
     ThrottleWindow,
     WorkerHeartbeat,
 )
+from core.services import idempotency, operators
 from evaluation.models import (
     Benchmark,
     BenchmarkCell,
@@ -118,7 +118,7 @@ def _url(model, view, *args):
 def _populate(world):
     """One row (or more) of every model, made through the real services."""
     a = world.a
-    core_services.create_operator(
+    operators.create_operator(
         actor=a.admin,
         team=a.team,
         code="OP-ADA",
@@ -126,10 +126,10 @@ def _populate(world):
         email=IDENTITY_EMAIL,
         consent_version="consent-v1",
     )
-    record = core_services.begin_idempotent_request(
+    record = idempotency.begin_idempotent_request(
         principal="user:x", key="key-1", fingerprint="f" * 64, method="POST", path="/api/x/"
     )
-    core_services.complete_idempotent_request(record=record, status=201, body={"ok": True})
+    idempotency.complete_idempotent_request(record=record, status=201, body={"ok": True})
 
     version = a.task.versions.get()
     conditions = make_conditions(a)

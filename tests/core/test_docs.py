@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from core import services
+from core.services import robots
 from tests.core import factories
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -15,7 +15,7 @@ def _python_blocks(path: Path) -> list[str]:
 
 def test_api_guide_robot_example_runs_against_a_live_server(transactional_db, live_server, capsys):
     world = factories.build_world()
-    _, key = services.issue_api_key(actor=world.a.admin, robot=world.a.robot)
+    _, key = robots.issue_api_key(actor=world.a.admin, robot=world.a.robot)
     (example,) = _python_blocks(ROOT / "docs" / "api.md")
     example = example.replace("http://127.0.0.1:8000", live_server.url)
     exec(compile(example, "docs/api.md", "exec"), {"KEY": key})  # our own doc, not input

@@ -3,10 +3,10 @@
 import pytest
 from django.test import Client
 
-from core import services
 from core.errors import InvalidInput
 from core.models import Task
 from core.names import BIDI_CONTROLS, refuse_bidi_controls
+from core.services import task_versions
 from evaluation.models import Policy
 from evaluation.services import policies
 from teleop import datasets
@@ -49,7 +49,7 @@ def test_the_api_refuses_a_task_name_with_a_right_to_left_override(api, world):
 @pytest.mark.django_db
 def test_services_of_every_app_refuse_such_names_and_store_nothing(world):
     with pytest.raises(InvalidInput):
-        services.update_task(actor=world.a.admin, task=world.a.task, name=f"x{RLO}y")
+        task_versions.update_task(actor=world.a.admin, task=world.a.task, name=f"x{RLO}y")
     with pytest.raises(InvalidInput):
         policies.create_policy(actor=world.a.admin, team=world.a.team, name=f"act{RLO}")
     with pytest.raises(InvalidInput):

@@ -2,9 +2,9 @@
 
 import pytest
 
-from core import services
 from core.errors import InvalidInput, NotPermitted, StillReferenced, TaskVersionLocked
 from core.models import AuditEvent, OperatorIdentity, TaskVersion
+from core.services import embodiments, operators, robots, task_versions
 from tests.core.factories import PICK_CRITERIA, make_task
 
 pytestmark = pytest.mark.django_db
@@ -29,7 +29,7 @@ def test_a_task_starts_with_version_one_and_a_content_hash(world):
 
 def test_equal_content_gives_an_equal_hash_and_no_new_version(world):
     version = world.a.task.versions.get()
-    again = services.create_task_version(
+    again = task_versions.create_task_version(
         actor=world.a.admin, task=world.a.task, **_version_fields(world)
     )
     assert again.pk == version.pk
@@ -42,7 +42,7 @@ def test_hash_ignores_key_order_and_number_spelling(world):
         {"min_hz": 150.0, "type": "control_rate", "id": "rate"} if c["id"] == "rate" else c
         for c in PICK_CRITERIA["checks"]
     ]
-    again = services.create_task_version(
+    again = task_versions.create_task_version(
         actor=world.a.admin, task=world.a.task, **_version_fields(world, criteria=reordered)
     )
     assert again.number == 1
@@ -50,7 +50,7 @@ def test_hash_ignores_key_order_and_number_spelling(world):
 
 def test_an_unused_version_is_edited_in_place_and_rehashed(world):
     version = world.a.task.versions.get()
-    edited = services.update_task_version(
+    edited = task_versions.update_task_version(
         actor=world.a.admin, version=version, instruction="Pick up the blue cube."
     )
     assert edited.pk == version.pk
@@ -59,17 +59,19 @@ def test_an_unused_version_is_edited_in_place_and_rehashed(world):
 
 
 def test_a_locked_version_is_immutable(world):
-    version = services.lock_task_version(actor=world.a.admin, version=world.a.task.versions.get())
+    version = task_versions.lock_task_version(
+        actor=world.a.admin, version=world.a.task.versions.get()
+    )
     assert version.is_locked
     with pytest.raises(TaskVersionLocked):
-        services.update_task_version(actor=world.a.admin, version=version, instruction="x")
+        task_versions.update_task_version(actor=world.a.admin, version=version, instruction="x")
     version.refresh_from_db()
     assert version.instruction == "Pick up the red cube and lift it."
 
 
 def test_editing_a_used_task_makes_a_new_version(world):
-    old = services.lock_task_version(actor=world.a.admin, version=world.a.task.versions.get())
-    new = services.create_task_version(
+    old = task_versions.lock_task_version(actor=world.a.admin, version=world.a.task.versions.get())
+    new = task_versions.create_task_version(
         actor=world.a.admin,
         task=world.a.task,
         **_version_fields(world, instruction="Pick up the cube with the left gripper."),
@@ -79,7 +81,9 @@ def test_editing_a_used_task_makes_a_new_version(world):
 
 
 def test_patching_a_locked_version_over_the_api_is_409(api, world):
-    version = services.lock_task_version(actor=world.a.admin, version=world.a.task.versions.get())
+    version = task_versions.lock_task_version(
+        actor=world.a.admin, version=world.a.task.versions.get()
+    )
     response = api(world.a.admin).patch(
         f"/api/v1/task-versions/{version.pk}/", {"instruction": "changed"}
     )
@@ -111,11 +115,11 @@ def test_a_non_admin_cannot_create_tasks(world):
 
 def test_an_embodiment_in_use_cannot_be_deleted(world):
     with pytest.raises(StillReferenced):
-        services.delete_embodiment(actor=world.a.admin, embodiment=world.a.embodiment)
+        embodiments.delete_embodiment(actor=world.a.admin, embodiment=world.a.embodiment)
 
 
 def test_every_write_leaves_an_audit_record_with_before_and_after(world):
-    robot = services.update_robot(actor=world.a.admin, robot=world.a.robot, site="Bench 9")
+    robot = robots.update_robot(actor=world.a.admin, robot=world.a.robot, site="Bench 9")
     event = AuditEvent.objects.filter(object_id=str(robot.pk), action="update").get()
     assert event.before["site"] == "" and event.after["site"] == "Bench 9"
     assert event.actor_label == f"user:{world.a.admin.username}"
@@ -127,14 +131,14 @@ def test_audit_snapshots_never_hold_key_hashes(world):
 
 
 def test_erasing_an_operator_identity_keeps_the_pseudonym(world):
-    operator = services.create_operator(
+    operator = operators.create_operator(
         actor=world.a.admin,
         team=world.a.team,
         full_name="Ada Lovelace",
         email="ada@example.org",
         consent_version="2026-01",
     )
-    services.erase_operator_identity(actor=world.a.admin, operator=operator)
+    operators.erase_operator_identity(actor=world.a.admin, operator=operator)
     operator.refresh_from_db()
     assert operator.code.startswith("OP-")
     assert not OperatorIdentity.objects.filter(operator=operator).exists()
@@ -144,7 +148,7 @@ def test_erasing_an_operator_identity_keeps_the_pseudonym(world):
 
 def test_heartbeat_is_only_for_the_robot_itself(world):
     with pytest.raises(NotPermitted):
-        services.record_heartbeat(actor=world.a.admin, robot=world.a.robot)
+        robots.record_heartbeat(actor=world.a.admin, robot=world.a.robot)
 
 
 @pytest.mark.parametrize(

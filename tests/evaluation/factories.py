@@ -2,9 +2,10 @@
 
 from itertools import count
 
-from core import services as core_services
 from core.access import RobotPrincipal
 from core.models import Condition, Robot, RobotAPIKey, Visibility
+from core.services import conditions as condition_services
+from core.services import robots as robot_services
 from evaluation.models import Benchmark, Campaign, PolicyVersion
 from evaluation.services import benchmarks, campaigns, policies, trials
 
@@ -17,7 +18,7 @@ def robot_actor(robot: Robot) -> RobotPrincipal:
     """The robot as an authenticated caller (the API does this from its key)."""
     key = RobotAPIKey.objects.filter(robot=robot).first()
     if key is None:
-        key, _ = core_services.issue_api_key(actor=None, robot=robot)
+        key, _ = robot_services.issue_api_key(actor=None, robot=robot)
     return RobotPrincipal(robot, key)
 
 
@@ -40,7 +41,7 @@ def make_policy_version(
 def make_conditions(tw, levels=("bright", "dim")) -> list[Condition]:
     n = next(_seq)
     return [
-        core_services.create_condition(
+        condition_services.create_condition(
             actor=tw.admin,
             team=tw.team,
             factor=f"lighting-{n}",

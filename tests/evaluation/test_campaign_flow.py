@@ -13,7 +13,7 @@ import requests
 from django.core.management import call_command
 from django.test import Client
 
-from core import services as core_services
+from core.services import robots
 from evaluation.models import Campaign, Trial, TrialReport
 from proving_ground.stats.aggregates import macro_average
 from proving_ground.stats.intervals import wilson_interval
@@ -125,7 +125,7 @@ def test_a_campaign_through_the_robot_api_scores_as_computed_by_hand(transaction
 @pytest.mark.postgres_only
 def test_two_robots_asking_at_once_never_get_the_same_trial(transactional_db, live_server):
     world = factories.build_world()
-    _, other_key = core_services.issue_api_key(actor=world.a.admin, robot=world.a.other_robot)
+    _, other_key = robots.issue_api_key(actor=world.a.admin, robot=world.a.other_robot)
     campaign = make_campaign(
         world.a,
         policy_versions=[make_policy_version(world.a), make_policy_version(world.a)],

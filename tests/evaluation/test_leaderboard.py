@@ -7,8 +7,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from core import services as core_services
 from core.models import Visibility
+from core.services import operators
 from evaluation import selectors
 from evaluation.models import Trial
 from evaluation.services import trials
@@ -241,7 +241,7 @@ def test_paired_comparison_reports_mcnemar_and_the_sequential_state(world):
 
 def test_corrections_move_the_board(world):
     campaign = make_campaign(world.a, policy_versions=[make_policy_version(world.a)])
-    core_services.create_operator(actor=world.a.admin, team=world.a.team, user=world.a.operator)
+    operators.create_operator(actor=world.a.admin, team=world.a.team, user=world.a.operator)
     _play(campaign, world.a.robot, lambda t: {"outcome": "failure"})
     trial = campaign.trials.get(order=0)
     trials.report_trial_result(actor=world.a.operator, trial=trial, outcome="success")

@@ -5,9 +5,10 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from core import services as core_services
 from core.errors import InvalidInput, NotPermitted
 from core.models import Visibility
+from core.services import operators
+from core.services import robots as robot_services
 from evaluation import selectors
 from evaluation.errors import (
     BenchmarkFrozen,
@@ -239,7 +240,7 @@ def test_paired_mode_runs_counterbalanced_pairs(world):
 
 
 def test_blocks_are_dealt_to_the_campaigns_robots(world):
-    core_services.issue_api_key(actor=world.a.admin, robot=world.a.other_robot)
+    robot_services.issue_api_key(actor=world.a.admin, robot=world.a.other_robot)
     versions = [make_policy_version(world.a) for _ in range(2)]
     robots = [world.a.robot, world.a.other_robot]
     campaign = make_campaign(world.a, policy_versions=versions, robots=robots, trials_per_cell=2)
@@ -250,7 +251,7 @@ def test_blocks_are_dealt_to_the_campaigns_robots(world):
 
 
 def test_in_a_shared_queue_robots_claim_whole_blocks(world):
-    core_services.issue_api_key(actor=world.a.admin, robot=world.a.other_robot)
+    robot_services.issue_api_key(actor=world.a.admin, robot=world.a.other_robot)
     a, b = make_policy_version(world.a), make_policy_version(world.a)
     campaign = make_campaign(
         world.a,
@@ -344,7 +345,7 @@ def test_a_robot_whose_embodiment_changed_is_refused_without_naming_the_policy(w
 
 def test_a_robot_reports_once_and_people_correct_with_history(world):
     campaign = make_campaign(world.a, policy_versions=[make_policy_version(world.a)])
-    operator = core_services.create_operator(
+    operator = operators.create_operator(
         actor=world.a.admin, team=world.a.team, user=world.a.operator
     )
     actor = robot_actor(world.a.robot)
@@ -411,7 +412,7 @@ def test_unknown_stages_and_failure_codes_are_refused_and_nothing_is_stored(worl
 
 
 def test_a_robot_cannot_report_another_robots_trial_nor_people_a_scheduled_one(world):
-    core_services.issue_api_key(actor=world.a.admin, robot=world.a.other_robot)
+    robot_services.issue_api_key(actor=world.a.admin, robot=world.a.other_robot)
     campaign = make_campaign(world.a, policy_versions=[make_policy_version(world.a)])
     trial = trial_services.next_trial(actor=robot_actor(world.a.robot), campaign=campaign)
     with pytest.raises(NotPermitted):
@@ -468,7 +469,7 @@ def _checked_campaign(world):
         conditions=make_conditions(world.a),
         trials_per_cell=1,
     )
-    operator = core_services.create_operator(actor=world.a.admin, team=world.a.team)
+    operator = operators.create_operator(actor=world.a.admin, team=world.a.team)
     session = teleop_services.open_session(
         actor=world.a.admin,
         robot=world.a.robot,

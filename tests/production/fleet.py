@@ -30,26 +30,29 @@ def build_fleet(
     first `sessions` robots. Returns the keys and ids, as JSON-ready data."""
     from django.contrib.auth import get_user_model
 
-    from core import services as core
     from core.models import Membership
+    from core.services import conditions as condition_services
+    from core.services import embodiments, operators, teams
+    from core.services import robots as robot_services
+    from core.services import task_versions as task_version_services
     from evaluation.services import campaigns
     from evaluation.services import policies as policy_services
     from teleop import services as teleop
     from tests.core.factories import ARM_SPEC, PICK_CRITERIA
 
-    team = core.create_team(actor=None, name="Fleet lab", slug="fleet-lab")
+    team = teams.create_team(actor=None, name="Fleet lab", slug="fleet-lab")
     admin = get_user_model().objects.create_user("fleet-admin")
-    core.add_member(actor=None, team=team, user=admin, role=Membership.Role.ADMIN)
-    embodiment = core.create_embodiment(actor=admin, team=team, name="arm", spec=ARM_SPEC)
+    teams.add_member(actor=None, team=team, user=admin, role=Membership.Role.ADMIN)
+    embodiment = embodiments.create_embodiment(actor=admin, team=team, name="arm", spec=ARM_SPEC)
     robots, keys = [], []
     for index in range(robot_count):
-        robot = core.create_robot(
+        robot = robot_services.create_robot(
             actor=admin, team=team, embodiment=embodiment, name=f"arm-{index:02d}"
         )
         robots.append(robot)
-        keys.append(core.issue_api_key(actor=admin, robot=robot)[1])
+        keys.append(robot_services.issue_api_key(actor=admin, robot=robot)[1])
     task_versions = [
-        core.create_task(
+        task_version_services.create_task(
             actor=admin,
             team=team,
             slug=f"task-{t}",
@@ -62,7 +65,9 @@ def build_fleet(
         for t in range(tasks)
     ]
     levels = [
-        core.create_condition(actor=admin, team=team, factor="lighting", level=f"level-{c}")
+        condition_services.create_condition(
+            actor=admin, team=team, factor="lighting", level=f"level-{c}"
+        )
         for c in range(conditions)
     ]
     policy_versions = []
@@ -85,7 +90,7 @@ def build_fleet(
         seed=11,
     )
     campaign = campaigns.start_campaign(actor=admin, campaign=campaign)
-    operator = core.create_operator(actor=admin, team=team, code="OP-FLEET")
+    operator = operators.create_operator(actor=admin, team=team, code="OP-FLEET")
     opened = [
         teleop.open_session(
             actor=admin, robot=robot, task_version=task_versions[0], operator_code=operator.code

@@ -31,7 +31,7 @@ import pytest
 import requests
 from django.core.management import call_command
 
-from core import services as core_services
+from core.services import idempotency, operators
 from proving_ground.client import api, errors, transfer
 from proving_ground.client.outbox import Outbox
 from teleop.models import Episode, Session, Upload
@@ -206,7 +206,7 @@ def _request_threads_close_their_connections(monkeypatch):
 def robot(transactional_db):
     """Team a's world, with an operator pseudonym the robot can record with."""
     world = factories.build_world()
-    core_services.create_operator(actor=world.a.admin, team=world.a.team, code=OPERATOR)
+    operators.create_operator(actor=world.a.admin, team=world.a.team, code=OPERATOR)
     return world.a
 
 
@@ -468,7 +468,7 @@ def test_a_retry_outlasts_the_lease_of_a_request_that_died_holding_its_key(
     }
     key = str(uuid.uuid4())
     # The first try of this POST claimed the key, then its worker died with the database.
-    core_services.begin_idempotent_request(
+    idempotency.begin_idempotent_request(
         principal=f"robot:{robot.robot.pk}",
         key=key,
         fingerprint=fingerprint("POST", "/api/v1/sessions/", body),

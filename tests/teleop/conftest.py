@@ -1,6 +1,6 @@
 import pytest
 
-from core import services as core_services
+from core.services import operators
 from teleop import services
 
 
@@ -12,7 +12,7 @@ def _staging_dir(settings, tmp_path):
 @pytest.fixture
 def session(world):
     """An open teleop session on team a's robot, for its public task's first version."""
-    operator = core_services.create_operator(actor=world.a.admin, team=world.a.team, code="OP-TEST")
+    operator = operators.create_operator(actor=world.a.admin, team=world.a.team, code="OP-TEST")
     return services.open_session(
         actor=world.a.operator,
         robot=world.a.robot,

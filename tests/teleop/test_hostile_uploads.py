@@ -7,7 +7,7 @@ import uuid
 import pytest
 from django.core.files.storage import default_storage
 
-from core import services as core_services
+from core.services import embodiments, operators, robots
 from teleop import services, storage
 from teleop.models import Episode
 from tests.core.factories import make_robot, make_task
@@ -22,13 +22,13 @@ KINDS = [kind for kind in HOSTILE_KINDS if not kind.limits]
 @pytest.fixture
 def small_session(world, settings):
     settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
-    embodiment = core_services.create_embodiment(
+    embodiment = embodiments.create_embodiment(
         actor=world.a.admin, team=world.a.team, name="test-arm", spec=SMALL_SPEC
     )
     robot = make_robot(world.a.team, world.a.admin, embodiment)
-    _, key = core_services.issue_api_key(actor=world.a.admin, robot=robot)
+    _, key = robots.issue_api_key(actor=world.a.admin, robot=robot)
     task = make_task(world.a.team, world.a.admin, embodiment)
-    operator = core_services.create_operator(actor=world.a.admin, team=world.a.team)
+    operator = operators.create_operator(actor=world.a.admin, team=world.a.team)
     session = services.open_session(
         actor=world.a.admin,
         robot=robot,

@@ -87,12 +87,12 @@ def test_the_database_worker_processes_a_queued_episode_and_requeues_a_stuck_one
     from django_tasks_db.models import DBTaskResult
     from rest_framework.test import APIClient
 
-    from core import services as core_services
+    from core.services import operators
     from tests.core import factories
 
     settings.UPLOAD_STAGING_DIR = tmp_path / "uploads"
     world = factories.build_world()
-    operator = core_services.create_operator(actor=world.a.admin, team=world.a.team)
+    operator = operators.create_operator(actor=world.a.admin, team=world.a.team)
     session = services.open_session(
         actor=world.a.admin,
         robot=world.a.robot,

@@ -5,9 +5,10 @@ from collections import Counter
 
 import pytest
 
-from core import services as core_services
 from core.errors import InvalidInput, NotPermitted
 from core.models import Embodiment
+from core.services import conditions as condition_services
+from core.services import embodiments, operators
 from teleop import selectors, services
 from teleop.errors import EmbodimentNotAllowed
 from teleop.models import Label
@@ -23,7 +24,7 @@ def test_opening_a_session_locks_the_task_version(world, session):
 
 
 def test_a_robot_opens_a_session_on_itself_only(world):
-    operator = core_services.create_operator(actor=world.a.admin, team=world.a.team)
+    operator = operators.create_operator(actor=world.a.admin, team=world.a.team)
     from core.access import RobotPrincipal
     from core.models import RobotAPIKey
 
@@ -44,7 +45,7 @@ def test_a_robot_opens_a_session_on_itself_only(world):
 
 
 def test_researchers_cannot_open_sessions(world):
-    operator = core_services.create_operator(actor=world.a.admin, team=world.a.team)
+    operator = operators.create_operator(actor=world.a.admin, team=world.a.team)
     with pytest.raises(NotPermitted):
         services.open_session(
             actor=world.a.researcher,
@@ -55,11 +56,11 @@ def test_researchers_cannot_open_sessions(world):
 
 
 def test_a_robot_whose_embodiment_the_task_does_not_allow_is_refused(world):
-    other = core_services.create_embodiment(
+    other = embodiments.create_embodiment(
         actor=world.a.admin, team=world.a.team, name="other-arm", spec=ARM_SPEC
     )
     robot = make_robot(world.a.team, world.a.admin, other)
-    operator = core_services.create_operator(actor=world.a.admin, team=world.a.team)
+    operator = operators.create_operator(actor=world.a.admin, team=world.a.team)
     with pytest.raises(EmbodimentNotAllowed):
         services.open_session(
             actor=world.a.admin,
@@ -71,7 +72,7 @@ def test_a_robot_whose_embodiment_the_task_does_not_allow_is_refused(world):
 
 
 def test_an_operator_of_another_team_is_refused(world):
-    foreign = core_services.create_operator(actor=world.b.admin, team=world.b.team)
+    foreign = operators.create_operator(actor=world.b.admin, team=world.b.team)
     with pytest.raises(InvalidInput):
         services.open_session(
             actor=world.a.admin,
@@ -123,7 +124,7 @@ def test_discarding_keeps_the_row_with_a_reason(world, session):
 
 def _protocol(world, targets):
     conditions = [
-        core_services.create_condition(
+        condition_services.create_condition(
             actor=world.a.admin, team=world.a.team, factor="lighting", level=level
         )
         for level in targets
@@ -135,7 +136,7 @@ def _protocol(world, targets):
         task_version=world.a.task.versions.get(),
         targets=list(zip(conditions, targets.values(), strict=True)),
     )
-    operator = core_services.create_operator(actor=world.a.admin, team=world.a.team)
+    operator = operators.create_operator(actor=world.a.admin, team=world.a.team)
     session = services.open_session(
         actor=world.a.operator,
         robot=world.a.robot,

@@ -175,11 +175,11 @@ def test_operators_cannot_save_dataset_views(world, session):
 
 
 def test_a_curator_in_two_teams_chooses_the_team_and_only_where_they_curate(world, session):
-    from core import services as core_services
     from core.models import Membership
+    from core.services import teams
 
     researcher = world.a.researcher
-    core_services.add_member(
+    teams.add_member(
         actor=None, team=world.b.team, user=researcher, role=Membership.Role.RESEARCHER
     )
     client = _client(researcher)

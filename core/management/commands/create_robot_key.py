@@ -7,8 +7,8 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from core import services
 from core.models import Robot
+from core.services import robots as robot_services
 
 
 class Command(BaseCommand):
@@ -45,7 +45,7 @@ class Command(BaseCommand):
             if expires_in_days <= 0:
                 raise CommandError("--expires-in-days must be positive.")
             expires_at = timezone.now() + timedelta(days=expires_in_days)
-        _, clear = services.issue_api_key(
+        _, clear = robot_services.issue_api_key(
             actor=None, robot=found[0], name=name, expires_at=expires_at
         )
         self.stdout.write(clear)

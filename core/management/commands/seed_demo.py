@@ -11,8 +11,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from core import services
 from core.models import Condition, Embodiment, Membership, Operator, Robot, Task, Team
+from core.services import conditions, embodiments, operators, robots, task_versions, teams
 
 DEMO_PASSWORD_ENV = "PG_DEMO_PASSWORD"
 DEFAULT_DEMO_PASSWORD = "proving-ground"
@@ -182,10 +182,10 @@ class Command(BaseCommand):
         if created:
             admin.set_password(password)
             admin.save()
-        team = Team.objects.filter(slug="demo-lab").first() or services.create_team(
+        team = Team.objects.filter(slug="demo-lab").first() or teams.create_team(
             actor=admin, name="Demo Lab", slug="demo-lab"
         )
-        services.add_member(actor=admin, team=team, user=admin, role=Membership.Role.ADMIN)
+        teams.add_member(actor=admin, team=team, user=admin, role=Membership.Role.ADMIN)
         for username, role in (
             ("olga", Membership.Role.OPERATOR),
             ("rita", Membership.Role.RESEARCHER),
@@ -194,10 +194,10 @@ class Command(BaseCommand):
             if user_created:
                 user.set_password(password)
                 user.save()
-            services.add_member(actor=admin, team=team, user=user, role=role)
+            teams.add_member(actor=admin, team=team, user=user, role=role)
 
         embodiment = Embodiment.objects.filter(name="arm-7dof").first() or (
-            services.create_embodiment(
+            embodiments.create_embodiment(
                 actor=admin,
                 team=team,
                 name="arm-7dof",
@@ -206,7 +206,7 @@ class Command(BaseCommand):
             )
         )
         if not Robot.objects.filter(team=team, name="demo-arm-1").exists():
-            services.create_robot(
+            robots.create_robot(
                 actor=admin,
                 team=team,
                 embodiment=embodiment,
@@ -215,7 +215,7 @@ class Command(BaseCommand):
                 serial="DEMO-0001",
             )
         if not Operator.objects.filter(code="OP-DEMO1").exists():
-            services.create_operator(
+            operators.create_operator(
                 actor=admin,
                 team=team,
                 code="OP-DEMO1",
@@ -226,7 +226,7 @@ class Command(BaseCommand):
             )
         for factor, level, description, reset in DEMO_CONDITIONS:
             if not Condition.objects.filter(team=team, factor=factor, level=level).exists():
-                services.create_condition(
+                conditions.create_condition(
                     actor=admin,
                     team=team,
                     factor=factor,
@@ -236,7 +236,7 @@ class Command(BaseCommand):
                 )
         for spec in DEMO_TASKS:
             if not Task.objects.filter(team=team, slug=spec["slug"]).exists():
-                services.create_task(
+                task_versions.create_task(
                     actor=admin, team=team, allowed_embodiments=[embodiment], **spec
                 )
         return created

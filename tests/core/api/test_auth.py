@@ -5,8 +5,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from core import services
 from core.models import AuditEvent, Robot, RobotAPIKey
+from core.services import operators, robots, task_versions
 from tests.core.factories import ARM_SPEC, PICK_CRITERIA
 
 pytestmark = pytest.mark.django_db
@@ -37,7 +37,7 @@ def test_unknown_or_malformed_key_is_401(api, world, header):
 
 def test_revoked_key_is_401(api, world):
     key = RobotAPIKey.objects.get(robot=world.a.robot)
-    services.revoke_api_key(actor=world.a.admin, key=key)
+    robots.revoke_api_key(actor=world.a.admin, key=key)
     assert api(key=world.a.robot_key).get("/api/v1/whoami").status_code == 401
 
 
@@ -163,7 +163,7 @@ def test_another_teams_private_objects_are_not_listed(api, world):
 def test_shared_object_is_visible_to_the_named_team_only(api, world, db):
     from tests.core.factories import make_team
 
-    services.update_task(
+    task_versions.update_task(
         actor=world.b.admin,
         task=world.b.private_task,
         visibility="shared",
@@ -263,7 +263,7 @@ def test_stranger_sees_only_public_objects(api, world):
 
 
 def test_operators_list_shows_pseudonyms_only(api, world):
-    services.create_operator(
+    operators.create_operator(
         actor=world.a.admin,
         team=world.a.team,
         code="OP-X1",

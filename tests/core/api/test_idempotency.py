@@ -41,9 +41,9 @@ def test_same_key_other_body_is_422(api, world):
 
 
 def test_keys_are_scoped_to_the_caller(api, world):
-    from core import services
+    from core.services import teams
 
-    services.add_member(actor=None, team=world.a.team, user=world.b.admin, role="admin")
+    teams.add_member(actor=None, team=world.a.team, user=world.b.admin, role="admin")
     api(world.a.admin).post("/api/v1/conditions/", _body(world), HTTP_IDEMPOTENCY_KEY="k-3")
     other = api(world.b.admin).post(
         "/api/v1/conditions/", _body(world, "bright"), HTTP_IDEMPOTENCY_KEY="k-3"
@@ -61,10 +61,10 @@ def test_a_refusal_is_replayed_too(api, world):
 
 
 def test_request_in_flight_with_the_key_is_409(api, world):
-    from core import services
     from core.api.idempotency import fingerprint
+    from core.services import idempotency
 
-    services.begin_idempotent_request(
+    idempotency.begin_idempotent_request(
         principal=f"user:{world.a.admin.pk}",
         key="k-5",
         fingerprint=fingerprint("POST", "/api/v1/conditions/", _body(world)),
@@ -81,12 +81,12 @@ def test_request_in_flight_with_the_key_is_409(api, world):
 
 
 def test_a_failed_request_releases_its_key(api, world, monkeypatch):
-    from core import services
+    from core.services import conditions
 
     def boom(**kwargs):
         raise RuntimeError("worker died")
 
-    monkeypatch.setattr(services, "create_condition", boom)
+    monkeypatch.setattr(conditions, "create_condition", boom)
     client = api(world.a.admin)
     client.raise_request_exception = False
     assert (
@@ -98,10 +98,10 @@ def test_a_failed_request_releases_its_key(api, world, monkeypatch):
 
 def _claim(world, key: str) -> IdempotencyRecord:
     """A claim on `key` as a request that then died (no completion, no release) leaves it."""
-    from core import services
     from core.api.idempotency import fingerprint
+    from core.services import idempotency
 
-    return services.begin_idempotent_request(
+    return idempotency.begin_idempotent_request(
         principal=f"user:{world.a.admin.pk}",
         key=key,
         fingerprint=fingerprint("POST", "/api/v1/conditions/", _body(world)),
@@ -147,9 +147,9 @@ def test_the_in_flight_retry_after_never_points_past_the_lease(api, world, setti
 
 
 def test_a_request_that_lost_the_database_releases_its_key(api, world, monkeypatch):
-    from core import services
+    from core.services import conditions
 
-    real = services.create_condition
+    real = conditions.create_condition
     calls = []
 
     def database_gone_once(**kwargs):
@@ -158,7 +158,7 @@ def test_a_request_that_lost_the_database_releases_its_key(api, world, monkeypat
             raise OperationalError("server closed the connection unexpectedly")
         return real(**kwargs)
 
-    monkeypatch.setattr(services, "create_condition", database_gone_once)
+    monkeypatch.setattr(conditions, "create_condition", database_gone_once)
     client = api(world.a.admin)
     first = client.post("/api/v1/conditions/", _body(world), HTTP_IDEMPOTENCY_KEY="k-db")
     assert first.status_code == 503 and first["Retry-After"]
@@ -170,13 +170,13 @@ def test_a_request_that_lost_the_database_releases_its_key(api, world, monkeypat
 def test_when_even_the_release_fails_the_answer_is_the_503_and_the_lease_frees_the_key(
     api, world, monkeypatch
 ):
-    from core import services
+    from core.services import conditions, idempotency
 
     def database_gone(**kwargs):
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(services, "create_condition", database_gone)
-    monkeypatch.setattr(services, "release_idempotent_request", database_gone)
+    monkeypatch.setattr(conditions, "create_condition", database_gone)
+    monkeypatch.setattr(idempotency, "release_idempotent_request", database_gone)
     response = api(world.a.admin).post(
         "/api/v1/conditions/", _body(world), HTTP_IDEMPOTENCY_KEY="k-gone"
     )

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 
-from core import services
+from core.services import robots
 from core.wsgi import application
 from tests.core import factories
 
@@ -105,7 +105,7 @@ def principals(db):
     client = Client()
     client.force_login(world.a.admin)  # a session, without a request through the signals
     csrf = get_random_string(32)  # any well-formed token works when cookie and header agree
-    _, key = services.issue_api_key(actor=world.a.admin, robot=world.a.robot)
+    _, key = robots.issue_api_key(actor=world.a.admin, robot=world.a.robot)
     return {
         "robot": {"headers": {"Authorization": f"Api-Key {key}"}},
         "admin": {

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from core import services as core_services
 from core.models import Visibility
+from core.services import operators, robots
 from evaluation.models import Benchmark, Campaign, Policy, PolicyVersion, Trial, TrialReport
 from evaluation.services import campaigns, leaderboards, policies, trials
 from tests.evaluation.factories import (
@@ -38,7 +38,7 @@ def blinded(world):
         make_policy_version(world.a, name="act-secret"),
     ]
     campaign = make_campaign(world.a, policy_versions=versions, trials_per_cell=2)
-    core_services.create_operator(actor=world.a.admin, team=world.a.team, user=world.a.operator)
+    operators.create_operator(actor=world.a.admin, team=world.a.team, user=world.a.operator)
     return campaign, versions
 
 
@@ -233,7 +233,7 @@ def test_a_public_leaderboard_traces_to_its_trials_and_names_no_person(api, worl
     campaign = make_campaign(
         world.a, policy_versions=[version], benchmark=benchmark, visibility=Visibility.PUBLIC
     )
-    operator = core_services.create_operator(
+    operator = operators.create_operator(
         actor=world.a.admin, team=world.a.team, user=world.a.operator, full_name="Ada Lovelace"
     )
     actor = robot_actor(world.a.robot)
@@ -365,7 +365,7 @@ def test_a_robot_report_is_idempotent_with_a_key(api, world, blinded):
 
 def test_a_robot_cannot_see_or_report_another_robots_trial(api, world, blinded):
     campaign, _ = blinded
-    _, key = core_services.issue_api_key(actor=world.a.admin, robot=world.a.other_robot)
+    _, key = robots.issue_api_key(actor=world.a.admin, robot=world.a.other_robot)
     trial = api(key=world.a.robot_key).post(f"/api/v1/campaigns/{campaign.pk}/next-trial").json()
     path = f"/api/v1/trials/{trial['trial']['id']}/result"
     _error(api(key=key).post(path, {"outcome": "success"}), 404, "not_found")

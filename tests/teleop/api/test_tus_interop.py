@@ -21,7 +21,7 @@ from tusclient.client import TusClient
 from tusclient.exceptions import TusCommunicationError
 from tusclient.storage.filestorage import FileStorage
 
-from core import services as core_services
+from core.services import operators
 from teleop import services
 from teleop.models import Episode, Upload
 from tests.core import factories
@@ -112,7 +112,7 @@ def robot(transactional_db):
 
 @pytest.fixture
 def session(robot):
-    operator = core_services.create_operator(actor=robot.admin, team=robot.team)
+    operator = operators.create_operator(actor=robot.admin, team=robot.team)
     return services.open_session(
         actor=robot.admin,
         robot=robot.robot,

@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 
-from core import services as core_services
+from core.services import operators
 from teleop.models import Episode
 from tests.teleop.recordings import ready_episode_row
 
@@ -12,7 +12,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_robot_opens_a_session_on_itself_over_the_api(api, world):
-    operator = core_services.create_operator(actor=world.a.admin, team=world.a.team)
+    operator = operators.create_operator(actor=world.a.admin, team=world.a.team)
     body = {
         "robot": str(world.a.robot.pk),
         "task_version": str(world.a.task.versions.get().pk),
