@@ -7,7 +7,6 @@ from django.contrib import admin
 
 from core.admin import AuditedAdmin, ViewOnlyAdmin, run_per_row
 from core.services import task_versions
-from teleop import services
 from teleop.models import (
     CollectionProtocol,
     DatasetExport,
@@ -20,6 +19,7 @@ from teleop.models import (
     Upload,
     UploadPart,
 )
+from teleop.services import sessions
 
 
 class ProtocolTargetInline(admin.TabularInline):
@@ -77,7 +77,7 @@ class SessionAdmin(ViewOnlyAdmin):
             self,
             request,
             queryset.select_related("robot"),
-            lambda session: services.close_session(actor=request.user, session=session),
+            lambda session: sessions.close_session(actor=request.user, session=session),
             "session(s) closed",
         )
 

@@ -6,12 +6,13 @@ died, leaves the same result.
 
 from django_tasks import task
 
-from teleop import datasets, services
+from teleop import datasets
+from teleop.services import processing, recordings
 
 
 @task()
 def process_episode_job(episode_id: str) -> str:
-    episode = services.process_episode(episode_id=episode_id)
+    episode = processing.process_episode(episode_id=episode_id)
     return episode.state
 
 
@@ -22,4 +23,4 @@ def build_export_job(export_id: str) -> str:
 
 @task()
 def build_recording_job(episode_id: str) -> str:
-    return services.build_episode_recording(episode_id=episode_id).rerun_version
+    return recordings.build_episode_recording(episode_id=episode_id).rerun_version

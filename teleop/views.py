@@ -27,7 +27,7 @@ from core.csp import VIEWER_POLICY, allow_connect_to
 from core.errors import DomainError
 from core.redirects import own_site_url
 from proving_ground.stats.intervals import wilson_interval
-from teleop import datasets, file_serving, selectors, services
+from teleop import datasets, file_serving, selectors
 from teleop.forms import (
     SORTS,
     DiscardForm,
@@ -38,6 +38,8 @@ from teleop.forms import (
     SessionForm,
 )
 from teleop.models import DatasetExport, DatasetView, Episode, Label, Session, Upload
+from teleop.services import labels as label_services
+from teleop.services import sessions
 
 
 def _sessions(request):
@@ -67,7 +69,7 @@ def session_new(request):
     form = SessionForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():
         try:
-            session = services.open_session(
+            session = sessions.open_session(
                 actor=request.user,
                 robot=form.cleaned_data["robot"],
                 task_version=form.cleaned_data["task_version"],
@@ -150,7 +152,7 @@ def session_console(request, pk):
     context = {
         **_live_rows(session),
         "criteria": session.task_version.criteria,
-        "next_condition": services.next_condition(session=session)
+        "next_condition": sessions.next_condition(session=session)
         if session.status == Session.Status.OPEN
         else None,
         "progress": selectors.protocol_progress(session.protocol) if session.protocol else [],
@@ -189,7 +191,7 @@ def session_episodes(request, pk):
 def session_close(request, pk):
     session = get_object_or_404(_sessions(request), pk=pk)
     try:
-        services.close_session(actor=request.user, session=session)
+        sessions.close_session(actor=request.user, session=session)
         messages.success(request, "Session closed.")
     except DomainError as exc:
         _fail(request, exc)
@@ -254,7 +256,7 @@ def episode_label(request, pk):
     saved = False
     if request.method == "POST" and form.is_valid():
         try:
-            services.label_episode(actor=request.user, episode=episode, **form.cleaned_data)
+            label_services.label_episode(actor=request.user, episode=episode, **form.cleaned_data)
             saved = True
         except DomainError as exc:
             form.add_error(None, exc.detail)
@@ -290,7 +292,7 @@ def episode_discard(request, pk):
         done = f"This episode was discarded already: {episode.discard_reason}"
     elif form.is_valid():
         try:
-            services.discard_episode(
+            label_services.discard_episode(
                 actor=request.user, episode=episode, reason=form.cleaned_data["reason"]
             )
             done = "Episode discarded; it stays listed with its reason."

@@ -12,7 +12,7 @@ from core.models import Visibility
 from core.services import operators
 from evaluation.services import trials
 from teleop import datasets
-from teleop import services as teleop_services
+from teleop.services import sessions
 from tests.evaluation.factories import (
     make_benchmark,
     make_campaign,
@@ -80,7 +80,7 @@ def test_every_page_is_in_the_sweep():
 @pytest.fixture
 def objects(world):
     operator = operators.create_operator(actor=world.a.admin, team=world.a.team, code="OP-S")
-    session = teleop_services.open_session(
+    session = sessions.open_session(
         actor=world.a.operator,
         robot=world.a.robot,
         task_version=world.a.task.versions.get(),

@@ -22,9 +22,9 @@ from rest_framework.views import APIView
 
 from core import access
 from core.api.exceptions import LengthRequired, PayloadTooLarge
-from teleop import services
 from teleop.api import serializers as s
 from teleop.models import Episode, Session, Upload
+from teleop.services import uploads
 
 TUS_VERSION = "1.0.0"
 TUS_EXTENSIONS = "creation,checksum,termination,expiration"
@@ -194,7 +194,7 @@ class UploadCollectionView(_TusView):
             episode = self._register_episode(request, metadata, length)
         else:
             episode = self._registered_episode(request, metadata, length)
-        upload = services.create_upload(actor=request.user, episode=episode)
+        upload = uploads.create_upload(actor=request.user, episode=episode)
         headers = self._headers(upload)
         headers["Location"] = request.build_absolute_uri(f"/api/v1/uploads/{upload.pk}")
         return Response(status=status.HTTP_201_CREATED, headers=headers)
@@ -223,7 +223,7 @@ class UploadCollectionView(_TusView):
         )
         if session is None:
             raise exceptions.ValidationError({"Upload-Metadata": {"session": ["No such session."]}})
-        episode, _, _ = services.create_episode(
+        episode, _, _ = uploads.create_episode(
             actor=request.user,
             episode_id=valid["id"],
             session=session,
@@ -296,9 +296,9 @@ class UploadView(_TusView):
             raise LengthRequired()
         length = _int_header(request, "Content-Length")
         offset = _int_header(request, "Upload-Offset")
-        checksum = services.parse_checksum_header(request.headers.get("Upload-Checksum"))
+        checksum = uploads.parse_checksum_header(request.headers.get("Upload-Checksum"))
         # The raw WSGI stream, bounded by Content-Length; DRF never parses this body.
-        upload = services.receive_chunk(
+        upload = uploads.receive_chunk(
             actor=request.user,
             upload_id=self._upload(upload_id).pk,
             offset=offset,
@@ -310,5 +310,5 @@ class UploadView(_TusView):
 
     @extend_schema(request=None, responses={204: None})
     def delete(self, request, upload_id):
-        services.terminate_upload(actor=request.user, upload_id=self._upload(upload_id).pk)
+        uploads.terminate_upload(actor=request.user, upload_id=self._upload(upload_id).pk)
         return Response(status=status.HTTP_204_NO_CONTENT)

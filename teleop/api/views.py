@@ -16,7 +16,7 @@ from core.api.idempotency import idempotent
 from core.api.keyset_pagination import NewestFirstKeysetPagination
 from core.api.permissions import IsPerson
 from core.api.serializers import ConditionOut, StrictInputSerializer
-from teleop import datasets, file_serving, selectors, services
+from teleop import datasets, file_serving, selectors
 from teleop.api import serializers as s
 from teleop.models import (
     CollectionProtocol,
@@ -27,6 +27,9 @@ from teleop.models import (
     Label,
     Session,
 )
+from teleop.services import labels as label_services
+from teleop.services import protocols, uploads
+from teleop.services import sessions as session_services
 
 _EXPORT_FILE = "The export: a tar for LeRobot, an HDF5 file for robomimic."
 _PRESIGNED_REDIRECT = (
@@ -87,7 +90,7 @@ class SessionViewSet(_RecordingViewSet):
     @idempotent
     def create(self, request):
         data = self._input(s.SessionIn)
-        session = services.open_session(
+        session = session_services.open_session(
             actor=request.user,
             robot=data["robot"],
             task_version=data["task_version"],
@@ -101,7 +104,7 @@ class SessionViewSet(_RecordingViewSet):
     @action(detail=True, methods=["post"])
     @idempotent
     def close(self, request, pk=None):
-        session = services.close_session(actor=request.user, session=self.get_object())
+        session = session_services.close_session(actor=request.user, session=self.get_object())
         return Response(s.SessionOut(session).data)
 
     @extend_schema(responses=s.SessionSummaryOut)
@@ -114,7 +117,7 @@ class SessionViewSet(_RecordingViewSet):
     @action(detail=True, methods=["get"], url_path="next-condition")
     def next_condition(self, request, pk=None):
         """The condition to set up next (balanced coverage of the protocol's targets)."""
-        condition = services.next_condition(session=self.get_object())
+        condition = session_services.next_condition(session=self.get_object())
         body = ConditionOut(condition).data if condition is not None else None
         return Response({"condition": body})
 
@@ -148,7 +151,7 @@ class EpisodeViewSet(_RecordingViewSet):
         session = sessions.filter(pk=data["session"]).first()
         if session is None:
             raise exceptions.ValidationError({"session": ["No such session."]})
-        episode, upload, created = services.create_episode(
+        episode, upload, created = uploads.create_episode(
             actor=request.user,
             episode_id=data["id"],
             session=session,
@@ -175,7 +178,7 @@ class EpisodeViewSet(_RecordingViewSet):
         if request.method == "GET":
             return Response(s.LabelOut(Label.objects.filter(episode=episode), many=True).data)
         data = self._input(s.LabelIn)
-        label = services.label_episode(actor=request.user, episode=episode, **data)
+        label = label_services.label_episode(actor=request.user, episode=episode, **data)
         return Response(s.LabelOut(label).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=s.DiscardIn, responses=s.EpisodeOut)
@@ -183,7 +186,7 @@ class EpisodeViewSet(_RecordingViewSet):
     def discard(self, request, pk=None):
         """Discard with a reason: a tombstone; the file and row stay."""
         data = self._input(s.DiscardIn)
-        services.discard_episode(actor=request.user, episode=self.get_object(), **data)
+        label_services.discard_episode(actor=request.user, episode=self.get_object(), **data)
         return Response(self.get_serializer(self.get_object()).data)
 
     @extend_schema(
@@ -220,7 +223,7 @@ class ProtocolViewSet(_RecordingViewSet):
             raise exceptions.PermissionDenied("Robots do not define protocols.")
         data = self._input(s.ProtocolIn)
         targets = [(t["condition"], t["target_count"]) for t in data.pop("targets")]
-        protocol = services.create_protocol(actor=request.user, targets=targets, **data)
+        protocol = protocols.create_protocol(actor=request.user, targets=targets, **data)
         return Response(
             s.ProtocolOut(self.get_queryset().get(pk=protocol.pk)).data,
             status=status.HTTP_201_CREATED,

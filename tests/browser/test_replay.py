@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from core.services import operators
-from teleop import services
 from teleop.models import Episode
+from teleop.services import processing, sessions, uploads
 from teleop.views import viewer_index
 from tests.browser.watch import watch
 from tests.core import factories
@@ -23,14 +23,14 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 def _ready_episode(tmp_path) -> tuple[Episode, object]:
     world = factories.build_world()
     operator = operators.create_operator(actor=world.a.admin, team=world.a.team)
-    session = services.open_session(
+    session = sessions.open_session(
         actor=world.a.admin,
         robot=world.a.robot,
         task_version=world.a.task.versions.get(),
         operator_code=operator.code,
     )
     data = record_episode(tmp_path / "e.h5", seconds=2.0).read_bytes()
-    episode, upload, _ = services.create_episode(
+    episode, upload, _ = uploads.create_episode(
         actor=world.a.admin,
         episode_id=uuid.uuid4(),
         session=session,
@@ -39,14 +39,14 @@ def _ready_episode(tmp_path) -> tuple[Episode, object]:
     )
     import io
 
-    services.receive_chunk(
+    uploads.receive_chunk(
         actor=world.a.admin,
         upload_id=upload.pk,
         offset=0,
         length=len(data),
         stream=io.BytesIO(data),
     )
-    episode = services.process_episode(episode_id=episode.pk)
+    episode = processing.process_episode(episode_id=episode.pk)
     assert episode.state == "ready" and episode.rerun_file
     return episode, world.a.researcher
 

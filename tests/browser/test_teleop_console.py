@@ -17,8 +17,8 @@ from playwright.sync_api import expect
 
 from core.services import operators
 from proving_ground.client import api
-from teleop import services
 from teleop.models import Episode, Label, Session
+from teleop.services import sessions
 from tests.browser.watch import watch
 from tests.core import factories
 from tests.teleop.recordings import ready_episode_row, record_episode
@@ -264,7 +264,7 @@ def _console(live_server, browser):
     """A signed-in operator on the console of a session with two ready episodes (newest
     first in the table). Returns the page, what it saw, and the two episodes in table order."""
     team = _world()
-    session = services.open_session(
+    session = sessions.open_session(
         actor=team.operator,
         robot=team.robot,
         task_version=team.task.versions.get(),

@@ -15,8 +15,9 @@ from core.services import audit, teams
 from core.services import conditions as condition_services
 from core.services import operators as operator_services
 from core.services import robots as robot_services
-from teleop import services as teleop_services
 from teleop.models import Episode, Session, Upload
+from teleop.services import sessions
+from teleop.services import uploads as upload_services
 from tests.core.factories import make_task, make_team, make_user, superuser
 from tests.evaluation.factories import make_policy_version, robot_actor
 
@@ -182,7 +183,7 @@ class Recordings:
 
 
 def _session(tw, robot, operator) -> Session:
-    return teleop_services.open_session(
+    return sessions.open_session(
         actor=tw.operator,
         robot=robot,
         task_version=tw.task.versions.get(),
@@ -191,7 +192,7 @@ def _session(tw, robot, operator) -> Session:
 
 
 def _episode(session) -> Episode:
-    episode, _, _ = teleop_services.create_episode(
+    episode, _, _ = upload_services.create_episode(
         actor=robot_actor(session.robot),
         episode_id=uuid.uuid4(),
         session=session,

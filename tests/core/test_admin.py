@@ -40,7 +40,6 @@ from evaluation.models import (
 )
 from evaluation.services import leaderboards
 from teleop import datasets
-from teleop import services as teleop_services
 from teleop.models import (
     CollectionProtocol,
     DatasetExport,
@@ -53,6 +52,7 @@ from teleop.models import (
     Upload,
     UploadPart,
 )
+from teleop.services import labels, protocols, sessions
 from tests.core.factories import make_user, superuser
 from tests.evaluation.factories import (
     make_benchmark,
@@ -133,14 +133,14 @@ def _populate(world):
 
     version = a.task.versions.get()
     conditions = make_conditions(a)
-    protocol = teleop_services.create_protocol(
+    protocol = protocols.create_protocol(
         actor=a.admin,
         team=a.team,
         name="cube data",
         task_version=version,
         targets=[(conditions[0], 5), (conditions[1], 5)],
     )
-    session = teleop_services.open_session(
+    session = sessions.open_session(
         actor=a.operator,
         robot=a.robot,
         task_version=version,
@@ -148,10 +148,10 @@ def _populate(world):
         protocol=protocol,
     )
     episodes = [ready_episode_row(session, condition=c) for c in conditions]
-    teleop_services.label_episode(
+    labels.label_episode(
         actor=a.operator, episode=episodes[0], outcome="success", stages_reached=["reach"]
     )
-    teleop_services.label_episode(actor=a.operator, episode=episodes[0], outcome="failure")
+    labels.label_episode(actor=a.operator, episode=episodes[0], outcome="failure")
     for episode in episodes:
         upload = Upload.objects.create(
             episode=episode,

@@ -21,7 +21,7 @@ from evaluation.models import Campaign, LeaderboardSnapshot, Trial, TrialReport
 from evaluation.services import benchmarks, campaigns, leaderboards, policies
 from evaluation.services import trials as trial_services
 from proving_ground import scheduling
-from teleop import services as teleop_services
+from teleop.services import sessions
 from tests.core.factories import PICK_CRITERIA, build_world, make_embodiment, make_task
 from tests.evaluation.factories import (
     make_benchmark,
@@ -470,7 +470,7 @@ def _checked_campaign(world):
         trials_per_cell=1,
     )
     operator = operators.create_operator(actor=world.a.admin, team=world.a.team)
-    session = teleop_services.open_session(
+    session = sessions.open_session(
         actor=world.a.admin,
         robot=world.a.robot,
         task_version=version,

@@ -37,7 +37,7 @@ def build_fleet(
     from core.services import task_versions as task_version_services
     from evaluation.services import campaigns
     from evaluation.services import policies as policy_services
-    from teleop import services as teleop
+    from teleop.services import sessions as session_services
     from tests.core.factories import ARM_SPEC, PICK_CRITERIA
 
     team = teams.create_team(actor=None, name="Fleet lab", slug="fleet-lab")
@@ -92,7 +92,7 @@ def build_fleet(
     campaign = campaigns.start_campaign(actor=admin, campaign=campaign)
     operator = operators.create_operator(actor=admin, team=team, code="OP-FLEET")
     opened = [
-        teleop.open_session(
+        session_services.open_session(
             actor=admin, robot=robot, task_version=task_versions[0], operator_code=operator.code
         )
         for robot in robots[:sessions]

@@ -1,7 +1,7 @@
 import pytest
 
 from core.services import operators
-from teleop import services
+from teleop.services import sessions
 
 
 @pytest.fixture(autouse=True)
@@ -13,7 +13,7 @@ def _staging_dir(settings, tmp_path):
 def session(world):
     """An open teleop session on team a's robot, for its public task's first version."""
     operator = operators.create_operator(actor=world.a.admin, team=world.a.team, code="OP-TEST")
-    return services.open_session(
+    return sessions.open_session(
         actor=world.a.operator,
         robot=world.a.robot,
         task_version=world.a.task.versions.get(),

@@ -11,8 +11,9 @@ from django.core.files.storage import default_storage
 from django.core.management import call_command
 
 from core.errors import InvalidInput, NotPermitted
-from teleop import datasets, services
+from teleop import datasets
 from teleop.models import DatasetExport, Episode
+from teleop.services import labels
 from tests.teleop.recordings import ready_episode_row, record_episode
 
 pytestmark = pytest.mark.django_db
@@ -44,7 +45,7 @@ def ready_episodes(api, world, session, tmp_path, settings, django_capture_on_co
                 **TUS,
             )
             episode = Episode.objects.get(pk=body["id"])
-            services.label_episode(actor=world.a.operator, episode=episode, outcome=outcome)
+            labels.label_episode(actor=world.a.operator, episode=episode, outcome=outcome)
         episode.refresh_from_db()
         assert episode.state == "ready" and episode.rerun_file
         episodes.append(episode)
@@ -57,7 +58,7 @@ def test_a_view_version_freezes_the_episodes_its_filters_resolved_to(world, read
     )
     first = view.versions.get()
     assert first.episode_ids == [str(e.pk) for e in ready_episodes[:2]]
-    services.label_episode(actor=world.a.operator, episode=ready_episodes[2], outcome="success")
+    labels.label_episode(actor=world.a.operator, episode=ready_episodes[2], outcome="success")
     first.refresh_from_db()
     assert len(first.episode_ids) == 2  # a version never changes
     second = datasets.create_view_version(

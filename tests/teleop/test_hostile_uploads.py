@@ -8,8 +8,9 @@ import pytest
 from django.core.files.storage import default_storage
 
 from core.services import embodiments, operators, robots
-from teleop import services, storage
+from teleop import storage
 from teleop.models import Episode
+from teleop.services import sessions
 from tests.core.factories import make_robot, make_task
 from tests.teleop.hostile_files import HOSTILE_KINDS, SMALL_SPEC
 from tests.teleop.recordings import upload_parts_left
@@ -29,7 +30,7 @@ def small_session(world, settings):
     _, key = robots.issue_api_key(actor=world.a.admin, robot=robot)
     task = make_task(world.a.team, world.a.admin, embodiment)
     operator = operators.create_operator(actor=world.a.admin, team=world.a.team)
-    session = services.open_session(
+    session = sessions.open_session(
         actor=world.a.admin,
         robot=robot,
         task_version=task.versions.get(),

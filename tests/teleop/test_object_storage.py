@@ -16,8 +16,9 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.test import Client
 
-from teleop import datasets, file_serving, services, storage
+from teleop import datasets, file_serving, storage
 from teleop.models import DatasetExport, Episode
+from teleop.services import recordings
 from tests.teleop.recordings import ready_episode_row, record_episode
 
 pytestmark = pytest.mark.django_db
@@ -111,14 +112,14 @@ def test_a_recording_built_on_object_storage_replays_from_the_store(
     from teleop.views import RECORDING_SALT
 
     episode = _stored_episode(session, tmp_path)
-    episode = services.build_episode_recording(episode_id=episode.pk)
+    episode = recordings.build_episode_recording(episode_id=episode.pk)
     assert episode.rerun_file == f"recordings/{episode.pk}.rrd"
     assert episode.rerun_file in s3_storage.keys()
     rrd = _stored_bytes(episode.rerun_file)
     assert len(rrd) == episode.rerun_size_bytes > 0
 
     # A rebuild replaces the recording under the same key (file_overwrite is off on S3).
-    assert services.build_episode_recording(episode_id=episode.pk).rerun_file == (
+    assert recordings.build_episode_recording(episode_id=episode.pk).rerun_file == (
         episode.rerun_file
     )
     rrd = _stored_bytes(episode.rerun_file)  # a rebuild writes new recording ids
@@ -143,7 +144,7 @@ def test_the_episode_page_hands_the_viewer_a_presigned_url_its_policy_may_connec
     index = views.viewer_index()
     index.parent.mkdir(parents=True)
     index.write_text("<html><head></head><body>viewer</body></html>")
-    episode = services.build_episode_recording(episode_id=_stored_episode(session, tmp_path).pk)
+    episode = recordings.build_episode_recording(episode_id=_stored_episode(session, tmp_path).pk)
     client = _client(world.a.researcher)
 
     page = client.get(f"/episodes/{episode.pk}/").content.decode()
@@ -207,7 +208,7 @@ def test_a_forged_or_expired_presigned_url_is_refused_by_the_store(s3_storage):
 
 def test_strangers_are_refused_before_any_redirect(s3_storage, world, session, tmp_path):
     episode = _stored_episode(session, tmp_path)
-    services.build_episode_recording(episode_id=episode.pk)
+    recordings.build_episode_recording(episode_id=episode.pk)
     export = _built_export(world, episode)
     pages = [
         f"/episodes/{episode.pk}/file.h5",
@@ -244,7 +245,7 @@ def test_with_local_files_the_same_endpoints_stream(world, session, tmp_path, se
 
     assert not file_serving.can_sign_urls()
     episode = _stored_episode(session, tmp_path)
-    episode = services.build_episode_recording(episode_id=episode.pk)
+    episode = recordings.build_episode_recording(episode_id=episode.pk)
     export = _built_export(world, episode, name="local")
     client = _client(world.a.researcher)
     token = signing.dumps(str(episode.pk), salt=RECORDING_SALT)

@@ -12,8 +12,9 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from teleop import jobs as teleop_jobs
-from teleop import services, storage
+from teleop import storage
 from teleop.models import Episode
+from teleop.services import processing, sessions
 from tests.teleop.recordings import record_episode, upload_parts_left
 
 pytestmark = pytest.mark.django_db
@@ -76,7 +77,7 @@ def test_processing_twice_changes_nothing(
     episode = upload_file(
         api(key=world.a.robot_key), session, path, django_capture_on_commit_callbacks
     )
-    again = services.process_episode(episode_id=episode.pk)
+    again = processing.process_episode(episode_id=episode.pk)
     assert again.state == "ready" and again.processing_attempts == 1
 
 
@@ -93,7 +94,7 @@ def test_the_database_worker_processes_a_queued_episode_and_requeues_a_stuck_one
     settings.UPLOAD_STAGING_DIR = tmp_path / "uploads"
     world = factories.build_world()
     operator = operators.create_operator(actor=world.a.admin, team=world.a.team)
-    session = services.open_session(
+    session = sessions.open_session(
         actor=world.a.admin,
         robot=world.a.robot,
         task_version=world.a.task.versions.get(),

@@ -9,9 +9,11 @@ from core.errors import InvalidInput, NotPermitted
 from core.models import Embodiment
 from core.services import conditions as condition_services
 from core.services import embodiments, operators
-from teleop import selectors, services
+from teleop import selectors
 from teleop.errors import EmbodimentNotAllowed
 from teleop.models import Label
+from teleop.services import labels as label_services
+from teleop.services import protocols, sessions
 from tests.core.factories import ARM_SPEC, make_robot
 from tests.teleop.recordings import ready_episode_row
 
@@ -31,12 +33,12 @@ def test_a_robot_opens_a_session_on_itself_only(world):
     key = RobotAPIKey.objects.get(robot=world.a.robot)
     robot_actor = RobotPrincipal(world.a.robot, key)
     version = world.a.task.versions.get()
-    session = services.open_session(
+    session = sessions.open_session(
         actor=robot_actor, robot=world.a.robot, task_version=version, operator_code=operator.code
     )
     assert session.opened_by == f"robot:{world.a.robot.name}"
     with pytest.raises(NotPermitted):
-        services.open_session(
+        sessions.open_session(
             actor=robot_actor,
             robot=world.a.other_robot,
             task_version=version,
@@ -47,7 +49,7 @@ def test_a_robot_opens_a_session_on_itself_only(world):
 def test_researchers_cannot_open_sessions(world):
     operator = operators.create_operator(actor=world.a.admin, team=world.a.team)
     with pytest.raises(NotPermitted):
-        services.open_session(
+        sessions.open_session(
             actor=world.a.researcher,
             robot=world.a.robot,
             task_version=world.a.task.versions.get(),
@@ -62,7 +64,7 @@ def test_a_robot_whose_embodiment_the_task_does_not_allow_is_refused(world):
     robot = make_robot(world.a.team, world.a.admin, other)
     operator = operators.create_operator(actor=world.a.admin, team=world.a.team)
     with pytest.raises(EmbodimentNotAllowed):
-        services.open_session(
+        sessions.open_session(
             actor=world.a.admin,
             robot=robot,
             task_version=world.a.task.versions.get(),
@@ -74,7 +76,7 @@ def test_a_robot_whose_embodiment_the_task_does_not_allow_is_refused(world):
 def test_an_operator_of_another_team_is_refused(world):
     foreign = operators.create_operator(actor=world.b.admin, team=world.b.team)
     with pytest.raises(InvalidInput):
-        services.open_session(
+        sessions.open_session(
             actor=world.a.admin,
             robot=world.a.robot,
             task_version=world.a.task.versions.get(),
@@ -84,10 +86,10 @@ def test_an_operator_of_another_team_is_refused(world):
 
 def test_a_new_label_supersedes_the_old_and_keeps_history(world, session):
     episode = ready_episode_row(session)
-    services.label_episode(
+    label_services.label_episode(
         actor=world.a.operator, episode=episode, outcome="failure", failure_codes=["dropped"]
     )
-    services.label_episode(
+    label_services.label_episode(
         actor=world.a.operator,
         episode=episode,
         outcome="partial",
@@ -103,11 +105,11 @@ def test_a_new_label_supersedes_the_old_and_keeps_history(world, session):
 def test_unknown_stages_and_failure_codes_are_refused(world, session):
     episode = ready_episode_row(session)
     with pytest.raises(InvalidInput):
-        services.label_episode(
+        label_services.label_episode(
             actor=world.a.operator, episode=episode, outcome="partial", stages_reached=["teleport"]
         )
     with pytest.raises(InvalidInput):
-        services.label_episode(
+        label_services.label_episode(
             actor=world.a.operator, episode=episode, outcome="failure", failure_codes=["gremlins"]
         )
     assert not Label.objects.exists()
@@ -116,8 +118,10 @@ def test_unknown_stages_and_failure_codes_are_refused(world, session):
 def test_discarding_keeps_the_row_with_a_reason(world, session):
     episode = ready_episode_row(session)
     with pytest.raises(InvalidInput):
-        services.discard_episode(actor=world.a.operator, episode=episode, reason="  ")
-    services.discard_episode(actor=world.a.operator, episode=episode, reason="bumped the table")
+        label_services.discard_episode(actor=world.a.operator, episode=episode, reason="  ")
+    label_services.discard_episode(
+        actor=world.a.operator, episode=episode, reason="bumped the table"
+    )
     episode.refresh_from_db()
     assert episode.is_discarded and episode.discard_reason == "bumped the table"
 
@@ -129,7 +133,7 @@ def _protocol(world, targets):
         )
         for level in targets
     ]
-    protocol = services.create_protocol(
+    protocol = protocols.create_protocol(
         actor=world.a.admin,
         team=world.a.team,
         name="pick data",
@@ -137,7 +141,7 @@ def _protocol(world, targets):
         targets=list(zip(conditions, targets.values(), strict=True)),
     )
     operator = operators.create_operator(actor=world.a.admin, team=world.a.team)
-    session = services.open_session(
+    session = sessions.open_session(
         actor=world.a.operator,
         robot=world.a.robot,
         task_version=protocol.task_version,
@@ -150,11 +154,11 @@ def _protocol(world, targets):
 def test_progress_counts_only_ready_labelled_kept_episodes(world):
     protocol, session, (bright, dim) = _protocol(world, {"bright": 2, "dim": 2})
     labelled = ready_episode_row(session, bright)
-    services.label_episode(actor=world.a.operator, episode=labelled, outcome="success")
+    label_services.label_episode(actor=world.a.operator, episode=labelled, outcome="success")
     ready_episode_row(session, bright)  # not labelled
     discarded = ready_episode_row(session, dim)
-    services.label_episode(actor=world.a.operator, episode=discarded, outcome="success")
-    services.discard_episode(actor=world.a.operator, episode=discarded, reason="bad take")
+    label_services.label_episode(actor=world.a.operator, episode=discarded, outcome="success")
+    label_services.discard_episode(actor=world.a.operator, episode=discarded, reason="bad take")
     progress = {row.level: row.accepted for row in selectors.protocol_progress(protocol)}
     assert progress == {"bright": 1, "dim": 0}
 
@@ -162,33 +166,33 @@ def test_progress_counts_only_ready_labelled_kept_episodes(world):
 def test_next_condition_is_drawn_among_the_conditions_still_short(world):
     protocol, session, (bright, dim) = _protocol(world, {"bright": 1, "dim": 3})
     done = ready_episode_row(session, bright)
-    services.label_episode(actor=world.a.operator, episode=done, outcome="success")
+    label_services.label_episode(actor=world.a.operator, episode=done, outcome="success")
     rng = random.Random(5)
-    drawn = Counter(services.next_condition(session=session, rng=rng).level for _ in range(50))
+    drawn = Counter(sessions.next_condition(session=session, rng=rng).level for _ in range(50))
     assert drawn == Counter({"dim": 50})
 
 
 def test_next_condition_is_balanced_over_short_conditions(world):
     _, session, _ = _protocol(world, {"bright": 10, "dim": 10})
     rng = random.Random(5)
-    drawn = Counter(services.next_condition(session=session, rng=rng).level for _ in range(2000))
+    drawn = Counter(sessions.next_condition(session=session, rng=rng).level for _ in range(2000))
     assert 0.45 < drawn["bright"] / 2000 < 0.55
 
 
 def test_next_condition_is_none_when_every_target_is_met(world):
     _, session, (bright,) = _protocol(world, {"bright": 1})
-    services.label_episode(
+    label_services.label_episode(
         actor=world.a.operator, episode=ready_episode_row(session, bright), outcome="success"
     )
-    assert services.next_condition(session=session) is None
+    assert sessions.next_condition(session=session) is None
 
 
 def test_session_summary_counts_outcomes_and_discards(world, session):
     for outcome in ("success", "success", "failure"):
-        services.label_episode(
+        label_services.label_episode(
             actor=world.a.operator, episode=ready_episode_row(session), outcome=outcome
         )
-    services.discard_episode(
+    label_services.discard_episode(
         actor=world.a.operator, episode=ready_episode_row(session), reason="operator sneezed"
     )
     summary = selectors.session_summary(session)

@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from core.services import operators, robots
-from teleop import services
 from teleop.models import Episode, Upload
+from teleop.services import processing, sessions, uploads
 from tests.teleop.recordings import record_episode, stored_upload_bytes, upload_parts_left
 
 pytestmark = pytest.mark.django_db
@@ -181,7 +181,7 @@ def test_a_long_chunk_cut_on_the_server_keeps_its_full_parts_unless_it_has_a_che
 
     monkeypatch.setattr(storage, "UPLOAD_PART_MAX_BYTES", 100_000)
     data = episode_file.read_bytes()[:350_000]
-    episode, upload, _ = services.create_episode(
+    episode, upload, _ = uploads.create_episode(
         actor=world.a.operator,
         episode_id=uuid.uuid4(),
         session=session,
@@ -190,7 +190,7 @@ def test_a_long_chunk_cut_on_the_server_keeps_its_full_parts_unless_it_has_a_che
     )
     checksum = ("sha256", hashlib.sha256(data).digest()) if with_checksum else None
     with pytest.raises(SystemExit):
-        services.receive_chunk(
+        uploads.receive_chunk(
             actor=world.a.operator,
             upload_id=upload.pk,
             offset=0,
@@ -358,7 +358,7 @@ def test_generic_creation_validates_the_metadata_as_post_episodes_does(api, worl
 
 
 def test_generic_creation_in_a_closed_session_is_refused(api, world, session):
-    services.close_session(actor=world.a.operator, session=session)
+    sessions.close_session(actor=world.a.operator, session=session)
     response = _tus_create(
         api(key=world.a.robot_key), 100, session=str(session.pk), sha256=_sha(b"x")
     )
@@ -459,7 +459,7 @@ def test_another_robot_cannot_see_or_feed_the_upload(api, world, session):
 
 
 def test_episode_in_a_closed_session_is_refused(api, world, session):
-    services.close_session(actor=world.a.operator, session=session)
+    sessions.close_session(actor=world.a.operator, session=session)
     body = {
         "id": str(uuid.uuid4()),
         "session": str(session.pk),
@@ -521,7 +521,7 @@ def _open_live_session(tmp_path, settings):
     settings.UPLOAD_STAGING_DIR = tmp_path / "uploads"
     world = factories.build_world()
     operator = operators.create_operator(actor=world.a.admin, team=world.a.team)
-    session = services.open_session(
+    session = sessions.open_session(
         actor=world.a.admin,
         robot=world.a.robot,
         task_version=world.a.task.versions.get(),
@@ -786,7 +786,7 @@ def test_processing_refuses_an_upload_whose_stored_part_is_gone(
     assert _patch(client, url, data[:1000], 0).status_code == 204
     assert _patch(client, url, data[1000:], 1000).status_code == 204
     default_storage.delete(Upload.objects.get().parts.first().key)
-    episode = services.process_episode(episode_id=Episode.objects.get().pk)
+    episode = processing.process_episode(episode_id=Episode.objects.get().pk)
     assert episode.state == "rejected" and episode.rejection_code == "file_missing"
     assert "part at 0 is gone" in episode.validation_report["problems"][0]["message"]
 

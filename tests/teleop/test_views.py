@@ -5,8 +5,8 @@ import re
 import pytest
 from django.test import Client
 
-from teleop import services
 from teleop.models import DatasetView, Episode, Label
+from teleop.services import labels
 from tests.teleop.recordings import ready_episode_row
 
 pytestmark = pytest.mark.django_db
@@ -262,7 +262,7 @@ def test_discard_over_htmx_answers_the_panel_in_place_and_refuses_a_blank_reason
 
 def test_a_discarded_episode_is_offered_labelling_but_not_discard(world, session):
     episode = ready_episode_row(session)
-    services.discard_episode(actor=world.a.operator, episode=episode, reason="bumped")
+    labels.discard_episode(actor=world.a.operator, episode=episode, reason="bumped")
     client = _client(world.a.operator)
     discard = f"/episodes/{episode.pk}/discard"
     for page in (f"/episodes/{episode.pk}/label", f"/episodes/{episode.pk}/"):
@@ -288,7 +288,7 @@ def test_episode_browser_lists_ready_once_and_reaches_discarded_and_other_states
     rejected = ready_episode_row(session)
     Episode.objects.filter(pk=rejected.pk).update(state=Episode.State.REJECTED)
     discarded = ready_episode_row(session)
-    services.discard_episode(actor=world.a.operator, episode=discarded, reason="bumped")
+    labels.discard_episode(actor=world.a.operator, episode=discarded, reason="bumped")
     client = _client(world.a.researcher)
 
     options = _state_options(client.get("/episodes/").content.decode())

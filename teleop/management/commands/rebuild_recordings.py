@@ -4,8 +4,8 @@ upgrade, or with --stale-only just those built by another Rerun version)."""
 from django.core.management.base import BaseCommand
 
 from proving_ground import replay as rerun_export
-from teleop import services
 from teleop.models import Episode
+from teleop.services import recordings
 
 
 class Command(BaseCommand):
@@ -24,6 +24,6 @@ class Command(BaseCommand):
             episodes = episodes.exclude(rerun_version=rerun_export.RERUN_VERSION)
         count = 0
         for episode_id in episodes.values_list("pk", flat=True).iterator():
-            services.build_episode_recording(episode_id=episode_id)
+            recordings.build_episode_recording(episode_id=episode_id)
             count += 1
         self.stdout.write(f"Rebuilt {count} recording(s) with Rerun {rerun_export.RERUN_VERSION}.")

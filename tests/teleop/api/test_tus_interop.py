@@ -22,8 +22,8 @@ from tusclient.exceptions import TusCommunicationError
 from tusclient.storage.filestorage import FileStorage
 
 from core.services import operators
-from teleop import services
 from teleop.models import Episode, Upload
+from teleop.services import sessions
 from tests.core import factories
 from tests.teleop.recordings import record_episode, stored_upload_bytes
 
@@ -113,7 +113,7 @@ def robot(transactional_db):
 @pytest.fixture
 def session(robot):
     operator = operators.create_operator(actor=robot.admin, team=robot.team)
-    return services.open_session(
+    return sessions.open_session(
         actor=robot.admin,
         robot=robot.robot,
         task_version=robot.task.versions.get(),
