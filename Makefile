@@ -13,7 +13,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/proving_ground
 SQLITE_TEST_DATABASE_URL ?= sqlite:///$(CURDIR)/var/test.sqlite3
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test install install-dev assets browser migrate seed lint check test-postgres test-sqlite clean
+.PHONY: run test install install-dev assets browser interop-venvs migrate seed lint check test-postgres test-sqlite clean
 
 $(VENV)/.runtime: requirements.txt sdk/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -74,10 +74,21 @@ check: install-dev assets
 	  $(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py spectacular --validate --fail-on-warn --file var/openapi.yaml
 
-test-postgres: install-dev assets browser
+# The third-party tools our exports are checked against, in venvs of their own under
+# var/interop: robomimic 0.3.0 with torch 2.13.0 (a CPU wheel on this machine's disk). LeRobot
+# (Python 3.12 and a multi-GB torch) is opt-in: scripts/make_interop_venvs.sh --lerobot, then
+# PG_LEROBOT_PYTHON=<its python> make test.
+INTEROP := $(CURDIR)/var/interop
+$(INTEROP)/robomimic/.done: scripts/make_interop_venvs.sh
+	ROOT=$(INTEROP) ./scripts/make_interop_venvs.sh --with-torch
+	touch $@
+
+interop-venvs: $(INTEROP)/robomimic/.done
+
+test-postgres: install-dev assets browser interop-venvs
 	./scripts/ensure-postgres.sh $(notdir $(TEST_DATABASE_URL))
-	DATABASE_URL=$(TEST_DATABASE_URL) $(VENV)/bin/pytest -n $(PYTEST_WORKERS) -q --durations=15 \
-	  -m "not production"
+	DATABASE_URL=$(TEST_DATABASE_URL) PG_ROBOMIMIC_PYTHON=$(INTEROP)/robomimic/bin/python \
+	  $(VENV)/bin/pytest -n $(PYTEST_WORKERS) -q --durations=15 -m "not production"
 	# The production shape loads both cores by design: alone, so no other test starves.
 	DATABASE_URL=$(TEST_DATABASE_URL) $(VENV)/bin/pytest -q --durations=5 -m production
 
