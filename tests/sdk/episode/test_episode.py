@@ -300,7 +300,7 @@ def test_a_writer_killed_mid_episode_leaves_a_partial_that_reads_and_validates_a
     with EpisodeReader(partial) as reader:
         assert reader.truncated
         kept = reader.num_steps
-        assert kept <= recorded
+        assert kept <= recorded + 1  # the step being added may be on disk, unprinted
         np.testing.assert_array_equal(reader.observation("qpos")[:, 0], np.arange(kept))
         # "A crash loses at most the last second", in time, not steps: a loaded machine may
         # add steps in a burst to catch up. The writer flushes in the first step after a
@@ -309,7 +309,10 @@ def test_a_writer_killed_mid_episode_leaves_a_partial_that_reads_and_validates_a
         last_step_t = reader.timestamps(-1)[0]
         longest_gap = max(b[1] - a[1] for a, b in zip(progress, progress[1:], strict=False))
         assert last_t - last_step_t <= 1.0 + longest_gap + 1e-6, (last_t, last_step_t)
-        assert abs(reader.frame_timestamps("cam_high")[-1] - last_step_t) < 0.1
+        # Frames are flushed with the steps, so they too lose at most that second (a kill in
+        # the middle of a flush may land between the joints' datasets and the camera's).
+        last_frame_t = reader.frame_timestamps("cam_high")[-1]
+        assert last_t - last_frame_t <= 1.0 + longest_gap + 7 / 200, (last_t, last_frame_t)
         assert reader.frame("cam_high", -1) in hostile_files.small_frames()
     report = validate(partial, SMALL_SPEC)
     assert report.ok, report.problems
