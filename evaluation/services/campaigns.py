@@ -215,8 +215,9 @@ def _planned_size(policies: int, cells: int, trials_per_cell: int, mode: str) ->
 
 
 def build_campaign_schedule(campaign: Campaign) -> list[scheduling.ScheduledTrial]:
-    """The campaign's schedule from its stored design and seed (no writes). Robots are part
-    of it when blocks are dealt to them; a shared queue schedules no robots."""
+    """The campaign's schedule from its stored design, seed and schedule algorithm (no
+    writes). Robots are part of it when blocks are dealt to them; a shared queue schedules
+    no robots."""
     versions = list(campaign.policy_versions.all())
     cells = list(campaign.cells.all())
     replicates = replicates_per_cell(campaign.trials_per_cell, len(versions), campaign.mode)
@@ -233,6 +234,7 @@ def build_campaign_schedule(campaign: Campaign) -> list[scheduling.ScheduledTria
             else None
         ),
         mode=campaign.mode,
+        algorithm=campaign.schedule_algorithm,
     )
 
 
@@ -249,6 +251,8 @@ def start_campaign(*, actor, campaign: Campaign) -> Campaign:
         robots = list(campaign.robots.select_related("embodiment"))
         versions = list(campaign.policy_versions.select_related("policy"))
         _check_robots_fit(versions, robots, [(c.task_version, c.condition) for c in cells])
+        # A draft's stored algorithm is only a default: a campaign gets the current one.
+        campaign.schedule_algorithm = scheduling.SCHEDULE_ALGORITHM
         try:
             schedule = build_campaign_schedule(campaign)
         except ValueError as exc:
@@ -277,7 +281,6 @@ def start_campaign(*, actor, campaign: Campaign) -> Campaign:
         )
         for version in {c.task_version for c in cells}:
             task_version_services.lock_task_version(actor=actor, version=version)
-        campaign.schedule_algorithm = scheduling.SCHEDULE_ALGORITHM
         campaign.schedule_fingerprint = scheduling.schedule_fingerprint(schedule)
         campaign.status = Campaign.Status.RUNNING
         campaign.started_at = timezone.now()

@@ -1,6 +1,7 @@
 """The trial schedule of an evaluation campaign: planned, randomized, blinded, reproducible.
 
-Over 600 lines: a 140-line rationale and one algorithm whose steps share one seeded draw stream.
+About 600 lines: a 150-line rationale and one algorithm whose steps share one seeded draw
+stream. The pure combinatorial designs it uses are in ``proving_ground.scheduling_designs``.
 
 A robot evaluation is an experiment, and it fails the way experiments fail when it is run
 the convenient way: policy A all morning, policy B all afternoon, an operator who knows which
@@ -20,6 +21,14 @@ Why each rule (the user-facing explanation, with a worked example, is ``docs/sch
   order. Policies compared inside a block share the scene set-up and the hour, so the
   difference between them is not a difference between mornings (a randomized complete block
   design; Fisher 1935, ch. IV).
+* Balance positions within blocks (pg-schedule/2). The first run of a block follows a
+  scene set-up, the last comes after the operator has watched the others; a random order
+  balances these only on average (one seed put a policy first 5 times and last 10). So each
+  cell's blocks follow a Williams design (a balanced Latin square; Williams 1949): over
+  every full cycle of a cell's blocks (P blocks, or 2P for an odd number P of policies) each
+  policy runs in each position equally often and right after each other policy equally
+  often. The seed chooses which policy plays which role in the square and the order of the
+  square's rows, so the design is balanced but not predictable from the policy list.
 * Spread every cell over the campaign. Blocks are issued in *rounds*: round r holds replicate
   r of every cell that has one, in a random order. A campaign stopped early, or a condition
   that is only available for part of the day, leaves every cell and policy equally covered.
@@ -50,9 +59,12 @@ not ``shuffle`` or ``randrange`` (which did change in Python 3.2). A stored seed
 same schedule years later, so the shuffles are ours: Fisher-Yates (Durstenfeld 1964) over
 unbiased bounded integers by rejection, both specified below and reproducible in any language
 that has PCG64 and numpy's SeedSequence seeding. A golden test pins the first words of the
-stream and whole schedules, so a silent change anywhere fails the suite.
+stream and whole schedules, so a silent change anywhere fails the suite. (Only the integer
+stream is relied on: ``PCG64``'s docstring guarantees it, ``Generator`` methods have no such
+guarantee. The server pins numpy exactly in requirements.txt; the SDK allows ``>=1.26,<3``.)
 
-The algorithm, exactly (``SCHEDULE_ALGORITHM = "pg-schedule/1"``):
+The algorithm, exactly (``SCHEDULE_ALGORITHM = "pg-schedule/2"``; "pg-schedule/1" is the
+same without step 3W, its interleaved blocks shuffled in step 4):
 
 0. Canonical order: policies sorted by id, cells by (task version id, condition id), robots
    by id, all by Unicode code point. The schedule therefore depends on the set of inputs, not
@@ -75,10 +87,17 @@ The algorithm, exactly (``SCHEDULE_ALGORITHM = "pg-schedule/1"``):
    remaining edges, or else the smallest with any; walk to the smallest remaining neighbour,
    deleting the edge, until stuck; if ``below(2) == 1`` reverse the trail; each step a->b
    means a leads in that left-over pair.
+3W. Interleaved mode, pg-schedule/2 only: W = ``williams_rows(P)`` (R rows: P, or 2P for
+   odd P). ``shuffle(roles)``, roles = [0..P-1]: symbol v of W is policy roles[v].
+   ``shuffle(by_rank)``, a list of the cell indices, then sort it stably by decreasing
+   replicate count; rank[k] is cell k's position in it. For each cycle c = 0, 1, ...,
+   ceil(largest replicate count / R) - 1: orders[c] = [0..R-1], shuffled. Block (k, r)
+   runs row W[orders[r div R][(rank[k] + r) mod R]], mapped through roles.
 4. Rounds r = 0, 1, ... up to the largest replicate count: the cells with more than r
-   replicates, shuffled; for each, one block: interleaved mode shuffles the policies (one
-   trial each); paired mode shuffles the comparisons (one pair each: the replicate-r leader
-   of step 3 first, the other policy second). Orders, blocks and pair ids count up from 0 in
+   replicates, shuffled; for each, one block: interleaved mode runs the policies in the
+   order of step 3W (pg-schedule/1: shuffles them), one trial each; paired mode shuffles
+   the comparisons (one pair each: the replicate-r leader of step 3 first, the other
+   policy second). Orders, blocks and pair ids count up from 0 in
    the order trials are emitted.
 5. Robots, if any: ``shuffle(robots)``, then ``shuffle(cells)`` (a copy of the canonical
    indices); walk the cells in that order and each cell's replicates 0..n-1; the t-th block
@@ -92,6 +111,8 @@ References
         algorithms for random number generation. Harvey Mudd College HMC-CS-2014-0905.
     Rosenthal, R. (1966). Experimenter Effects in Behavioral Research. Appleton-Century-Crofts.
     Senn, S. (2002). Cross-over Trials in Clinical Research, 2nd ed. Wiley.
+    Williams, E. J. (1949). Experimental designs balanced for the estimation of residual
+        effects of treatments. Australian J. Sci. Res. A 2(2), 149-168.
 """
 
 from __future__ import annotations
@@ -105,12 +126,16 @@ from typing import Any, Literal
 
 import numpy as np
 
+from proving_ground.scheduling_designs import first_movers, williams_block_orders
+
 __all__ = [
     "ALIAS_PREFIX",
+    "FINGERPRINT_FORMAT",
     "MAX_SEED",
     "MAX_TRIALS",
     "MODES",
     "SCHEDULE_ALGORITHM",
+    "SCHEDULE_ALGORITHMS",
     "CellSpec",
     "PolicySpec",
     "ScheduleMode",
@@ -120,9 +145,16 @@ __all__ = [
     "schedule_fingerprint",
 ]
 
-# Names the algorithm above. Stored with a campaign's seed; any change to the steps, the
-# canonical order or the fingerprint's form must come with a new name, never silently.
-SCHEDULE_ALGORITHM = "pg-schedule/1"
+# Names the algorithm above. Stored with a campaign's seed; any change to the steps or the
+# canonical order must come with a new name, never silently. New campaigns get
+# SCHEDULE_ALGORITHM; every name in SCHEDULE_ALGORITHMS stays buildable, so a campaign keeps
+# reproducing the schedule it was started with.
+SCHEDULE_ALGORITHM = "pg-schedule/2"
+SCHEDULE_ALGORITHMS: tuple[str, ...] = ("pg-schedule/1", "pg-schedule/2")
+# The first line of the fingerprint's text: names the text's form, not the algorithm (the
+# form is the same for every algorithm, so fingerprints stored before pg-schedule/2 still
+# verify). A change to the form needs a new name here.
+FINGERPRINT_FORMAT = "pg-schedule/1"
 # A campaign of 100,000 trials is years of robot time; a larger request is a typo, and
 # refusing it keeps a bad request from building a huge list in a web worker.
 MAX_TRIALS = 100_000
@@ -345,103 +377,6 @@ def alias_map(policy_ids: Sequence[str], seed: int) -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------------------------
-# Counterbalancing (paired mode)
-
-
-def orient_by_trails(
-    edges: Sequence[tuple[int, int]], vertex_count: int, stream: WordStream
-) -> list[tuple[int, int]]:
-    """Orient an undirected simple graph so every vertex's out- and in-degree differ by <= 1.
-
-    Greedy trails: a trail that starts at a vertex of odd degree can only get stuck at
-    another vertex of odd degree, so after it both are even; once all are even every trail
-    is closed. A vertex is therefore the open end of at most one trail, which is the whole
-    imbalance it gets. Each trail's direction is a coin flip, so who leads is not predictable.
-    Returns the directed edges (a, b): a goes first.
-    """
-    neighbours: list[list[int]] = [[] for _ in range(vertex_count)]
-    for a, b in edges:
-        neighbours[a].append(b)
-        neighbours[b].append(a)
-    for adjacent in neighbours:
-        adjacent.sort()
-    degree = [len(adjacent) for adjacent in neighbours]
-    # Lazy deletion: next_index[v] skips neighbours whose edge a trail has already used, so
-    # "smallest remaining neighbour" costs O(1) amortized instead of a scan.
-    next_index = [0] * vertex_count
-    used: set[tuple[int, int]] = set()
-
-    def smallest_remaining_neighbour(vertex: int) -> int:
-        adjacent = neighbours[vertex]
-        while True:
-            other = adjacent[next_index[vertex]]
-            next_index[vertex] += 1
-            if (min(vertex, other), max(vertex, other)) not in used:
-                return other
-
-    directed: list[tuple[int, int]] = []
-    while True:
-        start = next((v for v in range(vertex_count) if degree[v] % 2), None)
-        if start is None:
-            start = next((v for v in range(vertex_count) if degree[v]), None)
-        if start is None:
-            return directed
-        trail = [start]
-        vertex = start
-        while degree[vertex]:
-            other = smallest_remaining_neighbour(vertex)
-            used.add((min(vertex, other), max(vertex, other)))
-            degree[vertex] -= 1
-            degree[other] -= 1
-            trail.append(other)
-            vertex = other
-        if stream.below(2) == 1:
-            trail.reverse()
-        directed.extend(zip(trail, trail[1:], strict=False))
-
-
-def _first_movers(
-    comparisons: Sequence[tuple[int, int]],
-    policy_count: int,
-    replicates: Sequence[int],
-    stream: WordStream,
-) -> list[list[list[int]]]:
-    """``result[c][k][r]``: the policy that goes first in comparison c, cell k, replicate r.
-
-    Within each (comparison, cell) each policy leads ``n // 2`` times; the odd replicates'
-    leaders alternate across cells per comparison, and the one left over is oriented by
-    ``orient_by_trails``. Balance: within ±1/2 per (comparison, cell), per comparison over
-    the campaign, and per policy over all its pairs.
-    """
-    odd_cells = [k for k, count in enumerate(replicates) if count % 2]
-    odd_leader: dict[tuple[int, int], int] = {}
-    leftover_edges: list[tuple[int, int]] = []
-    leftover_cell: dict[tuple[int, int], tuple[int, int]] = {}
-    for c, (i, j) in enumerate(comparisons):
-        for t in range(0, len(odd_cells) - 1, 2):
-            first, second = (i, j) if stream.below(2) == 0 else (j, i)
-            odd_leader[c, odd_cells[t]] = first
-            odd_leader[c, odd_cells[t + 1]] = second
-        if len(odd_cells) % 2:
-            leftover_edges.append((i, j))
-            leftover_cell[i, j] = (c, odd_cells[-1])
-    for a, b in orient_by_trails(leftover_edges, policy_count, stream):
-        odd_leader[leftover_cell[min(a, b), max(a, b)]] = a
-
-    leaders: list[list[list[int]]] = []
-    for c, (i, j) in enumerate(comparisons):
-        per_cell: list[list[int]] = []
-        for k, count in enumerate(replicates):
-            order = [i] * (count // 2) + [j] * (count // 2)
-            if count % 2:
-                order.append(odd_leader[c, k])
-            stream.shuffle(order)
-            per_cell.append(order)
-        leaders.append(per_cell)
-    return leaders
-
-
-# --------------------------------------------------------------------------------------------
 # Robots
 
 
@@ -483,6 +418,7 @@ def build_schedule(
     seed: int,
     robots: Sequence[str] | None = None,
     mode: ScheduleMode = "interleaved",
+    algorithm: str = SCHEDULE_ALGORITHM,
 ) -> list[ScheduledTrial]:
     """The campaign's trials in the order they are to be run (algorithm: module docstring).
 
@@ -492,6 +428,9 @@ def build_schedule(
     the campaign. ``mode``: "interleaved" (every block runs each policy once) or "paired"
     (every block runs one counterbalanced pair per two policies; odd replicate counts are
     allowed, and the leader balance then holds to within one over the campaign).
+    ``algorithm``: one of ``SCHEDULE_ALGORITHMS``; a stored campaign passes the name it was
+    started with. The two differ in interleaved mode only: "pg-schedule/1" orders each
+    block at random, "pg-schedule/2" (the default) by a Williams design (step 3W).
 
     Returns trials with ``order`` 0..N-1 in list order, N = P * sum(replicates) in
     interleaved mode and P * (P - 1) * sum(replicates) in paired mode, at most
@@ -504,6 +443,9 @@ def build_schedule(
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+    if algorithm not in SCHEDULE_ALGORITHMS:
+        known = ", ".join(SCHEDULE_ALGORITHMS)
+        raise ValueError(f"algorithm must be one of {known}; got {algorithm!r}")
     seed = _check_seed(seed)
     sorted_policies = _check_policies(policies)
     sorted_cells = _check_cells(cells)
@@ -526,7 +468,9 @@ def build_schedule(
     alias_of = [aliases[policy_id] for policy_id in policy_ids]
 
     comparisons = [(i, j) for i in range(policy_count) for j in range(i + 1, policy_count)]
-    leaders = _first_movers(comparisons, policy_count, replicates, stream) if paired else []
+    leaders = first_movers(comparisons, policy_count, replicates, stream) if paired else []
+    balanced = not paired and algorithm != "pg-schedule/1"
+    block_order = williams_block_orders(policy_count, replicates, stream) if balanced else None
 
     # Step 4: blocks as (cell, replicate, members in running order), round by round.
     blocks: list[tuple[int, int, list[int]]] = []
@@ -534,8 +478,11 @@ def build_schedule(
         round_cells = [k for k, count in enumerate(replicates) if count > replicate]
         stream.shuffle(round_cells)
         for k in round_cells:
-            members = list(range(len(comparisons) if paired else policy_count))
-            stream.shuffle(members)
+            if block_order is not None:
+                members = block_order(k, replicate)
+            else:
+                members = list(range(len(comparisons) if paired else policy_count))
+                stream.shuffle(members)
             blocks.append((k, replicate, members))
     # Step 5 comes last so that adding or removing a robot leaves the order as it was.
     robot_of = _deal_blocks_to_robots(replicates, sorted_robots, stream)
@@ -583,7 +530,8 @@ def build_schedule(
 def schedule_fingerprint(trials: Iterable[ScheduledTrial]) -> str:
     """SHA-256 (64 lowercase hex digits) of the schedule's canonical text.
 
-    The text is UTF-8: the line ``pg-schedule/1``, then one line per trial in list order
+    The text is UTF-8: the line ``pg-schedule/1`` (``FINGERPRINT_FORMAT``, the same for
+    every algorithm), then one line per trial in list order
     with its nine fields in declaration order (order, block, policy_id, alias,
     task_version_id, condition_id, robot_id, pair_id, pair_position) separated by tabs,
     integers in decimal, None as the empty string, each line ending in a newline. Ids cannot
@@ -594,7 +542,7 @@ def schedule_fingerprint(trials: Iterable[ScheduledTrial]) -> str:
     Raises ValueError if a field contains a tab or newline.
     """
     digest = hashlib.sha256()
-    digest.update(f"{SCHEDULE_ALGORITHM}\n".encode())
+    digest.update(f"{FINGERPRINT_FORMAT}\n".encode())
     for trial in trials:
         fields = (
             trial.order,

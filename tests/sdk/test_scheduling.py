@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from proving_ground import scheduling
 from proving_ground.scheduling import CellSpec, PolicySpec, build_schedule, schedule_fingerprint
+from proving_ground.scheduling_designs import orient_by_trails, williams_rows
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOC_PATH = REPO_ROOT / "docs" / "scheduling.md"
@@ -101,18 +102,67 @@ def test_pcg64_word_stream_is_pinned():
     assert words == [11749869230777074271, 4976686463289251617, 755828109848996024]
 
 
-def test_golden_schedule_is_pinned():
-    # Pins the whole algorithm (draw order, shuffles, rejection sampling, dealing), not just
-    # numpy: a change here needs a new SCHEDULE_ALGORITHM name.
-    trials = build_schedule(POLICIES, CELLS, seed=123456789, robots=ROBOTS, mode="paired")
+def test_pcg64_word_stream_is_pinned_at_the_largest_seed():
+    words = np.random.PCG64(scheduling.MAX_SEED).random_raw(2).tolist()
+    assert words == PINNED_MAX_SEED_WORDS
+
+
+PINNED_MAX_SEED_WORDS = [3236778688619115796, 8668653565307110780]
+
+
+def test_the_scheduler_takes_nothing_from_numpy_but_the_pcg64_integer_stream():
+    # Generator.integers/permutation/shuffle carry no cross-version stream guarantee (numpy's
+    # compatibility policy, NEP 19); PCG64's integer stream does.
+    source = "".join(
+        (REPO_ROOT / "sdk" / "proving_ground" / name).read_text(encoding="utf-8")
+        for name in ("scheduling.py", "scheduling_designs.py")
+    )
+    assert re.findall(r"\bnp\.[\w.]+", source) == ["np.random.PCG64"]
+    assert "import numpy as np" in source and "from numpy import" not in source
+
+
+def test_golden_schedule_of_the_first_algorithm_is_still_reproduced():
+    # Campaigns started with pg-schedule/1 must keep rebuilding the schedule they stored.
+    old = "pg-schedule/1"
+    trials = build_schedule(
+        POLICIES, CELLS, seed=123456789, robots=ROBOTS, mode="paired", algorithm=old
+    )
     assert len(trials) == 4 * 3 * (3 + 3 + 2 + 4)
     assert schedule_fingerprint(trials) == GOLDEN_PAIRED_FINGERPRINT
-    trials = build_schedule(POLICIES, CELLS, seed=987654321, robots=ROBOTS)
+    trials = build_schedule(POLICIES, CELLS, seed=987654321, robots=ROBOTS, algorithm=old)
     assert schedule_fingerprint(trials) == GOLDEN_INTERLEAVED_FINGERPRINT
+
+
+def test_golden_schedule_of_the_current_algorithm_is_pinned():
+    # Pins the whole algorithm (draw order, shuffles, rejection sampling, Williams rows,
+    # dealing), not just numpy: a change here needs a new SCHEDULE_ALGORITHM name.
+    assert scheduling.SCHEDULE_ALGORITHM == "pg-schedule/2"
+    trials = build_schedule(POLICIES, CELLS, seed=987654321, robots=ROBOTS)
+    assert schedule_fingerprint(trials) == GOLDEN_INTERLEAVED_V2_FINGERPRINT
+    trials = build_schedule(POLICIES[:3], CELLS, seed=987654321, robots=ROBOTS)
+    assert schedule_fingerprint(trials) == GOLDEN_INTERLEAVED_V2_ODD_FINGERPRINT
+
+
+def test_paired_mode_is_the_same_under_both_algorithms():
+    for seed in range(5):
+        assert build_schedule(
+            POLICIES, CELLS, seed=seed, robots=ROBOTS, mode="paired", algorithm="pg-schedule/1"
+        ) == build_schedule(POLICIES, CELLS, seed=seed, robots=ROBOTS, mode="paired")
+
+
+def test_an_unknown_algorithm_is_refused():
+    with pytest.raises(ValueError, match="algorithm must be one of pg-schedule/1, pg-schedule/2"):
+        build_schedule(POLICIES, CELLS, seed=1, algorithm="pg-schedule/3")
 
 
 GOLDEN_PAIRED_FINGERPRINT = "dfe7537dffdf22184c457618b1535842edf857f1ca613a196739d4a7eb61c8c7"
 GOLDEN_INTERLEAVED_FINGERPRINT = "d51b16ef30acbf5de1313e462fc0d2ed7b4e2c49c431857cd465fdb44d21b2e8"
+GOLDEN_INTERLEAVED_V2_FINGERPRINT = (
+    "f6f9d2c0d93211d259e020cce77eeb3ad4cb8f29e968d835d467a7a20359bf48"
+)
+GOLDEN_INTERLEAVED_V2_ODD_FINGERPRINT = (
+    "5203ba1b361cbeb5466ea3685ab6cb1361e813c1db76a34850b09adaa8e19503"
+)
 
 
 def test_aliases_follow_the_documented_steps_from_raw_pcg64_words():
@@ -154,6 +204,44 @@ def test_a_single_cell_interleaved_schedule_follows_the_documented_steps():
         members = ["a", "b"]
         shuffle(members)
         expected += [(member, labels["ab".index(member)]) for member in members]
+    trials = build_schedule(
+        [PolicySpec("b"), PolicySpec("a")],
+        [CellSpec("t", "c", 3)],
+        seed=99,
+        algorithm="pg-schedule/1",
+    )
+    assert [(t.policy_id, t.alias) for t in trials] == expected
+
+
+def test_a_single_cell_balanced_schedule_follows_the_documented_steps():
+    # Steps 1, 2, 3W and 4 of pg-schedule/2 by hand: two policies, one cell, three replicates.
+    words = iter(np.random.PCG64(99).random_raw(64).tolist())
+
+    def shuffle(items):
+        for i in range(len(items) - 1, 0, -1):
+            bound = i + 1
+            limit = 2**64 - 2**64 % bound
+            while (word := next(words)) >= limit:
+                pass
+            j = word % bound
+            items[i], items[j] = items[j], items[i]
+
+    labels = ["policy A", "policy B"]
+    shuffle(labels)
+    roles = [0, 1]
+    shuffle(roles)
+    shuffle([0])  # by_rank: one cell, no draw
+    rows = [(0, 1), (1, 0)]  # williams_rows(2)
+    orders = []
+    for _ in range(2):  # ceil(3 / 2) cycles
+        order = [0, 1]
+        shuffle(order)
+        orders.append(order)
+    expected = []
+    for replicate in range(3):
+        shuffle([0])  # the round's cell list: one cell, no draw
+        row = rows[orders[replicate // 2][replicate % 2]]
+        expected += [("ab"[roles[symbol]], labels[roles[symbol]]) for symbol in row]
     trials = build_schedule([PolicySpec("b"), PolicySpec("a")], [CellSpec("t", "c", 3)], seed=99)
     assert [(t.policy_id, t.alias) for t in trials] == expected
 
@@ -207,6 +295,120 @@ def test_rounds_run_replicate_r_of_every_cell_before_any_replicate_r_plus_one():
         start += size
     assert start == len(cells_in_block)
     assert cells_in_block[-1] == ("tv-stack-cups-1", "novel-objects")
+
+
+def position_counts(trials):
+    return Counter(
+        (trial.policy_id, trial.order - block[0].order)
+        for block in by_block(trials).values()
+        for trial in block
+    )
+
+
+def successor_counts(trials):
+    return Counter(
+        (a.policy_id, b.policy_id)
+        for block in by_block(trials).values()
+        for a, b in itertools.pairwise(block)
+    )
+
+
+def spread(counts, keys):
+    values = [counts[key] for key in keys]
+    return max(values) - min(values)
+
+
+@pytest.mark.parametrize("count", range(1, 9))
+def test_williams_rows_balance_positions_and_successors(count):
+    rows = williams_rows(count)
+    assert len(rows) == (2 * count if count % 2 and count > 1 else count)
+    each = len(rows) // count
+    positions = Counter((symbol, i) for row in rows for i, symbol in enumerate(row))
+    assert positions == {(s, i): each for s in range(count) for i in range(count)}
+    successors = Counter(pair for row in rows for pair in itertools.pairwise(row))
+    assert successors == {(a, b): each for a in range(count) for b in range(count) if a != b}
+
+
+@pytest.mark.parametrize("policy_count", [2, 3, 4, 5, 6, 7])
+def test_each_cell_is_exactly_balanced_over_every_full_cycle_of_its_blocks(policy_count):
+    # A full cycle is P blocks of a cell (2P for odd P): every policy in every position, and
+    # right after every other policy, equally often, whatever the seed.
+    policies = [PolicySpec(f"pv-{index}") for index in range(policy_count)]
+    cycle = 2 * policy_count if policy_count % 2 else policy_count
+    cells = [CellSpec("t", "a", 2 * cycle), CellSpec("t", "b", cycle), CellSpec("u", "a", cycle)]
+    ids = [policy.policy_id for policy in policies]
+    positions = [(p, i) for p in ids for i in range(policy_count)]
+    successors = [(a, b) for a in ids for b in ids if a != b]
+    for seed in range(8):
+        trials = build_schedule(policies, cells, seed=seed, robots=ROBOTS)
+        for cell in cells:
+            key = (cell.task_version_id, cell.condition_id)
+            own = [t for t in trials if cell_of(t) == key]
+            assert set(position_counts(own).values()) == {cell.replicates // policy_count}
+            if policy_count > 1:
+                assert set(successor_counts(own).values()) == {cell.replicates // policy_count}
+        assert spread(position_counts(trials), positions) == 0
+        assert spread(successor_counts(trials), successors) == 0
+
+
+@pytest.mark.parametrize(("policy_count", "replicates"), [(2, 5), (3, 7), (4, 6), (5, 3)])
+def test_a_partial_cycle_keeps_each_cell_balanced_to_within_one_row(policy_count, replicates):
+    # Replicate counts that are no multiple of the cycle: per cell, each policy's count in
+    # each position is within one (even P) or two (odd P: a partial cycle may hold a row of
+    # each square) of every other's. (Campaign-wide, the cells' partial cycles may overlap:
+    # not bounded here; see docs/scheduling.md.)
+    policies = [PolicySpec(f"pv-{index}") for index in range(policy_count)]
+    cells = [CellSpec("t", f"c{k}", replicates) for k in range(3)]
+    ids = [policy.policy_id for policy in policies]
+    keys = [(p, i) for p in ids for i in range(policy_count)]
+    bound = 2 if policy_count % 2 else 1
+    for seed in range(20):
+        trials = build_schedule(policies, cells, seed=seed)
+        for cell in cells:
+            own = [t for t in trials if t.condition_id == cell.condition_id]
+            assert spread(position_counts(own), keys) <= bound
+
+
+def test_each_round_spreads_its_blocks_over_the_rows_of_the_square():
+    # Round r holds replicate r of every cell: its blocks use distinct rows when there are
+    # no more cells than rows, so the operator does not see one order repeated all round.
+    policies = [PolicySpec(f"pv-{index}") for index in range(4)]
+    cells = [CellSpec("t", f"c{k}", 8) for k in range(4)]
+    trials = build_schedule(policies, cells, seed=21)
+    blocks = [block for _, block in sorted(by_block(trials).items())]
+    for r in range(8):
+        orders = {tuple(t.policy_id for t in block) for block in blocks[4 * r : 4 * r + 4]}
+        assert len(orders) == 4
+
+
+def test_the_seed_decides_which_policy_plays_which_role_in_the_square():
+    policies = [PolicySpec(f"pv-{index}") for index in range(4)]
+    cells = [CellSpec("t", "c", 4)]
+    first_blocks = set()
+    cell_orders = set()
+    for seed in range(60):
+        trials = build_schedule(policies, cells, seed=seed)
+        blocks = [tuple(t.policy_id for t in b) for _, b in sorted(by_block(trials).items())]
+        first_blocks.add(blocks[0])
+        cell_orders.add(tuple(blocks))
+    # 4! role assignments x 4 row starts; 60 seeds see most first blocks and many sequences.
+    assert len(first_blocks) >= 20
+    assert len(cell_orders) >= 50
+
+
+def test_the_balanced_design_beats_random_block_orders_on_the_same_designs():
+    policies = [PolicySpec(f"pv-{index}") for index in range(3)]
+    cells = [CellSpec("t", f"c{k}", 6) for k in range(4)]
+    keys = [(p.policy_id, i) for p in policies for i in range(3)]
+    worst = {}
+    for algorithm in scheduling.SCHEDULE_ALGORITHMS:
+        worst[algorithm] = max(
+            spread(
+                position_counts(build_schedule(policies, cells, seed=s, algorithm=algorithm)), keys
+            )
+            for s in range(30)
+        )
+    assert worst["pg-schedule/2"] == 0 < worst["pg-schedule/1"]
 
 
 def test_position_within_a_block_varies_across_blocks():
@@ -343,7 +545,7 @@ def test_trail_orientation_balances_every_vertex_of_any_graph():
     for _ in range(200):
         vertices = int(rng.integers(2, 9))
         edges = [e for e in itertools.combinations(range(vertices), 2) if rng.random() < 0.6]
-        directed = scheduling.orient_by_trails(edges, vertices, scheduling.WordStream(1))
+        directed = orient_by_trails(edges, vertices, scheduling.WordStream(1))
         assert sorted(tuple(sorted(e)) for e in directed) == sorted(edges)
         balance = Counter()
         for a, b in directed:
