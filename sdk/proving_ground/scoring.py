@@ -29,6 +29,15 @@ benchmark stores the name it is scored by, so its figures never change meaning s
   Wilson interval and the heterogeneity test (``stats.robustness.robustness_summary``).
 * Stage score: the mean stage score of the counted trials (partial credit, in [0, 1]).
 
+``pg-score/2`` (one estimand per board; docs/statistics.md) changes three rules:
+
+* Invalid trials the policy caused (``POLICY_FAULT_REASONS``) count as failures; others stay
+  excluded. Invalid-trial rates are tested between policies (Holm); a significantly higher
+  one is flagged and the board carries ``invalid_warning``.
+* Ranks, rank intervals, pairwise tests and letters are all on the macro average
+  (``stats.macro_estimand.macro_leaderboard``), not on pooled counts as in ``pg-score/1``.
+* Seeds are order-free and the draws frozen across numpy versions.
+
 Results are frozen dataclasses with ``to_dict()``; the server stores that dict as the
 leaderboard snapshot.
 """
@@ -36,6 +45,7 @@ leaderboard snapshot.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
@@ -47,12 +57,15 @@ from proving_ground.stats.aggregates import (
     policy_leaderboard,
 )
 from proving_ground.stats.intervals import CellSummary, cell_summary
+from proving_ground.stats.invalid_rates import invalid_rate_tests
+from proving_ground.stats.macro_estimand import macro_leaderboard
 from proving_ground.stats.multiple_comparisons import pairwise_comparisons
 from proving_ground.stats.robustness import robustness_summary
 
 __all__ = [
     "DEFAULT_SCORING_VERSION",
     "INVALID_REASONS",
+    "POLICY_FAULT_REASONS",
     "SCORING_VERSIONS",
     "CellCounts",
     "CellScore",
@@ -65,6 +78,9 @@ __all__ = [
 
 # The invalid reasons a trial may carry, in display order (kept in step with the model).
 INVALID_REASONS = ("success_at_reset", "no_actions", "missing_data", "timeout", "operator_error")
+# The ones that are the policy's fault (the model: "The policy sent no actions"; a timeout is
+# "Timed out for a reason other than the policy"). From pg-score/2 they count as failures.
+POLICY_FAULT_REASONS = ("no_actions",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +90,11 @@ class ScoringRules:
     alpha: float
     resamples: int
     summary: str
+    # "pooled": pairwise tests and letters on pooled counts (pg-score/1); "macro": everything
+    # on the macro average (pg-score/2).
+    estimand: str = "pooled"
+    # Invalid reasons counted as failed trials instead of being excluded.
+    failure_reasons: tuple[str, ...] = ()
 
 
 SCORING_VERSIONS: dict[str, ScoringRules] = {
@@ -88,6 +109,21 @@ SCORING_VERSIONS: dict[str, ScoringRules] = {
             "Wilson intervals per cell; exact pairwise tests, Holm-adjusted, letter groups; "
             "worst condition with a simultaneous interval."
         ),
+    ),
+    "pg-score/2": ScoringRules(
+        version="pg-score/2",
+        confidence=0.95,
+        alpha=0.05,
+        resamples=DEFAULT_BOOTSTRAP_RESAMPLES,
+        summary=(
+            "Done trials count; invalid trials where the policy sent no actions count as "
+            "failures, other invalid trials are excluded, and invalid-trial rates are tested "
+            "between policies (Holm) with a warning. One estimand: the macro average over "
+            "tasks is ranked, given bootstrap and rank intervals, compared pairwise "
+            "(stratified permutation tests, Holm) and lettered; seeds are order-free."
+        ),
+        estimand="macro",
+        failure_reasons=POLICY_FAULT_REASONS,
     ),
 }
 DEFAULT_SCORING_VERSION = "pg-score/1"
@@ -112,6 +148,19 @@ class CellCounts:
     stage_score_sum: float = 0.0
     disagreements: int = 0
     invalid_by_reason: Mapping[str, int] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        where = f"policy {self.policy}, task {self.task}, condition {self.condition}"
+        if not math.isfinite(self.stage_score_sum):
+            raise ValueError(
+                f"{where}: stage_score_sum is {self.stage_score_sum!r}; a stage score must be a "
+                "number in [0, 1] (is a trial's stage_score NaN or infinite in the database?)"
+            )
+        if not 0.0 <= self.stage_score_sum <= self.trials + 1e-9:
+            raise ValueError(
+                f"{where}: stage_score_sum {self.stage_score_sum} is outside [0, trials = "
+                f"{self.trials}]: every stage score lies in [0, 1]"
+            )
 
 
 class _Result:
@@ -186,6 +235,13 @@ class PolicyScore(_Result):
     tasks: tuple[CellScore, ...]
     conditions: tuple[CellScore, ...]
     cells: tuple[CellScore, ...]
+    # pg-score/2 only (absent from pg-score/1 dicts): invalid trials counted as failures, the
+    # invalid-trial rate (all reasons, over settled trials), its Holm-adjusted p against the
+    # rest of the board, and whether it is significantly higher.
+    invalid_counted_as_failure: int | None = None
+    invalid_rate: float | None = None
+    invalid_p_adjusted: float | None = None
+    invalid_flagged: bool | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,6 +256,27 @@ class Scoreboard(_Result):
     invalid_reasons: dict[str, int]
     rows: tuple[PolicyScore, ...]
     pairwise: tuple[dict[str, Any], ...]
+    # pg-score/2 only: a sentence when some policy's invalid-trial rate is significantly
+    # higher than the rest's, else None.
+    invalid_warning: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        if SCORING_VERSIONS[self.scoring_version].estimand == "pooled":
+            # pg-score/1 boards keep exactly the keys they always had.
+            data.pop("invalid_warning")
+            for row in data["rows"]:
+                for key in _V2_ROW_KEYS:
+                    row.pop(key)
+        return data
+
+
+_V2_ROW_KEYS = (
+    "invalid_counted_as_failure",
+    "invalid_rate",
+    "invalid_p_adjusted",
+    "invalid_flagged",
+)
 
 
 @lru_cache(maxsize=65_536)
@@ -212,21 +289,27 @@ class _Tally:
     """Counts summed over some cells of one policy."""
 
     __slots__ = ("k", "n", "invalid", "remaining", "stage_sum", "disagreements", "reasons")
+    __slots__ += ("failed_invalid",)
 
     def __init__(self) -> None:
         self.k = self.n = self.invalid = self.remaining = self.disagreements = 0
+        self.failed_invalid = 0
         self.stage_sum = 0.0
         self.reasons: dict[str, int] = defaultdict(int)
 
-    def add(self, row: CellCounts) -> None:
+    def add(self, row: CellCounts, failure_reasons: tuple[str, ...] = ()) -> None:
+        # Invalid trials for a reason in `failure_reasons` count as failed trials (stage
+        # score 0), the others stay excluded.
+        failed = sum(row.invalid_by_reason.get(reason, 0) for reason in failure_reasons)
+        self.failed_invalid += failed
         self.k += row.successes
-        self.n += row.trials
-        self.invalid += row.invalid
+        self.n += row.trials + failed
+        self.invalid += row.invalid - failed
         self.remaining += row.remaining
         self.stage_sum += row.stage_score_sum
         self.disagreements += row.disagreements
         for reason, count in row.invalid_by_reason.items():
-            if count:
+            if count and reason not in failure_reasons:
                 self.reasons[reason] += count
 
     def score(self, task: str | None, condition: str | None, confidence: float) -> CellScore:
@@ -281,8 +364,8 @@ def score(
         key = (row.task, row.condition)
         if row.policy not in wanted or key not in in_design:
             continue
-        by_policy[row.policy].setdefault(key, _Tally()).add(row)
-        total.add(row)
+        by_policy[row.policy].setdefault(key, _Tally()).add(row, rules.failure_reasons)
+        total.add(row, rules.failure_reasons)
 
     confidence = rules.confidence
     partial: dict[str, dict[str, Any]] = {}
@@ -304,6 +387,8 @@ def score(
         }
 
     complete = [policy for policy in policies if partial[policy]["complete"]]
+    if rules.estimand == "macro":
+        return _macro_board(policies, complete, partial, by_policy, design, tasks, total, rules)
     ranked = policy_leaderboard(
         {p: [(t.successes, t.trials) for t in partial[p]["tasks"]] for p in complete},
         confidence=confidence,
@@ -327,14 +412,7 @@ def score(
         for policy in policies
     ]
     position = {row.policy: index for index, row in enumerate(ranked)}
-    rows.sort(
-        key=lambda row: (
-            0 if row.policy in position else 1,
-            position.get(row.policy, 0),
-            -(row.rate if row.rate is not None else -1.0),
-            row.policy,
-        )
-    )
+    rows.sort(key=lambda row: _board_order(row, position))
     return Scoreboard(
         scoring_version=rules.version,
         confidence=confidence,
@@ -349,6 +427,108 @@ def score(
     )
 
 
+def _macro_board(
+    policies: Sequence[str],
+    complete: list[str],
+    partial: dict[str, dict[str, Any]],
+    by_policy: dict[str, dict[tuple[str, str], _Tally]],
+    design: list[tuple[str, str]],
+    tasks: list[str],
+    total: _Tally,
+    rules: ScoringRules,
+) -> Scoreboard:
+    """pg-score/2: rank, intervals, comparisons and letters all on the macro average."""
+    designs = {
+        policy: [
+            [
+                (tally.k, tally.n) if (tally := by_policy[policy].get(cell)) else (0, 0)
+                for cell in design
+                if cell[0] == task
+            ]
+            for task in tasks
+        ]
+        for policy in complete
+    }
+    board = (
+        macro_leaderboard(
+            designs, confidence=rules.confidence, alpha=rules.alpha, resamples=rules.resamples
+        )
+        if complete
+        else None
+    )
+    macro_rows = {row.policy: row for row in board.rows} if board else {}
+    invalid = _invalid_rates(policies, partial, rules.alpha)
+    rows = []
+    for policy in policies:
+        row = _policy_row(policy, partial[policy], None, None, rules)
+        macro = macro_rows.get(policy)
+        if macro is not None:
+            row = dataclasses.replace(
+                row,
+                macro=macro.estimate,
+                macro_low=macro.low,
+                macro_high=macro.high,
+                rank=macro.rank,
+                rank_low=macro.rank_low,
+                rank_high=macro.rank_high,
+                letters=macro.letters,
+            )
+        rows.append(dataclasses.replace(row, **invalid[policy]))
+    position = {row.policy: index for index, row in enumerate(board.rows if board else ())}
+    rows.sort(key=lambda row: _board_order(row, position))
+    flagged = sum(1 for row in rows if row.invalid_flagged)
+    warning = None
+    if flagged:
+        warning = (
+            f"{flagged} {'policy has' if flagged == 1 else 'policies have'} a significantly "
+            "higher invalid-trial rate than the rest (exact tests, Holm-adjusted, alpha "
+            f"{rules.alpha}). Invalid trials the policy caused count as failures; the others "
+            "are excluded from success rates, which a difference here can bias."
+        )
+    return Scoreboard(
+        scoring_version=rules.version,
+        confidence=rules.confidence,
+        alpha=rules.alpha,
+        resamples=rules.resamples,
+        trials=total.n,
+        invalid=total.invalid,
+        remaining=total.remaining,
+        invalid_reasons=_ordered_reasons(total.reasons),
+        rows=tuple(rows),
+        pairwise=tuple(pair.to_dict() for pair in board.pairs) if board else (),
+        invalid_warning=warning,
+    )
+
+
+def _invalid_rates(
+    policies: Sequence[str], partial: dict[str, dict[str, Any]], alpha: float
+) -> dict[str, dict[str, Any]]:
+    """Invalid-trial rates (every reason, over settled trials) tested between policies."""
+    pooled = {policy: partial[policy]["pooled"] for policy in policies}
+    tests = invalid_rate_tests(
+        {
+            p: (t.invalid + t.failed_invalid, t.n + t.invalid)  # n already holds failed_invalid
+            for p, t in pooled.items()
+        },
+        alpha=alpha,
+    )
+    return {
+        p: {
+            "invalid_counted_as_failure": pooled[p].failed_invalid,
+            "invalid_rate": tests[p].rate,
+            "invalid_p_adjusted": tests[p].p_adjusted,
+            "invalid_flagged": tests[p].flagged,
+        }
+        for p in policies
+    }
+
+
+def _board_order(row: PolicyScore, position: dict[str, int]) -> tuple:
+    """Ranked rows in board order, then the others by pooled rate and name."""
+    rate = row.rate if row.rate is not None else -1.0
+    return (row.policy not in position, position.get(row.policy, 0), -rate, row.policy)
+
+
 def _merge(target: _Tally, source: _Tally) -> None:
     target.k += source.k
     target.n += source.n
@@ -356,6 +536,7 @@ def _merge(target: _Tally, source: _Tally) -> None:
     target.remaining += source.remaining
     target.stage_sum += source.stage_sum
     target.disagreements += source.disagreements
+    target.failed_invalid += source.failed_invalid
     for reason, count in source.reasons.items():
         target.reasons[reason] += count
 

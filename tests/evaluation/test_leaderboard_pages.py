@@ -11,7 +11,7 @@ from django.utils.dateparse import parse_datetime
 
 from core.models import Visibility
 from evaluation.models import LeaderboardSnapshot
-from evaluation.services import leaderboards
+from evaluation.services import benchmarks, leaderboards
 from proving_ground.stats.comparisons import (
     compare_two_policies,
     mcnemar_exact,
@@ -199,3 +199,37 @@ def test_leaderboard_prints_no_unrounded_number_and_no_percent(world):
     assert labels and all(re.fullmatch(r"95% interval \d\.\d\d to \d\.\d\d", x) for x in labels)
     # A worst condition's label and its numbers are not run together with a second colon.
     assert not re.search(r": \d\.\d\d \[", page)
+
+
+def test_a_pg_score_2_board_warns_of_a_policy_with_many_invalid_trials(world):
+    tw = world.a
+    conditions = make_conditions(tw)
+    benchmark = make_benchmark(
+        tw, task_versions=[tw.task.versions.get()], conditions=conditions, publish=False
+    )
+    benchmark.scoring_version = "pg-score/2"
+    benchmark.save(update_fields=["scoring_version"])
+    benchmark = benchmarks.publish_benchmark(actor=tw.researcher, benchmark=benchmark)
+    versions = [make_policy_version(tw, name=n, visibility=Visibility.PUBLIC) for n in "AB"]
+    silent = versions[0].pk
+    campaign = make_campaign(
+        tw, policy_versions=versions, benchmark=benchmark, visibility=Visibility.PUBLIC
+    )
+    play_campaign(
+        campaign,
+        tw.robot,
+        lambda trial: (
+            {"valid": False, "invalid_reason": "no_actions"}
+            if trial.policy_version_id == silent
+            else {"outcome": "success"}
+        ),
+    )
+    leaderboards.refresh_leaderboard(
+        scope=LeaderboardSnapshot.Scope.BENCHMARK, object_id=benchmark.pk
+    )
+    data = Client().get(f"/api/v1/benchmarks/{benchmark.pk}/leaderboard").json()
+    assert data["scoring_version"] == "pg-score/2" and data["invalid_warning"]
+    flagged = {row["policy"]: row["invalid_flagged"] for row in data["rows"]}
+    assert flagged == {"A": True, "B": False}
+    page = _text(Client().get(f"/leaderboards/{benchmark.pk}/").content.decode())
+    assert "Invalid trials:" in page and "high invalid rate" in page

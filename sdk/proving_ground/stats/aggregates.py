@@ -4,7 +4,10 @@ rank intervals.
 The macro average over cells gets a percentile bootstrap (Efron 1979), stratified by cell.
 Because a cell's trials are Bernoulli, resampling its n trials with replacement is the same
 as drawing k* ~ Binomial(n, k/n), so the bootstrap is one vectorised binomial draw per cell.
-The seed is a SHA-256 of the counts: the same data always gives the same interval. Rank
+The seed is a SHA-256 of the counts in the order given: the same data, in the same order
+and with the same numpy (``Generator.binomial`` may change between numpy versions, NEP 19),
+gives the same interval. Scoring version pg-score/2 uses ``macro_estimand`` instead, whose
+seeds are order-free and whose draws are frozen across numpy versions. Rank
 intervals come from the same kind of bootstrap. The interquartile mean (Agarwal et al. 2021)
 is the 25%-trimmed mean.
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
+from fractions import Fraction
 
 import numpy as np
 
@@ -34,6 +38,8 @@ from proving_ground.stats.intervals import wilson_bounds, z_two_sided
 # With 10,000 resamples the 2.5% bound of a 50-cell macro average moves by 0.0007 (standard
 # deviation over 200 seeds, measured): well below the digits a leaderboard shows.
 DEFAULT_BOOTSTRAP_RESAMPLES = 10_000
+# Two replicate macro averages closer than this are the same number (float rounding).
+_TIE_TOLERANCE = 1e-12
 
 
 def interquartile_mean(scores: Sequence[float]) -> float:
@@ -70,6 +76,10 @@ def _bootstrap_macro_means(
     rates = counts[:, 0] / trials
     draws = rng.binomial(trials, rates, size=(resamples, len(cells)))
     return (draws / trials).mean(axis=1)
+
+
+def _exact_mean(cells: list[tuple[int, int]]) -> Fraction:
+    return sum((Fraction(k, n) for k, n in cells), Fraction(0)) / len(cells)
 
 
 def _percentile_interval(samples: np.ndarray, confidence: float) -> tuple[float, float]:
@@ -177,9 +187,12 @@ def policy_leaderboard(
     replicates = np.empty((len(labels), count))
     for row, label in enumerate(canonical):
         replicates[row] = _bootstrap_macro_means(cells[label], count, rng)
-    boot_ranks = 1 + (replicates[None, :, :] > replicates[:, None, :]).sum(axis=1)
-    estimates = np.array([macros[label].estimate for label in canonical])
-    observed_ranks = 1 + (estimates[None, :] > estimates[:, None]).sum(axis=1)
+    # Ties share the better rank: observed macro averages compared exactly (as fractions:
+    # 0.1 + 0.1 + 0.4 and 0.4 + 0.1 + 0.1 differ in floating point), replicates within a
+    # tolerance far above float noise and far below any real difference of two averages.
+    boot_ranks = 1 + (replicates[None, :, :] > replicates[:, None, :] + _TIE_TOLERANCE).sum(axis=1)
+    exact = [_exact_mean(cells[label]) for label in canonical]
+    observed_ranks = [1 + sum(other > mine for other in exact) for mine in exact]
     tail = (1.0 - level) / 2.0
     rows = []
     for row, label in enumerate(canonical):

@@ -31,6 +31,7 @@ from proving_ground.stats.conventions import (
     seeded_rng,
     special,
 )
+from proving_ground.stats.intervals import z_two_sided
 
 # Bradley-Terry refits per resample cost a batched Newton solve; 2,000 is plenty for a
 # percentile interval on a handful of policies.
@@ -194,7 +195,9 @@ def bradley_terry_intervals(
 
     The bootstrap resamples sessions within each pair of policies (a multinomial over i wins
     / j wins / tie with that pair's observed frequencies), refits every replicate in one
-    batched Newton solve, and is seeded by the counts.
+    batched Newton solve, and is seeded by the counts. When some pair's sessions all went
+    one way (all ties, or all wins of one side) the bootstrap cannot vary that pair, so the
+    intervals are widened to cover strength +- z x standard error.
     """
     wins, tie_counts = _bt_inputs(win_matrix, ties)
     level = check_probability_level(confidence, "confidence")
@@ -224,6 +227,14 @@ def bradley_terry_intervals(
     fitted = _fit_bradley_terry(boot_scores[valid]) if valid.any() else strengths[None]
     tail = (1.0 - level) / 2.0
     low, high = np.quantile(fitted, [tail, 1.0 - tail], axis=0)
+    if np.any((totals > 0) & (frequencies.max(axis=-1) >= 1.0)):
+        # A pair whose sessions all went one way (all ties, say) has nothing to resample: its
+        # bootstrap replicates are all alike and the percentile interval collapses (every
+        # session a tie gave [0, 0] with a standard error of 0.42). Widen to cover the Wald
+        # interval from the observed information, as the macro average widens to Wilson.
+        z = z_two_sided(level)
+        low = np.minimum(low, strengths - z * standard_errors)
+        high = np.maximum(high, strengths + z * standard_errors)
     return BradleyTerryFit(
         strengths=tuple(float(v) for v in strengths),
         standard_errors=tuple(float(v) for v in standard_errors),

@@ -103,7 +103,10 @@ def check_resamples(resamples: int) -> int:
 
 def seeded_rng(purpose: str, payload: Any) -> np.random.Generator:
     """A generator seeded by SHA-256 of the canonical JSON of the inputs: same data, same
-    draws, on any machine (numpy's PCG64 stream is stable across platforms)."""
+    draws on any machine with the same numpy (pinned: ``numpy==2.4.6``). PCG64's raw stream
+    is stable, but NEP 19 lets ``Generator`` methods such as ``binomial`` and
+    ``multinomial`` change their draws between numpy versions; draws that must survive
+    upgrades use ``stats.macro_estimand.stable_rng`` (legacy ``RandomState``, frozen)."""
     canonical = json.dumps([_SEED_NAMESPACE, purpose, payload], separators=(",", ":"))
     digest = hashlib.sha256(canonical.encode()).digest()
     return np.random.default_rng(int.from_bytes(digest[:16], "big"))
