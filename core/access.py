@@ -21,6 +21,9 @@ The rules, one function each:
 - `in_managed_teams(queryset, actor)`: records only a team's admins read (the audit trail):
   those of teams the actor administers. Superusers see all, including platform-wide ones
   (no team); robots and anonymous callers none.
+- `hidden_from_audience(objects, visibility=, owner_id=, shared_with_ids=)`: the objects
+  (tasks, conditions...) some reader of a thing with that visibility could not see: a public
+  thing may show only public objects; a shared one, objects every team it reaches may see.
 - `member_teams(actor)`: the teams the actor belongs to (a robot: its team).
 - `usable_teams(actor)`: the teams the actor may list and name: `member_teams`, or every
   team for a superuser.
@@ -188,6 +191,30 @@ def in_managed_teams(queryset: QuerySet, actor, *, team_field: str = "team") -> 
     if actor.is_superuser:
         return queryset
     return queryset.filter(_team_filter(team_field, managed_teams(actor)))
+
+
+def hidden_from_audience(
+    objects: QuerySet, *, visibility: str, owner_id, shared_with_ids=()
+) -> QuerySet:
+    """Those of `objects` (team-owned, with a visibility) that some reader of a thing with
+    `visibility`, owned by team `owner_id` and shared with `shared_with_ids`, may not see
+    (`visible`). Whatever a thing shows of `objects` must come out of this empty:
+    - public: every object must be public (anonymous readers see public ones only);
+    - shared: each object must be public, or visible to the owner and to every team the
+      thing is shared with (its own team's, or shared with that team);
+    - private: the owner's members read it; each object must be visible to the owner."""
+    audience = {owner_id, *shared_with_ids} if visibility != Visibility.PUBLIC else set()
+    hidden = ~Q(visibility=Visibility.PUBLIC)
+    if visibility == Visibility.PUBLIC:
+        return objects.filter(hidden)
+    through = objects.model.shared_with.through.objects
+    reaches_all = Q()
+    for team_id in audience:
+        shared = through.filter(
+            **{f"{objects.model._meta.model_name}_id": OuterRef("pk")}, team_id=team_id
+        )
+        reaches_all &= Q(team_id=team_id) | (Q(visibility=Visibility.SHARED) & Exists(shared))
+    return objects.filter(hidden & ~reaches_all)
 
 
 def member_teams(actor) -> QuerySet:

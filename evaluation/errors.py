@@ -9,6 +9,13 @@ class RequirementsNotMet(InvalidInput):
     code = "requirements_not_met"
 
 
+class DesignNotVisible(InvalidInput):
+    """A benchmark others may read references a task or condition some of them may not
+    see (its name would show on the benchmark and its leaderboard)."""
+
+    code = "design_not_visible"
+
+
 class BenchmarkFrozen(Conflict):
     code = "benchmark_frozen"
 

@@ -180,6 +180,10 @@ class Campaign(TeamOwned):
     )
     blinded = models.BooleanField(default=True)
     seed = models.BigIntegerField(validators=[MinValueValidator(0), MaxValueValidator(MAX_SEED)])
+    # A random salt for the seed's commitment (`services.blinding`): the audit trail of a
+    # blinded campaign holds sha256(salt, seed) until the campaign is done, then both. Never
+    # served by the API.
+    seed_salt = models.CharField(max_length=32, blank=True, editable=False)
     schedule_algorithm = models.CharField(max_length=40, default=SCHEDULE_ALGORITHM)
     schedule_fingerprint = models.CharField(max_length=64, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)

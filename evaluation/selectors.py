@@ -7,6 +7,7 @@ runs the statistics on that small result. No Python loop ever walks the trials.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -17,13 +18,15 @@ from typing import Any
 from django.db.models import Count, Q, QuerySet, Sum
 
 from core import access
-from core.models import Condition, Membership, TaskVersion, Visibility
-from evaluation.models import Benchmark, Campaign, PolicyVersion, Trial
+from core.models import Condition, Membership, Task, TaskVersion, Visibility
+from evaluation.models import Benchmark, Campaign, Policy, PolicyVersion, Trial
 from proving_ground import scheduling, scoring
 from proving_ground.stats.comparisons import compare_two_policies, mcnemar_exact
 from proving_ground.stats.sequential import sequential_paired_test
 
 Role = Membership.Role
+# `benchmark_leaderboard(reader=EVERYONE)`: the stored board, every pooled campaign counted.
+EVERYONE = object()
 _DONE = Q(state=Trial.State.DONE)
 _INVALID = Q(state=Trial.State.INVALID)
 _OPEN = Q(state__in=[Trial.State.SCHEDULED, Trial.State.ASSIGNED])
@@ -160,6 +163,16 @@ class Leaderboard:
         for row in board.pop("rows"):
             label = self.policies[row.pop("policy")]
             rows.append(label | row)
+        # Pairs name policy versions by id, whatever key the scoring ran on (an alias in a
+        # blinded campaign); `blinded_leaderboard` turns them back into aliases.
+        board["pairwise"] = [
+            pair
+            | {
+                "first": self.policies[pair["first"]]["policy_version"],
+                "second": self.policies[pair["second"]]["policy_version"],
+            }
+            for pair in board.get("pairwise", [])
+        ]
         return {
             "scope": self.scope,
             "id": self.id,
@@ -211,6 +224,11 @@ def _policy_labels(versions, aliases: dict[str, str] | None = None) -> dict[str,
     }
 
 
+def alias_sort_key(alias: str) -> tuple[int, str]:
+    """Aliases in their own order: "policy B" before "policy AA" (bijective base 26)."""
+    return (len(alias), alias)
+
+
 def _leaderboard(
     *,
     scope: str,
@@ -220,6 +238,7 @@ def _leaderboard(
     versions: list[PolicyVersion] | None,
     aliases: dict[str, str] | None,
     campaigns: tuple[str, ...] = (),
+    blind_keys: bool = False,
 ) -> Leaderboard:
     started = time.perf_counter()
     counts = grouped_counts(trials)
@@ -227,7 +246,18 @@ def _leaderboard(
         ids = {c.policy for c in counts}
         versions = list(PolicyVersion.objects.filter(pk__in=ids).select_related("policy"))
     policies = _policy_labels(versions, aliases)
-    order = sorted(policies, key=lambda pv: (policies[pv]["policy"], policies[pv]["version"], pv))
+    if blind_keys:
+        # Blinding by construction: the scoring sees aliases, never ids or names, so every
+        # order it produces (input order, pairs, ties, unranked rows) follows the aliases,
+        # which the seed shuffled; nothing in the board's order follows a name or an id.
+        key_of = {pv: label["alias"] for pv, label in policies.items()}
+        counts = [dataclasses.replace(c, policy=key_of.get(c.policy, c.policy)) for c in counts]
+        policies = {key_of[pv]: label for pv, label in policies.items()}
+        order = sorted(policies, key=alias_sort_key)
+    else:
+        order = sorted(
+            policies, key=lambda pv: (policies[pv]["policy"], policies[pv]["version"], pv)
+        )
     tasks = _task_labels({t for t, _ in cells})
     conditions = _condition_labels({c for _, c in cells})
     cells = sorted(cells, key=lambda cell: (tasks[cell[0]]["label"], conditions[cell[1]]["label"]))
@@ -265,25 +295,87 @@ def campaign_leaderboard(campaign: Campaign) -> Leaderboard:
         cells=cells,
         versions=versions,
         aliases=aliases,
+        blind_keys=campaign.blinded,
     )
 
 
-def benchmark_leaderboard(benchmark: Benchmark) -> Leaderboard:
+def benchmark_leaderboard(benchmark: Benchmark, *, reader=EVERYONE) -> Leaderboard:
     """One row per policy version that ran on the benchmark in a pooled campaign
-    (`leaderboard_campaigns`), over the benchmark's cells."""
+    (`leaderboard_campaigns`), over the benchmark's cells. For a `reader`, only the pooled
+    campaigns and the policies that reader may see count (`readable_leaderboard_trials`)."""
     campaigns = leaderboard_campaigns(benchmark)
+    trials = Trial.objects.filter(campaign__in=campaigns.values("pk"))
+    if reader is not EVERYONE:
+        campaigns = access.visible(campaigns, reader)
+        trials = readable_leaderboard_trials(benchmark, reader)
     cells = [
         (str(t), str(c)) for t, c in benchmark.cells.values_list("task_version_id", "condition_id")
     ]
     return _leaderboard(
         scope="benchmark",
         target=benchmark,
-        trials=Trial.objects.filter(campaign__in=campaigns.values("pk")),
+        trials=trials,
         cells=cells,
         versions=None,
         aliases=None,
         campaigns=tuple(str(pk) for pk in campaigns.values_list("pk", flat=True)),
     )
+
+
+def readable_leaderboard_trials(benchmark: Benchmark, reader) -> QuerySet:
+    """The trials behind a benchmark's leaderboard that `reader` may count: of pooled
+    campaigns the reader may see, of policies the reader may see."""
+    campaigns = access.visible(leaderboard_campaigns(benchmark), reader)
+    return Trial.objects.filter(
+        campaign__in=campaigns.values("pk"),
+        policy_version__policy__in=access.visible(Policy.objects.all(), reader).values("pk"),
+    )
+
+
+def leaderboard_hides_something_from(benchmark: Benchmark, reader) -> bool:
+    """Whether the benchmark's stored leaderboard pools a campaign, or a policy, `reader` may
+    not see (then the reader's board is computed from what they may see)."""
+    campaigns = leaderboard_campaigns(benchmark)
+    if campaigns.exclude(pk__in=access.visible(campaigns, reader).values("pk")).exists():
+        return True
+    policies = Policy.objects.filter(versions__campaigns__in=campaigns.values("pk"))
+    return policies.exclude(
+        pk__in=access.visible(Policy.objects.all(), reader).values("pk")
+    ).exists()
+
+
+def mask_hidden_design(data: dict[str, Any], reader) -> dict[str, Any]:
+    """A benchmark leaderboard with the labels of task versions and conditions `reader` may
+    not see replaced by placeholders (ids kept, so figures still line up). Benchmarks that
+    others read cannot reference such tasks or conditions (`services.benchmarks`), but one may
+    be made less visible after."""
+    task_ids = [t["id"] for t in data["tasks"]]
+    condition_ids = [c["id"] for c in data["conditions"]]
+    seen_tasks = {
+        str(pk)
+        for pk in TaskVersion.objects.filter(
+            pk__in=task_ids, task__in=access.visible(Task.objects.all(), reader).values("pk")
+        ).values_list("pk", flat=True)
+    }
+    seen_conditions = {
+        str(pk)
+        for pk in access.visible(
+            Condition.objects.filter(pk__in=condition_ids), reader
+        ).values_list("pk", flat=True)
+    }
+    if len(seen_tasks) == len(task_ids) and len(seen_conditions) == len(condition_ids):
+        return data
+    tasks = [
+        t if t["id"] in seen_tasks else t | {"task": "", "name": "", "label": f"hidden task {n}"}
+        for n, t in enumerate(data["tasks"], start=1)
+    ]
+    conditions = [
+        c
+        if c["id"] in seen_conditions
+        else c | {"factor": "", "level": "", "label": f"hidden condition {n}"}
+        for n, c in enumerate(data["conditions"], start=1)
+    ]
+    return data | {"tasks": tasks, "conditions": conditions}
 
 
 _POLICY_KEYS = ("policy_version", "policy_id", "policy", "version")

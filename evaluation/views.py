@@ -69,7 +69,9 @@ def leaderboard(request, pk):
     """One benchmark's leaderboard: macro success with an interval bar, n, invalid trials,
     letter groups, rank interval, worst condition; per-task and per-condition heat maps."""
     benchmark = get_object_or_404(_benchmarks(request), pk=pk)
-    data = leaderboards.leaderboard_data(LeaderboardSnapshot.Scope.BENCHMARK, benchmark)
+    data = leaderboards.leaderboard_data(
+        LeaderboardSnapshot.Scope.BENCHMARK, benchmark, reader=request.user
+    )
     tasks = {t["id"]: t for t in data["tasks"]}
     conditions = {c["id"]: c for c in data["conditions"]}
     rows = []
@@ -116,18 +118,17 @@ def leaderboard(request, pk):
 def leaderboard_compare(request, pk):
     """Two policies side by side: difference with its interval, exact test, sequential test."""
     benchmark = get_object_or_404(_benchmarks(request), pk=pk)
+    # Only campaigns and policies the reader may see (as on the leaderboard itself).
+    trials = selectors.readable_leaderboard_trials(benchmark, request.user)
     versions = {
         str(v.pk): v
-        for v in PolicyVersion.objects.filter(
-            trials__campaign__in=selectors.leaderboard_campaigns(benchmark)
-        )
+        for v in PolicyVersion.objects.filter(pk__in=trials.values("policy_version_id"))
         .distinct()
         .select_related("policy")
     }
     a, b = request.GET.get("a"), request.GET.get("b")
     comparison = None
     if a in versions and b in versions and a != b:
-        trials = Trial.objects.filter(campaign__in=selectors.leaderboard_campaigns(benchmark))
         comparison = selectors.compare_policies(
             trials, a, b, a_label=str(versions[a]), b_label=str(versions[b])
         )

@@ -244,7 +244,9 @@ class BenchmarkViewSet(_EvaluationViewSet):
         snapshot). No personal data."""
         benchmark = self.get_object()
         return Response(
-            leaderboards.leaderboard_data(LeaderboardSnapshot.Scope.BENCHMARK, benchmark)
+            leaderboards.leaderboard_data(
+                LeaderboardSnapshot.Scope.BENCHMARK, benchmark, reader=request.user
+            )
         )
 
     @extend_schema(responses={(200, "text/csv"): str})
@@ -254,7 +256,9 @@ class BenchmarkViewSet(_EvaluationViewSet):
     def leaderboard_csv(self, request, pk=None):
         """The leaderboard as CSV: one line per policy version."""
         benchmark = self.get_object()
-        data = leaderboards.leaderboard_data(LeaderboardSnapshot.Scope.BENCHMARK, benchmark)
+        data = leaderboards.leaderboard_data(
+            LeaderboardSnapshot.Scope.BENCHMARK, benchmark, reader=request.user
+        )
         return _leaderboard_csv(data, f"leaderboard-{benchmark.pk}.csv")
 
     @extend_schema(
@@ -276,8 +280,7 @@ class BenchmarkViewSet(_EvaluationViewSet):
         traces back to its trials."""
         benchmark = self.get_object()
         params = self._params(s.CellTrialsFilter)
-        campaigns = selectors.leaderboard_campaigns(benchmark)
-        trials = Trial.objects.filter(campaign__in=campaigns.values("pk")).filter(
+        trials = selectors.readable_leaderboard_trials(benchmark, request.user).filter(
             **{
                 k: v
                 for k, v in params.items()

@@ -19,6 +19,8 @@ package re-exports nothing.
 - `policies`: policies, policy versions and their observation/action contract;
 - `benchmarks`: benchmarks, their cells, editing and publishing;
 - `campaigns`: campaigns, their schedule, starting and finishing;
+- `blinding`: what a blinded campaign's audit trail holds (a seed commitment, aliases
+  only) until the audited reveal when it is done;
 - `trials`: the robot's trial flow and results (reports, corrections, episode checks), and
   who may score them (`may_score`);
 - `leaderboard_queue`: queueing leaderboard refreshes once a change commits;

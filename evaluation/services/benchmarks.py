@@ -9,10 +9,10 @@ from django.utils import timezone
 
 from core import access
 from core.errors import Conflict, InvalidInput
-from core.models import Condition, TaskVersion, Team, Visibility
+from core.models import Condition, Task, TaskVersion, Team, Visibility
 from core.services import audit
 from core.services import task_versions as task_version_services
-from evaluation.errors import BenchmarkFrozen
+from evaluation.errors import BenchmarkFrozen, DesignNotVisible
 from evaluation.models import Benchmark, BenchmarkCell
 from evaluation.services._common import require_designer, set_shared_with
 from evaluation.services.leaderboard_queue import enqueue_benchmark_refresh
@@ -59,6 +59,55 @@ def check_trials_per_cell(trials_per_cell: int) -> None:
         )
 
 
+def check_design_visible(
+    *,
+    visibility: str,
+    team_id,
+    shared_with_ids: Iterable,
+    task_version_ids: Iterable,
+    condition_ids: Iterable,
+) -> None:
+    """Refuse a design whose tasks or conditions some reader of the benchmark may not see:
+    a public benchmark references public tasks and conditions only; a shared one, those
+    public or visible to its own team and to every team it is shared with
+    (`access.hidden_from_audience`). Raises DesignNotVisible (400)."""
+    if visibility == Visibility.PRIVATE:
+        return
+    audience = {"visibility": visibility, "owner_id": team_id, "shared_with_ids": shared_with_ids}
+    tasks = access.hidden_from_audience(
+        Task.objects.filter(versions__pk__in=list(task_version_ids)).distinct(), **audience
+    )
+    conditions = access.hidden_from_audience(
+        Condition.objects.filter(pk__in=list(condition_ids)), **audience
+    )
+    fields = {}
+    hidden_tasks = sorted(t.slug for t in tasks)
+    hidden_conditions = sorted(str(c) for c in conditions)
+    if hidden_tasks:
+        fields["task_versions"] = [f"Not visible to every reader: {', '.join(hidden_tasks)}."]
+    if hidden_conditions:
+        fields["conditions"] = [f"Not visible to every reader: {', '.join(hidden_conditions)}."]
+    if fields:
+        who = "anyone" if visibility == Visibility.PUBLIC else "every team it is shared with"
+        raise DesignNotVisible(
+            f"A {visibility} benchmark shows its tasks and conditions to {who}; make these "
+            f"{'public' if visibility == Visibility.PUBLIC else 'visible to them'} first, or "
+            f"keep the benchmark private: {', '.join(hidden_tasks + hidden_conditions)}.",
+            fields=fields,
+        )
+
+
+def _check_benchmark_design_visible(benchmark: Benchmark) -> None:
+    cells = list(benchmark.cells.values_list("task_version_id", "condition_id"))
+    check_design_visible(
+        visibility=benchmark.visibility,
+        team_id=benchmark.team_id,
+        shared_with_ids=list(benchmark.shared_with.values_list("pk", flat=True)),
+        task_version_ids={t for t, _ in cells},
+        condition_ids={c for _, c in cells},
+    )
+
+
 def create_benchmark(
     *,
     actor,
@@ -73,11 +122,20 @@ def create_benchmark(
     shared_with: Iterable[Team] = (),
 ) -> Benchmark:
     """A benchmark over task versions x conditions (every pair is a cell), unpublished.
-    Raises NotPermitted, InvalidInput, Conflict (name taken)."""
+    Raises NotPermitted, InvalidInput, DesignNotVisible (a public or shared benchmark
+    referencing a task or condition some reader may not see), Conflict (name taken)."""
     require_designer(actor, team.pk)
     check_scoring_version(scoring_version)
     check_trials_per_cell(trials_per_cell)
     grid = design_grid(task_versions, conditions)
+    shared_with = list(shared_with)
+    check_design_visible(
+        visibility=visibility,
+        team_id=team.pk,
+        shared_with_ids=[t.pk for t in shared_with],
+        task_version_ids={v.pk for v, _ in grid},
+        condition_ids={c.pk for _, c in grid},
+    )
     try:
         with transaction.atomic():
             benchmark = Benchmark.objects.create(
@@ -110,7 +168,8 @@ _DESIGN_FIELDS = {"task_versions", "conditions", "trials_per_cell", "scoring_ver
 def update_benchmark(*, actor, benchmark: Benchmark, **changes) -> Benchmark:
     """Change name, description or sharing at any time; the design (task versions,
     conditions, trials per cell, scoring version) only before publishing. Raises
-    NotPermitted, InvalidInput, BenchmarkFrozen, Conflict."""
+    NotPermitted, InvalidInput, DesignNotVisible (a public or shared benchmark referencing
+    a task or condition some reader may not see), BenchmarkFrozen, Conflict."""
     require_designer(actor, benchmark.team_id)
     shared_with = changes.pop("shared_with", None)
     unknown = set(changes) - {"name", "description", "visibility"} - _DESIGN_FIELDS
@@ -149,6 +208,7 @@ def update_benchmark(*, actor, benchmark: Benchmark, **changes) -> Benchmark:
                 setattr(benchmark, name, value)
             benchmark.save()
             set_shared_with(benchmark, shared_with)
+            _check_benchmark_design_visible(benchmark)  # rolls the change back if refused
             if (benchmark.visibility, benchmark.team_id) != pooled_before:
                 # Which campaigns the board pools depends on the benchmark's visibility.
                 enqueue_benchmark_refresh(benchmark.pk)
@@ -166,12 +226,14 @@ def update_benchmark(*, actor, benchmark: Benchmark, **changes) -> Benchmark:
 
 def publish_benchmark(*, actor, benchmark: Benchmark) -> Benchmark:
     """Freeze a benchmark's design so campaigns can run on it; locks its task versions.
-    Idempotent. Raises NotPermitted."""
+    Idempotent. Raises NotPermitted, DesignNotVisible (checked again: a task or condition
+    may have been made less visible since the benchmark was last changed)."""
     require_designer(actor, benchmark.team_id)
     with transaction.atomic():
         benchmark = Benchmark.objects.select_for_update().get(pk=benchmark.pk)
         if benchmark.is_published:
             return benchmark
+        _check_benchmark_design_visible(benchmark)
         for version in TaskVersion.objects.filter(
             pk__in=benchmark.cells.values("task_version")
         ).distinct():

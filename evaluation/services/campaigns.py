@@ -16,6 +16,7 @@ from core.services import audit
 from core.services import task_versions as task_version_services
 from evaluation.errors import CampaignNotDraft, CampaignNotRunning, RequirementsNotMet
 from evaluation.models import Benchmark, Campaign, CampaignCell, PolicyVersion, Trial
+from evaluation.services import blinding
 from evaluation.services._common import require_designer, set_shared_with
 from evaluation.services.benchmarks import check_scoring_version, check_trials_per_cell, design_grid
 from evaluation.services.leaderboard_queue import enqueue_leaderboard_refresh
@@ -172,6 +173,7 @@ def create_campaign(
                 robot_assignment=robot_assignment,
                 blinded=blinded,
                 seed=seed,
+                seed_salt=blinding.new_seed_salt(),
                 visibility=visibility,
                 created_by=access.actor_label(actor),
             )
@@ -186,7 +188,7 @@ def create_campaign(
                 actor=actor,
                 action="create",
                 obj=campaign,
-                after=audit.snapshot(campaign) | {"cells": len(grid)},
+                after=blinding.campaign_snapshot(campaign) | {"cells": len(grid)},
             )
     except IntegrityError as exc:
         raise Conflict(f"Team '{team}' has a campaign named '{name}' already.") from exc
@@ -293,7 +295,7 @@ def start_campaign(*, actor, campaign: Campaign) -> Campaign:
             after={
                 "status": campaign.status,
                 "trials": len(schedule),
-                "seed": campaign.seed,
+                **blinding.seed_record(campaign),
                 "schedule_fingerprint": campaign.schedule_fingerprint,
             },
         )
@@ -315,12 +317,15 @@ def finish_campaign(*, actor, campaign: Campaign) -> Campaign:
         campaign.status = Campaign.Status.DONE
         campaign.finished_at = timezone.now()
         campaign.save(update_fields=["status", "finished_at", "updated_at"])
-        audit.record_audit(
-            actor=actor,
-            action="update",
-            obj=campaign,
-            before={"status": Campaign.Status.RUNNING},
-            after={"status": campaign.status},
-        )
+        if campaign.blinded:  # done: the seed and the aliases' policies are revealed
+            blinding.record_unblinding(actor=actor, campaign=campaign)
+        else:
+            audit.record_audit(
+                actor=actor,
+                action="update",
+                obj=campaign,
+                before={"status": Campaign.Status.RUNNING},
+                after={"status": campaign.status},
+            )
         enqueue_leaderboard_refresh(campaign)
     return campaign

@@ -68,11 +68,26 @@ def refresh_leaderboard(
     return snapshot
 
 
-def leaderboard_data(scope: str, target) -> dict:
+def leaderboard_data(scope: str, target, *, reader=selectors.EVERYONE) -> dict:
     """The latest leaderboard snapshot's JSON for a benchmark or campaign. A read: it never
     writes. A board with no snapshot yet (its first refresh job has not run) is computed now
     and not stored (`snapshot_id` null); storing snapshots is the refresh job's, queued when
-    results change."""
+    results change.
+
+    A benchmark's board for a `reader` shows only the campaigns, policies, tasks and
+    conditions that reader may see: when the stored board pools a campaign or policy the
+    reader may not see, the reader's board is computed from what they may see (not stored),
+    and hidden task or condition labels are masked."""
+    if scope == LeaderboardSnapshot.Scope.BENCHMARK and reader is not selectors.EVERYONE:
+        if selectors.leaderboard_hides_something_from(target, reader):
+            board = selectors.benchmark_leaderboard(target, reader=reader)
+            data = board.to_dict() | {
+                "snapshot_id": None,
+                "computed_at": timezone.now().isoformat(),
+            }
+        else:
+            data = leaderboard_data(scope, target)
+        return selectors.mask_hidden_design(data, reader)
     snapshot = target.snapshots.first()
     if snapshot is not None:
         return snapshot.data | {

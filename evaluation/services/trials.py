@@ -23,6 +23,7 @@ from evaluation.models import (
     Trial,
     TrialReport,
 )
+from evaluation.services import blinding
 from evaluation.services.leaderboard_queue import enqueue_leaderboard_refresh
 from evaluation.services.policies import requirement_gaps
 from proving_ground.criteria.automatic_checks import CheckResult, CheckStatus
@@ -345,7 +346,7 @@ def report_trial_result(
                 outcome, source = verdict, OutcomeSource.CHECKS
             disagrees = bool(valid and verdict and outcome != verdict)
             now = timezone.now()
-            before = audit.snapshot(trial)
+            before = blinding.trial_snapshot(trial, campaign)
             if trial.reported_at is not None:  # a trial never reported has no report yet
                 TrialReport.objects.filter(trial=trial, superseded_at=None).update(
                     superseded_at=now
@@ -384,16 +385,19 @@ def report_trial_result(
                 obj=trial,
                 team=campaign.team,
                 before=before,
-                after=audit.snapshot(trial),
+                after=blinding.trial_snapshot(trial, campaign),
             )
+            finished = 0
             if not Trial.objects.filter(
                 campaign_id=campaign.pk,
                 state__in=[Trial.State.SCHEDULED, Trial.State.ASSIGNED],
             ).exists():
-                Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.RUNNING).update(
-                    status=Campaign.Status.DONE, finished_at=now, updated_at=now
-                )
+                finished = Campaign.objects.filter(
+                    pk=campaign.pk, status=Campaign.Status.RUNNING
+                ).update(status=Campaign.Status.DONE, finished_at=now, updated_at=now)
             campaign = Campaign.objects.get(pk=campaign.pk)  # its status as of this report
+            if finished:  # the last result ends the campaign: a blinded one is revealed
+                blinding.record_unblinding(actor=actor, campaign=campaign)
             enqueue_leaderboard_refresh(campaign)
     except IntegrityError as exc:
         raise Conflict("That episode is attached to another trial already.") from exc
