@@ -450,7 +450,7 @@ def test_non_integer_counts_and_bad_options_are_refused():
 
 
 def test_robustness_with_one_condition_has_no_heterogeneity_test():
-    summary = robustness_summary({"only": (7, 10)})
+    summary = robustness_summary({"only": (7, 10)}, method="wilson")
     assert summary.worst_condition == "only"
     assert (summary.worst_low, summary.worst_high) == pytest.approx(wilson_interval(7, 10))
     assert summary.heterogeneity_p is None

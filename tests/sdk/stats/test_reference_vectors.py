@@ -171,8 +171,13 @@ def _check_savi_vector(vector: dict) -> dict:
 
 def _check_worst_group_vector(vector: dict) -> dict:
     groups = {name: tuple(counts) for name, counts in vector["inputs"]["groups"].items()}
+    # The vector is of the Bonferroni-Wilson method (``wilson_bonf_simul``), the one boards
+    # scored before the exact default keep.
     summary = robustness_summary(
-        groups, confidence=0.95, family_confidence=1 - vector["inputs"]["family_alpha"]
+        groups,
+        confidence=0.95,
+        family_confidence=1 - vector["inputs"]["family_alpha"],
+        method="wilson",
     )
     checks = {
         "worst_group_observed": (summary.worst_condition, EXACT),
