@@ -36,6 +36,47 @@ def holm_adjust(pvalues: Sequence[float]) -> list[float]:
     ones, <= 1, and monotone in the raw order; reject H_i when adjusted_i <= alpha. Controls
     the family-wise error rate under any dependence. An empty input gives [].
     """
+    return adjust_pvalues(pvalues, method="holm")
+
+
+ADJUSTMENT_METHODS = ("holm", "bonferroni", "hommel", "fdr_bh")
+
+
+def adjust_pvalues(pvalues: Sequence[float], method: str = "holm") -> list[float]:
+    """Adjusted p-values for a family of tests, in the input order; reject H_i when
+    adjusted_i <= alpha. Equal to statsmodels' ``multipletests(p, method=method)[1]``.
+
+    With m tests and the raw p-values sorted p_(1) <= ... <= p_(m):
+
+    - ``"bonferroni"`` (Dunn 1961): min(1, m p_i). Family-wise error <= alpha under any
+      dependence; the simplest and the most conservative.
+    - ``"holm"`` (Holm 1979): max over j <= i of min(1, (m - j + 1) p_(j)). The same
+      guarantee as Bonferroni and never less powerful: the default.
+    - ``"hommel"`` (Hommel 1988; the adjusted values as computed by Wright 1992): controls
+      the family-wise error when the tests are independent or positively dependent (Sarkar
+      1998), as pairwise comparisons sharing a policy usually are; never less powerful than
+      Holm. O(m²).
+    - ``"fdr_bh"`` (Benjamini & Hochberg 1995): min over j >= i of min(1, m p_(j) / j).
+      Controls the false discovery rate (the expected share of false claims among the
+      claims) at alpha, under independence or positive dependence: for screening many
+      policies, not for "A beats B" headlines.
+
+    Adjusted values are >= the raw ones, <= 1, and keep the raw order. Raises
+    ``ValueError`` on an unknown method or a p-value outside [0, 1]; [] gives [].
+
+    References
+        Benjamini, Y. & Hochberg, Y. (1995). Controlling the false discovery rate. J. R.
+            Statist. Soc. B 57(1), 289-300.
+        Dunn, O. J. (1961). Multiple comparisons among means. JASA 56(293), 52-64.
+        Hommel, G. (1988). A stagewise rejective multiple test procedure based on a
+            modified Bonferroni test. Biometrika 75(2), 383-386.
+        Sarkar, S. K. (1998). Some probability inequalities for ordered MTP2 random
+            variables: a proof of the Simes conjecture. Ann. Statist. 26(2), 494-504.
+        Wright, S. P. (1992). Adjusted p-values for simultaneous inference. Biometrics
+            48(4), 1005-1013.
+    """
+    if method not in ADJUSTMENT_METHODS:
+        raise ValueError(f"method must be one of {ADJUSTMENT_METHODS}, got {method!r}")
     raw = np.asarray(list(pvalues), dtype=float)
     if raw.ndim != 1:
         raise ValueError("pvalues must be a flat sequence of numbers")
@@ -43,10 +84,34 @@ def holm_adjust(pvalues: Sequence[float]) -> list[float]:
         raise ValueError("every p-value must be a finite number in [0, 1]")
     m = raw.size
     order = np.argsort(raw, kind="stable")
-    scaled = np.minimum(1.0, (m - np.arange(m)) * raw[order])
+    ordered = raw[order]
+    if method == "bonferroni":
+        scaled = m * ordered
+    elif method == "holm":
+        scaled = np.maximum.accumulate((m - np.arange(m)) * ordered)
+    elif method == "fdr_bh":
+        scaled = np.minimum.accumulate((ordered / (np.arange(1, m + 1) / m))[::-1])[::-1]
+    else:
+        scaled = _hommel_sorted(ordered)
     adjusted = np.empty(m)
-    adjusted[order] = np.maximum.accumulate(scaled)
+    # Floored at the raw values: m p / j can round one ulp below p.
+    adjusted[order] = np.minimum(1.0, np.maximum(scaled, ordered))
     return [float(value) for value in adjusted]
+
+
+def _hommel_sorted(ordered: np.ndarray) -> np.ndarray:
+    """Hommel's adjusted p-values of ascending p-values (Wright 1992): for each subset size
+    j from m down to 2, c_j = min over the j largest of j p_(m-j+k) / k; the j largest are
+    raised to at least c_j and the others to at least min(j p_(i), c_j)."""
+    adjusted = ordered.copy()
+    m = ordered.size
+    for size in range(m, 1, -1):
+        tail = ordered[m - size :]
+        c_size = float(np.min(size * tail / np.arange(1, size + 1)))
+        adjusted[m - size :] = np.maximum(adjusted[m - size :], c_size)
+        head = ordered[: m - size]
+        adjusted[: m - size] = np.maximum(adjusted[: m - size], np.minimum(size * head, c_size))
+    return adjusted
 
 
 def compact_letter_display(
