@@ -16,7 +16,7 @@ from evaluation.errors import BenchmarkFrozen, DesignNotVisible
 from evaluation.models import Benchmark, BenchmarkCell
 from evaluation.services._common import require_designer, set_shared_with
 from evaluation.services.leaderboard_queue import enqueue_benchmark_refresh
-from proving_ground.scoring import SCORING_VERSIONS
+from proving_ground.scoring import DEFAULT_SCORING_VERSION, SCORING_VERSIONS
 
 MAX_CELLS = 1_000
 
@@ -116,7 +116,7 @@ def create_benchmark(
     task_versions: Iterable[TaskVersion],
     conditions: Iterable[Condition],
     trials_per_cell: int,
-    scoring_version: str = "pg-score/1",
+    scoring_version: str = DEFAULT_SCORING_VERSION,
     description: str = "",
     visibility: str = Visibility.PRIVATE,
     shared_with: Iterable[Team] = (),

@@ -22,6 +22,7 @@ from evaluation.services.benchmarks import check_scoring_version, check_trials_p
 from evaluation.services.leaderboard_queue import enqueue_leaderboard_refresh
 from evaluation.services.policies import requirement_gaps
 from proving_ground import scheduling
+from proving_ground.scoring import DEFAULT_SCORING_VERSION
 
 # --- Campaigns ------------------------------------------------------------------------------
 
@@ -151,7 +152,7 @@ def create_campaign(
                 "An ad hoc campaign needs trials_per_cell.",
                 fields={"trials_per_cell": ["Required without a benchmark."]},
             )
-        scoring_version = scoring_version or "pg-score/1"
+        scoring_version = scoring_version or DEFAULT_SCORING_VERSION
     check_scoring_version(scoring_version)
     check_trials_per_cell(trials_per_cell)
     if seed is None:

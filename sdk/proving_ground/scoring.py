@@ -95,6 +95,9 @@ class ScoringRules:
     estimand: str = "pooled"
     # Invalid reasons counted as failed trials instead of being excluded.
     failure_reasons: tuple[str, ...] = ()
+    # The worst condition's simultaneous bounds: "wilson" (Bonferroni-Wilson, pg-score/1: its
+    # coverage falls to 0.45, docs/statistics.md) or "clopper-pearson" (exact, pg-score/2).
+    simultaneous_method: str = "wilson"
 
 
 SCORING_VERSIONS: dict[str, ScoringRules] = {
@@ -120,13 +123,16 @@ SCORING_VERSIONS: dict[str, ScoringRules] = {
             "failures, other invalid trials are excluded, and invalid-trial rates are tested "
             "between policies (Holm) with a warning. One estimand: the macro average over "
             "tasks is ranked, given bootstrap and rank intervals, compared pairwise "
-            "(stratified permutation tests, Holm) and lettered; seeds are order-free."
+            "(stratified permutation tests, Holm) and lettered; seeds are order-free; the "
+            "worst condition has exact (Clopper-Pearson) simultaneous bounds."
         ),
         estimand="macro",
         failure_reasons=POLICY_FAULT_REASONS,
+        simultaneous_method="clopper-pearson",
     ),
 }
-DEFAULT_SCORING_VERSION = "pg-score/1"
+# New benchmarks and campaigns; a board keeps the version it was created with.
+DEFAULT_SCORING_VERSION = "pg-score/2"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -557,6 +563,7 @@ def _policy_row(
             {c.condition: (c.successes, c.trials) for c in conditions},
             confidence=rules.confidence,
             family_confidence=rules.confidence,
+            method=rules.simultaneous_method,
         )
         worst = WorstCondition(
             condition=summary.worst_condition,

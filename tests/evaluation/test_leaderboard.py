@@ -38,7 +38,10 @@ _play = play_campaign
 def test_cells_equal_the_counts_and_wilson_intervals_computed_by_hand(world):
     good = make_policy_version(world.a, name="good")
     weak = make_policy_version(world.a, name="weak")
-    campaign = make_campaign(world.a, policy_versions=[good, weak], trials_per_cell=5)
+    # pg-score/1's rules, computed by hand (pooled pairwise test); pg-score/2 has its own tests.
+    campaign = make_campaign(
+        world.a, policy_versions=[good, weak], trials_per_cell=5, scoring_version="pg-score/1"
+    )
     bright, dim = sorted(campaign.cells.all(), key=lambda c: c.condition.level)
 
     def decide(trial):

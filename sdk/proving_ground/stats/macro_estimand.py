@@ -38,6 +38,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from collections.abc import Mapping, Sequence
 from fractions import Fraction
 
@@ -163,7 +164,7 @@ def _interval(estimate: float, reps: np.ndarray, tasks, level: float) -> tuple[f
         # Nothing to resample in an all-or-nothing cell: widen to the Wilson interval at the
         # effective sample size, as ``aggregates.macro_average`` does.
         task_n = [sum(n for _, n in c) for c in tasks]
-        n_eff = len(task_n) ** 2 / sum(1.0 / n for n in task_n)
+        n_eff = len(task_n) ** 2 / math.fsum(1.0 / n for n in task_n)  # order-free
         w_low, w_high = wilson_bounds(estimate * n_eff, n_eff, z_two_sided(level))
         low, high = min(low, w_low), max(high, w_high)
     return max(0.0, min(low, estimate)), min(1.0, max(high, estimate))
