@@ -101,6 +101,8 @@ def leaderboard(request, pk):
             "benchmark": benchmark,
             "data": data,
             "rows": rows,
+            # pg-score/2 boards carry the Bayesian view (absent from pg-score/1 rows).
+            "bayes": any("posterior_mean" in row for row in rows),
             # What the interval chart draws (leaderboard.js), not the whole rows.
             "chart": [
                 {

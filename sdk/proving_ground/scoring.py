@@ -38,6 +38,12 @@ benchmark stores the name it is scored by, so its figures never change meaning s
   (``stats.macro_estimand.macro_leaderboard``), not on pooled counts as in ``pg-score/1``.
 * Seeds are order-free and the draws frozen across numpy versions.
 
+``pg-score/2`` boards also carry, beside the frequentist figures (docs/statistics.md, "Bayesian
+view and task-adjusted effects on the board"): per policy the Beta posterior of its pooled
+success rate (uniform prior, 95% equal-tailed credible interval), P(best) over the ranked
+policies on pooled counts, and pass^3 on pooled counts; on an unbalanced design with two or
+more tasks, task-adjusted log-odds effects (``stats.logistic.logistic_effects``).
+
 Results are frozen dataclasses with ``to_dict()``; the server stores that dict as the
 leaderboard snapshot.
 """
@@ -56,8 +62,10 @@ from proving_ground.stats.aggregates import (
     LeaderboardRow,
     policy_leaderboard,
 )
+from proving_ground.stats.bayes import beta_posterior, pass_hat_k, probability_best
 from proving_ground.stats.intervals import CellSummary, cell_summary
 from proving_ground.stats.invalid_rates import invalid_rate_tests
+from proving_ground.stats.logistic import SeparationError, logistic_effects
 from proving_ground.stats.macro_estimand import macro_leaderboard
 from proving_ground.stats.multiple_comparisons import pairwise_comparisons
 from proving_ground.stats.robustness import robustness_summary
@@ -248,6 +256,17 @@ class PolicyScore(_Result):
     invalid_rate: float | None = None
     invalid_p_adjusted: float | None = None
     invalid_flagged: bool | None = None
+    # pg-score/2 only: the Beta posterior (uniform prior) of the pooled success rate, its mean
+    # and 95% equal-tailed credible interval (None with no trials); P(best) on pooled counts
+    # over the ranked policies (None for unranked rows); pass^3 on pooled counts (None under
+    # 3 trials); the task-adjusted effect on the log-odds scale against the board's first
+    # fitted policy, {"estimate", "standard_error", "low", "high"} (None unless fitted).
+    posterior_mean: float | None = None
+    credible_low: float | None = None
+    credible_high: float | None = None
+    p_best: float | None = None
+    pass3: float | None = None
+    adjusted_effect: dict[str, float] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -265,12 +284,17 @@ class Scoreboard(_Result):
     # pg-score/2 only: a sentence when some policy's invalid-trial rate is significantly
     # higher than the rest's, else None.
     invalid_warning: str | None = None
+    # pg-score/2 only: a sentence when the order of the task-adjusted effects differs from
+    # the macro ranking; the reason when adjusted effects were due but could not be fitted.
+    adjusted_order_differs: str | None = None
+    adjusted_unavailable: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = super().to_dict()
         if SCORING_VERSIONS[self.scoring_version].estimand == "pooled":
             # pg-score/1 boards keep exactly the keys they always had.
-            data.pop("invalid_warning")
+            for key in _V2_BOARD_KEYS:
+                data.pop(key)
             for row in data["rows"]:
                 for key in _V2_ROW_KEYS:
                     row.pop(key)
@@ -282,7 +306,16 @@ _V2_ROW_KEYS = (
     "invalid_rate",
     "invalid_p_adjusted",
     "invalid_flagged",
+    "posterior_mean",
+    "credible_low",
+    "credible_high",
+    "p_best",
+    "pass3",
+    "adjusted_effect",
 )
+_V2_BOARD_KEYS = ("invalid_warning", "adjusted_order_differs", "adjusted_unavailable")
+# pass^k on the board: k = 3 (three tries in a row all succeed).
+PASS_K = 3
 
 
 @lru_cache(maxsize=65_536)
@@ -482,6 +515,8 @@ def _macro_board(
         rows.append(dataclasses.replace(row, **invalid[policy]))
     position = {row.policy: index for index, row in enumerate(board.rows if board else ())}
     rows.sort(key=lambda row: _board_order(row, position))
+    rows = _bayesian_view(rows, rules.confidence)
+    rows, order_differs, unavailable = _adjusted_effects(rows, by_policy, design, tasks, rules)
     flagged = sum(1 for row in rows if row.invalid_flagged)
     warning = None
     if flagged:
@@ -503,7 +538,103 @@ def _macro_board(
         rows=tuple(rows),
         pairwise=tuple(pair.to_dict() for pair in board.pairs) if board else (),
         invalid_warning=warning,
+        adjusted_order_differs=order_differs,
+        adjusted_unavailable=unavailable,
     )
+
+
+def _bayesian_view(rows: list[PolicyScore], confidence: float) -> list[PolicyScore]:
+    """Posterior mean and credible interval (uniform prior) and pass^3 on each row's pooled
+    counts; P(best) on pooled counts over the ranked rows."""
+    ranked = {row.policy: (row.successes, row.trials) for row in rows if row.rank is not None}
+    best = probability_best(ranked) if ranked else {}
+    result = []
+    for row in rows:
+        changes: dict[str, Any] = {"p_best": best.get(row.policy)}
+        if row.trials:
+            posterior = beta_posterior(row.successes, row.trials, confidence=confidence)
+            changes |= {
+                "posterior_mean": posterior.mean,
+                "credible_low": posterior.low,
+                "credible_high": posterior.high,
+            }
+        if row.trials >= PASS_K:
+            changes["pass3"] = pass_hat_k(row.successes, row.trials, PASS_K)
+        result.append(dataclasses.replace(row, **changes))
+    return result
+
+
+def _adjusted_effects(
+    rows: list[PolicyScore],
+    by_policy: dict[str, dict[tuple[str, str], _Tally]],
+    design: list[tuple[str, str]],
+    tasks: list[str],
+    rules: ScoringRules,
+) -> tuple[list[PolicyScore], str | None, str | None]:
+    """Task-adjusted log-odds effects when the design is unbalanced (two or more tasks, and
+    some policy lacks trials in some cell or the cells' trial counts differ): the binomial GLM
+    logit(p) = policy + task on every (policy, task x condition) cell with trials, the board's
+    first fitted row the reference. Returns the rows, the order sentence and the reason the
+    fit failed (each None when not applicable)."""
+    fitted = [row.policy for row in rows if row.trials]
+    if len(tasks) < 2 or len(fitted) < 2:
+        return rows, None, None
+    sizes = {
+        tally.n if (tally := by_policy[policy].get(cell)) else 0
+        for policy in fitted
+        for cell in design
+    }
+    if len(sizes) < 2:
+        return rows, None, None
+    cells = [
+        (policy, task, tally.k, tally.n)
+        for policy in fitted
+        for task in tasks
+        for cell in design
+        if cell[0] == task and (tally := by_policy[policy].get(cell)) and tally.n
+    ]
+    try:
+        effects = logistic_effects(cells, confidence=rules.confidence)
+    except SeparationError:
+        return (
+            rows,
+            None,
+            "separation: some policy or task succeeds (or fails) in every trial where the "
+            "model could fit it exactly, so its log-odds effect is infinite and has no "
+            "estimate",
+        )
+    except ValueError as error:
+        return rows, None, str(error)
+    keys = ("estimate", "standard_error", "low", "high")
+    rows = [
+        dataclasses.replace(
+            row, adjusted_effect=dict(zip(keys, effects.policy_effects[row.policy], strict=True))
+        )
+        if row.policy in effects.policy_effects
+        else row
+        for row in rows
+    ]
+    ranked = [row for row in rows if row.rank is not None and row.adjusted_effect is not None]
+    sentence = None
+    if len(ranked) >= 2 and _order_differs(ranked):
+        sentence = (
+            "Ordered by task-adjusted effects (log-odds, adjusted for task difficulty on this "
+            "unbalanced design), the ranked policies come in a different order than by macro "
+            "success: the two estimands weight tasks and trials differently."
+        )
+    return rows, sentence, None
+
+
+def _order_differs(ranked: list[PolicyScore]) -> bool:
+    """True when some pair is strictly ordered one way by macro rank and the other way by
+    the adjusted effect (ties on either side do not count)."""
+    for index, first in enumerate(ranked):
+        for second in ranked[index + 1 :]:
+            by_rank = (first.rank or 0) - (second.rank or 0)
+            by_effect = second.adjusted_effect["estimate"] - first.adjusted_effect["estimate"]  # type: ignore[index]
+            if by_rank * by_effect < 0:
+                return True
+    return False
 
 
 def _invalid_rates(
