@@ -5,6 +5,8 @@ decimals everywhere: the table, the heat maps, the chart's tooltips and the comp
 p-values get three decimals, and "< 0.001" below that.
 """
 
+import math
+
 from django import template
 from django.template.defaultfilters import floatformat
 from django.utils.dateparse import parse_datetime
@@ -28,6 +30,29 @@ def number(value, digits=2):
     if value is None or value == "":
         return MISSING
     return floatformat(value, digits).replace("-", "\u2212")
+
+
+@register.filter
+def lower_bound(value, digits=2):
+    """An interval's lower end rounded down (outward) to `digits` decimals, so the interval
+    written is never narrower than the one computed: -0.0047 is "−0.01", never "0.00", which
+    would hide that the interval includes 0."""
+    return _outward(value, digits, math.floor)
+
+
+@register.filter
+def upper_bound(value, digits=2):
+    """An interval's upper end rounded up (outward); see `lower_bound`."""
+    return _outward(value, digits, math.ceil)
+
+
+def _outward(value, digits, direction) -> str:
+    if value is None or value == "":
+        return MISSING
+    scale = 10 ** int(digits)
+    # A hair of tolerance: 0.25 computed as 0.25000000000000006 stays 0.25.
+    rounded = direction(round(float(value) * scale, 9)) / scale
+    return f"{rounded:.{int(digits)}f}".replace("-", "\u2212")
 
 
 @register.filter

@@ -2,6 +2,7 @@
 for rates and intervals, as the leaderboard table), each heat-map cell's interval in view,
 readable times, and downloads that download."""
 
+import math
 import re
 from html import unescape
 
@@ -108,7 +109,11 @@ def test_compare_page_writes_labelled_rows_rounded_like_the_table(world):
     expected = compare_two_policies(4, 8, 6, 8)
     assert "Successes, A 4 of 8 trials (rate 0.50)" in page
     assert "Successes, B 6 of 8 trials (rate 0.75)" in page
-    assert f"Difference (A − B) −0.25 (95% interval [{_two(low)}, {_two(high)}])" in page
+    # Interval ends rounded outward: the interval written is never narrower than computed.
+    low_text = f"{math.floor(round(low * 100, 9)) / 100:.2f}".replace("-", "−")
+    high_text = f"{math.ceil(round(high * 100, 9)) / 100:.2f}".replace("-", "−")
+    assert f"Difference (A − B) −0.25 (95% interval [{low_text}, {high_text}])" in page
+    assert "not adjusted for the other pairs on the board" in page
     assert f"Boschloo's exact test p = {expected.p_value:.3f} (two-sided)" in page
     for key in RAW_KEYS:
         assert key not in page
@@ -233,3 +238,20 @@ def test_a_pg_score_2_board_warns_of_a_policy_with_many_invalid_trials(world):
     assert flagged == {"A": True, "B": False}
     page = _text(Client().get(f"/leaderboards/{benchmark.pk}/").content.decode())
     assert "Invalid trials:" in page and "high invalid rate" in page
+
+
+@pytest.mark.parametrize(
+    ("value", "low", "high"),
+    [
+        (-0.0047, "−0.01", "0.00"),  # the reviewer's case: "0.00" hid that 0 is inside
+        (0.25, "0.25", "0.25"),
+        (0.25000000000000006, "0.25", "0.25"),
+        (0.8922, "0.89", "0.90"),
+        (-0.5, "−0.50", "−0.50"),
+        (None, "–", "–"),
+    ],
+)
+def test_interval_ends_are_rounded_outward(value, low, high):
+    from evaluation.templatetags.leaderboard_format import lower_bound, upper_bound
+
+    assert (lower_bound(value), upper_bound(value)) == (low, high)
