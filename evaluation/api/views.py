@@ -149,6 +149,17 @@ def _fmt(value) -> str:
     return str(value)
 
 
+_CSV_V2_COLUMNS = (
+    "invalid_rate",
+    "invalid_flagged",
+    "posterior_mean",
+    "credible_low",
+    "credible_high",
+    "p_best",
+    "pass3",
+)
+
+
 def _leaderboard_csv(data: dict, filename: str) -> HttpResponse:
     """One line per policy: the headline figures, then k, n and rate per task and per
     condition."""
@@ -160,6 +171,10 @@ def _leaderboard_csv(data: dict, filename: str) -> HttpResponse:
     head += ["macro", "macro_low", "macro_high", "letters", "successes", "trials", "rate"]
     head += ["rate_low", "rate_high", "invalid", "remaining", "mean_stage_score"]
     head += ["worst_condition", "worst_low", "worst_high"]
+    # pg-score/2 boards carry more per row (invalid-trial rates, the Bayesian view, pass^3);
+    # a pg-score/1 board's CSV keeps exactly its columns.
+    extras = [key for key in _CSV_V2_COLUMNS if data["rows"] and key in data["rows"][0]]
+    head += extras
     tasks = {t["id"]: t["label"] for t in data["tasks"]}
     conditions = {c["id"]: c["label"] for c in data["conditions"]}
     for label in [*tasks.values(), *conditions.values()]:
@@ -173,6 +188,7 @@ def _leaderboard_csv(data: dict, filename: str) -> HttpResponse:
         line += [row["successes"], row["trials"], row["rate"], row["low"], row["high"]]
         line += [row["invalid"], row["remaining"], row["mean_stage_score"]]
         line += [conditions.get(worst.get("condition"), ""), worst.get("low"), worst.get("high")]
+        line += [row.get(key) for key in extras]
         for cell in [*row["tasks"], *row["conditions"]]:
             line += [cell["successes"], cell["trials"], cell["rate"]]
         writer.writerow([_fmt(value) for value in line])

@@ -3,6 +3,8 @@ designs, task-adjusted effects; pg-score/1 boards keep exactly their keys."""
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from collections import Counter
 from html import unescape
@@ -142,6 +144,12 @@ def test_the_leaderboard_page_shows_the_bayesian_columns_on_a_pg_score_2_board(w
     row = data["rows"][0]
     shown = f"{row['posterior_mean']:.2f} [{row['credible_low']:.2f}, {row['credible_high']:.2f}]"
     assert shown in page
+    # The CSV carries the same figures as columns.
+    listed = Client().get(f"/api/v1/benchmarks/{benchmark.pk}/leaderboard.csv").content.decode()
+    head, first, *_ = csv.reader(io.StringIO(listed))
+    for key in ("invalid_rate", "posterior_mean", "credible_low", "credible_high", "p_best"):
+        assert key in head
+        assert float(first[head.index(key)]) == pytest.approx(row[key], abs=1e-4)
 
 
 @pytest.mark.django_db
@@ -172,5 +180,8 @@ def test_a_pg_score_1_board_page_has_no_bayesian_columns(world):
     assert data["scoring_version"] == "pg-score/1"
     assert not NEW_BOARD_KEYS & data.keys()
     assert all(not NEW_ROW_KEYS & row.keys() for row in data["rows"])
+    listed = Client().get(f"/api/v1/benchmarks/{benchmark.pk}/leaderboard.csv").content.decode()
+    head = next(csv.reader(io.StringIO(listed)))
+    assert not {"invalid_rate", "posterior_mean", "p_best", "pass3"} & set(head)
     page = _text(Client().get(f"/leaderboards/{benchmark.pk}/").content.decode())
     assert "Bayesian" not in page and "P(best)" not in page
