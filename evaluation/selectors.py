@@ -40,9 +40,26 @@ def is_blinded_for(actor, campaign: Campaign) -> bool:
 
     A blinded campaign hides its policies until it is done from robots, from its operators
     (even one who also holds another role) and from everyone without an admin or researcher
-    role in the campaign's team."""
-    if not campaign.blinded or campaign.status == Campaign.Status.DONE:
-        return False
+    role in the campaign's team. Any campaign, blinded or not, done or not, shows aliases to
+    a reader who may see it but not every policy it runs (a public campaign of a team's
+    private policy): its names are the team's to show."""
+    if campaign.blinded and campaign.status != Campaign.Status.DONE:
+        if _blinded_by_role(actor, campaign):
+            return True
+    return not _sees_every_policy(actor, campaign)
+
+
+def _sees_every_policy(actor, campaign: Campaign) -> bool:
+    cache = actor.__dict__.setdefault("_pg_sees_policies", {}) if actor is not None else {}
+    if campaign.pk not in cache:
+        policies = Policy.objects.filter(versions__campaigns=campaign).distinct()
+        cache[campaign.pk] = not policies.exclude(
+            pk__in=access.visible(Policy.objects.all(), actor).values("pk")
+        ).exists()
+    return cache[campaign.pk]
+
+
+def _blinded_by_role(actor, campaign: Campaign) -> bool:
     if actor is None or not actor.is_authenticated or access.is_robot(actor):
         return True
     cache = actor.__dict__.setdefault("_pg_blinded", {})

@@ -202,3 +202,33 @@ def test_publishing_checks_again_after_a_condition_became_private(api, world):
     _error(publish, 400, "design_not_visible")
     benchmark.refresh_from_db()
     assert not benchmark.is_published
+
+
+# --- A visible campaign of policies the reader may not see ----------------------------------
+
+
+def test_a_campaign_shows_aliases_to_a_reader_who_may_not_see_its_policies(world, api):
+    """Team a's campaign, shared with team b and finished (so not blinded by itself), runs a
+    private policy of team a: team b reads its board and trials with aliases, never the
+    policy's name; team a's researcher reads the names."""
+    secret = make_policy_version(world.a, name="secret-private-policy")
+    campaign = make_campaign(
+        world.a,
+        policy_versions=[secret],
+        visibility=Visibility.SHARED,
+        shared_with=[world.b.team],
+        blinded=False,
+    )
+    play_campaign(campaign, world.a.robot, lambda trial: {"outcome": "success"})
+    leaderboards.refresh_leaderboard(
+        scope=LeaderboardSnapshot.Scope.CAMPAIGN, object_id=campaign.pk
+    )
+    base = f"/api/v1/campaigns/{campaign.pk}"
+    for reader in (api(world.b.researcher), api(world.b.admin)):
+        for path in ("/", "/leaderboard", "/leaderboard.csv"):
+            answer = reader.get(base + path)
+            assert answer.status_code == 200, (path, answer.content)
+            assert b"secret-private-policy" not in answer.content, path
+            assert str(secret.pk).encode() not in answer.content, path
+    owner = api(world.a.researcher).get(base + "/leaderboard")
+    assert b"secret-private-policy" in owner.content
