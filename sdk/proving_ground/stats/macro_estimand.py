@@ -53,7 +53,11 @@ from proving_ground.stats.conventions import (
     check_resamples,
 )
 from proving_ground.stats.intervals import wilson_bounds, z_two_sided
-from proving_ground.stats.multiple_comparisons import compact_letter_display, holm_adjust
+from proving_ground.stats.multiple_comparisons import (
+    PairComparison,
+    compact_letter_display,
+    holm_adjust,
+)
 
 _SEED_NAMESPACE = "proving-ground/macro-estimand/1"
 # Replicate macro averages closer than this are equal (float noise of the same rationals).
@@ -131,26 +135,12 @@ class MacroRow(Result):
 
 
 @dataclasses.dataclass(frozen=True)
-class MacroPair(Result):
-    """``first`` above (or level with) ``second``: difference of macro averages with a
-    bootstrap interval, the stratified permutation p-value, Holm-adjusted; ``significant``
-    after the inward closure (see the module docstring)."""
-
-    first: str
-    second: str
-    difference: float
-    difference_low: float
-    difference_high: float
-    p_value: float
-    p_adjusted: float
-    significant: bool
-    test: str
-
-
-@dataclasses.dataclass(frozen=True)
 class MacroBoard(Result):
     rows: tuple[MacroRow, ...]
-    pairs: tuple[MacroPair, ...]
+    # Pairs as `multiple_comparisons.PairComparison`: difference of macro averages with a
+    # bootstrap interval, stratified permutation p, Holm-adjusted, ``significant`` after the
+    # inward closure (see the module docstring).
+    pairs: tuple[PairComparison, ...]
     confidence: float
     alpha: float
     resamples: int
@@ -275,7 +265,7 @@ def macro_leaderboard(
         [(p, q) for p in range(m) for q in range(p + 1, m) if closed[p, q]],
     )
     pairs = tuple(
-        MacroPair(
+        PairComparison(
             first=order[p],
             second=order[q],
             difference=diff,
