@@ -29,8 +29,9 @@ The rules, one function each:
   team for a superuser.
 - `teams_with_role(actor, *roles)` / `managed_teams(actor)`: teams in which the actor holds
   a role (admin for `managed_teams`); every team for a superuser; none for robots.
-- `can_manage`, `has_role`, `roles`, `all_roles`: rights checks the services make before a
-  write (superusers hold every role; robots none).
+- `has_role`, `roles`, `all_roles`: an actor's roles in a team (superusers hold every role;
+  robots none). What each role may *do* is `core.rights`, the one table the services, the
+  API and the pages ask before a write.
 """
 
 from __future__ import annotations
@@ -124,13 +125,6 @@ def all_roles(actor) -> dict[str, list[str]]:
     for team_id, role in Membership.objects.filter(user=actor).values_list("team_id", "role"):
         out.setdefault(str(team_id), []).append(role)
     return out
-
-
-def can_manage(actor, team_id) -> bool:
-    """Admins of a team (and platform superusers) manage everything the team owns."""
-    if actor is None or not actor.is_authenticated or is_robot(actor):
-        return False
-    return actor.is_superuser or Role.ADMIN in roles(actor, team_id)
 
 
 def has_role(actor, team_id, *wanted: str) -> bool:

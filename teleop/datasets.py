@@ -23,9 +23,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import Prefetch
 from django.utils import timezone
 
-from core import access, job_queue
-from core.errors import Conflict, InvalidInput, NotPermitted
-from core.models import Embodiment, Membership, Team
+from core import access, job_queue, rights
+from core.errors import Conflict, InvalidInput
+from core.models import Embodiment, Team
 from core.services import audit
 from proving_ground.criteria.spec import canonical_json
 from teleop import storage
@@ -33,12 +33,10 @@ from teleop.models import DatasetExport, DatasetView, DatasetViewVersion, Episod
 from teleop.selectors import FILTER_KEYS, filter_episodes
 
 log = logging.getLogger(__name__)
-Role = Membership.Role
 
 
 def _require_curator(actor, team_id) -> None:
-    if access.is_robot(actor) or not access.has_role(actor, team_id, Role.RESEARCHER, Role.ADMIN):
-        raise NotPermitted("Only researchers and admins of the team curate datasets.")
+    rights.require(actor, rights.Right.AUTHOR, team_id)
 
 
 def _check_definition(filters, includes, excludes, trims, metadata) -> None:

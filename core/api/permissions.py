@@ -3,15 +3,16 @@ object is a 404); these decide what a caller that can see an object may do with 
 
 from rest_framework import permissions
 
-from core import access
+from core import access, rights
 
 
-class ReadAnyWriteTeamAdmin(permissions.BasePermission):
+class ReadAnyWriteByRights(permissions.BasePermission):
     """Anyone authenticated reads what they can see; only people write (robots never edit the
-    catalog), and only admins of the owning team (checked per object, and again by the
-    service)."""
+    catalog), and only those holding the object's right in the owning team (`core.rights`:
+    authors for tasks and conditions, admins for robots and embodiments; checked per object,
+    and again by the service)."""
 
-    message = "Only an admin of the owning team may change this."
+    message = "You may not change this object: its team has not given you that right."
 
     def has_permission(self, request, view) -> bool:
         if not (request.user and request.user.is_authenticated):
@@ -23,7 +24,7 @@ class ReadAnyWriteTeamAdmin(permissions.BasePermission):
     def has_object_permission(self, request, view, obj) -> bool:
         if request.method in permissions.SAFE_METHODS:
             return True
-        return access.can_manage(request.user, obj.team_id)
+        return rights.may_change(request.user, obj)
 
 
 class IsPerson(permissions.BasePermission):

@@ -9,10 +9,10 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core import access
+from core import access, rights
 from core.api import serializers as s
 from core.api.idempotency import idempotent
-from core.api.permissions import IsPerson, ReadAnyWriteTeamAdmin
+from core.api.permissions import IsPerson, ReadAnyWriteByRights
 from core.models import (
     AuditEvent,
     Condition,
@@ -90,7 +90,7 @@ class CatalogViewSet(viewsets.GenericViewSet):
     """Base for team-owned catalog objects: visible-only querysets, PATCH not PUT, filters
     validated, writes through services."""
 
-    permission_classes = [ReadAnyWriteTeamAdmin]
+    permission_classes = [ReadAnyWriteByRights]
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     base_queryset = None
     output = None
@@ -209,7 +209,7 @@ class RobotViewSet(CatalogViewSet):
 
     def _robot_for_keys(self):
         robot = self.get_object()
-        if not access.can_manage(self.request.user, robot.team_id):
+        if not rights.may(self.request.user, rights.Right.MANAGE, robot.team_id):
             raise exceptions.PermissionDenied("Only an admin of the robot's team manages keys.")
         return robot
 

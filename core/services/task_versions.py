@@ -10,11 +10,11 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from core import access
+from core import access, rights
 from core.errors import Conflict, InvalidInput, TaskVersionLocked
 from core.models import AuditEvent, Embodiment, Task, TaskVersion, Team, Visibility
 from core.services.audit import record_audit, snapshot
-from core.services.team_owned import require_manager, set_sharing, update_team_owned
+from core.services.team_owned import set_sharing, update_team_owned
 from proving_ground.criteria.parsing import parse_criteria
 from proving_ground.criteria.spec import CriteriaError, canonical_json
 
@@ -100,7 +100,7 @@ def create_task(
     shared_with: Iterable[Team] = (),
 ) -> Task:
     """A task with its first version. Raises NotPermitted, InvalidInput, Conflict."""
-    require_manager(actor, team)
+    rights.require(actor, rights.Right.AUTHOR, team)
     try:
         with transaction.atomic():
             task = Task.objects.create(team=team, slug=slug, name=name, visibility=visibility)
@@ -144,7 +144,7 @@ def create_task_version(
     """A new version of `task`, numbered after the latest. When the content equals the latest
     version's, that version is returned unchanged (creating is idempotent by content).
     Raises NotPermitted, InvalidInput (criteria, time limit, no embodiment)."""
-    require_manager(actor, task.team_id)
+    rights.require(actor, rights.Right.AUTHOR, task.team_id)
     criteria = _valid_criteria(criteria)
     _check_time_limit(time_limit_s)
     embodiments = list(allowed_embodiments)
@@ -190,7 +190,7 @@ def create_task_version(
 def update_task_version(*, actor, version: TaskVersion, **changes) -> TaskVersion:
     """Edit a version nothing references yet (hash recomputed). Raises TaskVersionLocked once
     it is in use: then create a new version instead."""
-    require_manager(actor, version.task.team_id)
+    rights.require(actor, rights.Right.AUTHOR, version.task.team_id)
     allowed = {"instruction", "scene_setup", "time_limit_s", "criteria", "allowed_embodiments"}
     unknown = set(changes) - allowed
     if unknown:

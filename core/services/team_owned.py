@@ -9,16 +9,15 @@ from typing import Any
 from django.db import IntegrityError, models, transaction
 from django.db.models import ProtectedError
 
-from core import access
-from core.errors import Conflict, InvalidInput, NotPermitted, StillReferenced
+from core import rights
+from core.errors import Conflict, InvalidInput, StillReferenced
 from core.models import AuditEvent, Team
 from core.services.audit import record_audit, snapshot
 
 
 def require_manager(actor, team: Team | Any) -> None:
-    team_id = team.pk if isinstance(team, Team) else team
-    if not access.can_manage(actor, team_id):
-        raise NotPermitted("Only an admin of the owning team may do this.")
+    """Raise NotPermitted unless `actor` manages `team` (`rights.Right.MANAGE`)."""
+    rights.require(actor, rights.Right.MANAGE, team)
 
 
 def apply_changes(obj: models.Model, changes: dict[str, Any], allowed: Iterable[str]) -> list:
@@ -47,7 +46,7 @@ def set_sharing(obj, visibility: str | None, shared_with: Iterable[Team] | None)
 def update_team_owned(
     *, actor, obj, changes: dict[str, Any], allowed: Iterable[str], clean: bool = False
 ):
-    require_manager(actor, obj.team_id)
+    rights.require_change(actor, obj)
     shared_with = changes.pop("shared_with", None)
     with transaction.atomic():
         obj = type(obj).objects.select_for_update().get(pk=obj.pk)
@@ -71,7 +70,7 @@ def update_team_owned(
 def create_team_owned(model, *, actor, conflict: str, shared_with=(), **fields):
     """Create a team-owned row the caller manages: check the right, create, share, audit, all
     in one transaction. A unique-constraint clash is a Conflict saying `conflict`."""
-    require_manager(actor, fields["team"])
+    rights.require_change(actor, model, fields["team"])
     try:
         with transaction.atomic():
             obj = model.objects.create(**fields)
@@ -83,8 +82,8 @@ def create_team_owned(model, *, actor, conflict: str, shared_with=(), **fields):
 
 
 def delete_team_owned(*, actor, obj) -> None:
-    """Delete a row the caller manages. Raises StillReferenced when other rows point at it."""
-    require_manager(actor, obj.team_id)
+    """Delete a row the caller may write. Raises StillReferenced when other rows point at it."""
+    rights.require_change(actor, obj)
     try:
         with transaction.atomic():
             before = snapshot(obj)

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from core import access
-from core.errors import NotPermitted
-from core.models import Membership, Team
-
-Role = Membership.Role
-
+from core import rights
+from core.models import Team
 
 # --- Rights ---------------------------------------------------------------------------------
 
@@ -17,8 +13,7 @@ Role = Membership.Role
 def require_designer(actor, team_id) -> None:
     """Admins and researchers of the owning team define its policies, benchmarks and
     campaigns. Raises NotPermitted."""
-    if not access.has_role(actor, team_id, Role.ADMIN, Role.RESEARCHER):
-        raise NotPermitted("Only an admin or researcher of the owning team may do this.")
+    rights.require(actor, rights.Right.AUTHOR, team_id)
 
 
 def set_shared_with(obj, shared_with: Iterable[Team] | None) -> None:

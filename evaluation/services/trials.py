@@ -5,9 +5,9 @@ from __future__ import annotations
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from core import access
+from core import access, rights
 from core.errors import Conflict, InvalidInput, NotPermitted
-from core.models import Membership, Operator, Robot, TaskVersion
+from core.models import Operator, Robot, TaskVersion
 from core.services import audit, task_versions
 from evaluation.errors import (
     CampaignNotRunning,
@@ -31,12 +31,10 @@ from proving_ground.criteria.parsing import parse_criteria
 from proving_ground.criteria.spec import CriteriaError
 from teleop.models import Episode
 
-Role = Membership.Role
-
 
 def may_score(actor, campaign: Campaign) -> bool:
     """Operators and admins of the campaign's team run and score its trials."""
-    return access.has_role(actor, campaign.team_id, Role.OPERATOR, Role.ADMIN)
+    return rights.may(actor, rights.Right.OPERATE, campaign.team_id)
 
 
 # --- The robot's trial flow -----------------------------------------------------------------

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from core import access
-from core.errors import InvalidInput, NotPermitted
+from core import rights
+from core.errors import InvalidInput
 from core.models import Condition, TaskVersion
 from core.services import audit, task_versions
 from teleop.models import CollectionProtocol, ProtocolTarget
@@ -29,8 +29,7 @@ def create_protocol(
 ) -> CollectionProtocol:
     """A protocol with its per-condition targets. Team admins only; locks the task version.
     Raises NotPermitted, InvalidInput."""
-    if not access.can_manage(actor, team.pk):
-        raise NotPermitted("Only an admin of the team defines collection protocols.")
+    rights.require(actor, rights.Right.AUTHOR, team)
     if not targets:
         raise InvalidInput(
             "A protocol needs at least one condition target.", fields={"targets": ["At least one."]}

@@ -108,9 +108,9 @@ def test_invalid_criteria_are_refused_with_the_problem_path(world):
     assert any("/stages" in message for message in caught.value.fields["criteria"])
 
 
-def test_a_non_admin_cannot_create_tasks(world):
+def test_an_operator_cannot_create_tasks(world):
     with pytest.raises(NotPermitted):
-        make_task(world.a.team, world.a.researcher, world.a.embodiment)
+        make_task(world.a.team, world.a.operator, world.a.embodiment)
 
 
 def test_an_embodiment_in_use_cannot_be_deleted(world):

@@ -236,7 +236,7 @@ def test_operator_cannot_issue_keys(api, world):
     assert response.status_code == 403
 
 
-def test_researcher_reads_but_cannot_create_tasks(api, world):
+def test_an_operator_reads_but_cannot_create_tasks_a_researcher_can(api, world):
     body = {
         "team": world.a.team.slug,
         "slug": "new-task",
@@ -246,8 +246,8 @@ def test_researcher_reads_but_cannot_create_tasks(api, world):
         "criteria": PICK_CRITERIA,
         "allowed_embodiments": [world.a.embodiment.name],
     }
-    assert api(world.a.researcher).post("/api/v1/tasks/", body).status_code == 403
-    assert api(world.a.admin).post("/api/v1/tasks/", body).status_code == 201
+    assert api(world.a.operator).post("/api/v1/tasks/", body).status_code == 403
+    assert api(world.a.researcher).post("/api/v1/tasks/", body).status_code == 201
 
 
 def test_admin_creates_an_embodiment(api, world):
