@@ -6,8 +6,9 @@ With ``make run`` serving in another terminal::
         --key "$(.venv/bin/python manage.py create_robot_key demo-arm-1)"
 
 It checks the client against the server, says hello (heartbeat), reads the robot's embodiment
-spec and the demo task ``pick-cube``, opens a teleop session with operator ``OP-DEMO1``,
-records a few seconds (7 joints at 200 Hz, two 640x480 JPEG cameras at 30 fps, stage events)
+spec and the demo task ``pick-cube``, opens a teleop session with operator ``OP-DEMO1`` (or,
+with ``--session CODE``, records into the session whose console shows that code), records
+a few seconds (7 joints at 200 Hz, two 640x480 JPEG cameras at 30 fps, stage events)
 into an outbox on disk, uploads it resumably, waits until the server has processed it and
 prints what the server measured. Kill it at any point and run it again: whatever was
 recorded or half-sent before is recovered and uploaded too. See docs/robot-quickstart.md.
@@ -100,6 +101,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--team", default="demo-lab")
     parser.add_argument("--task", default="pick-cube", help="task slug")
     parser.add_argument("--operator", default="OP-DEMO1", help="operator pseudonym")
+    parser.add_argument(
+        "--session",
+        metavar="CODE",
+        help="record into the open session whose console shows this code (its task, operator "
+        "and condition) instead of opening one; it stays open",
+    )
     parser.add_argument("--duration-s", type=float, default=3.0)
     parser.add_argument("--outbox", type=Path, default=Path("var/robot-outbox"))
     parser.add_argument("--timeout-s", type=float, default=300.0, help="wait for processing")
@@ -117,16 +124,23 @@ def main(argv: list[str] | None = None) -> int:
             f"{spec['control_hz']} Hz, cameras {[c['name'] for c in spec['cameras']]}"
         )
 
-        task = next((t for t in client.tasks(team=args.team) if t["slug"] == args.task), None)
-        if task is None or task["latest_version"] is None:
-            print(f"no task {args.task!r} in team {args.team!r} (run `make seed`)")
-            return 1
-        version = task["latest_version"]
-        session = client.open_session(version["id"], args.operator)
-        print(
-            f"session {session['id']} open: {task['name']} v{version['number']}, "
-            f"operator {args.operator}"
-        )
+        if args.session:
+            # The console's session: its task version and operator, left open afterwards.
+            session = client.session_by_code(args.session)
+            version_id, operator = session["task_version"], session["operator"]
+            print(f"session {session['code']} ({session['id']}): operator {operator}")
+        else:
+            tasks = client.tasks(team=args.team)
+            task = next((t for t in tasks if t["slug"] == args.task), None)
+            if task is None or task["latest_version"] is None:
+                print(f"no task {args.task!r} in team {args.team!r} (run `make seed`)")
+                return 1
+            version_id, operator = task["latest_version"]["id"], args.operator
+            session = client.open_session(version_id, operator)
+            print(
+                f"session {session['code']} open: {task['name']} "
+                f"v{task['latest_version']['number']}, operator {operator}"
+            )
         condition = client.next_condition(session["id"])
         if condition is not None:
             print(
@@ -143,8 +157,8 @@ def main(argv: list[str] | None = None) -> int:
                 spec,
                 episode_id=rec.episode_id,
                 robot=me["id"],
-                task_version=version["id"],
-                operator=args.operator,
+                task_version=version_id,
+                operator=operator,
                 duration_s=args.duration_s,
             )
         print(f"recorded {rec.path} ({rec.path.stat().st_size / 2**20:.1f} MiB)")
@@ -165,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
             episode = client.wait_until_processed(result.episode_id, timeout_s=args.timeout_s)
             failed += episode["state"] != "ready"
             print_episode(episode)
-        client.close_session(session["id"])
+        if not args.session:
+            client.close_session(session["id"])
         return 1 if failed else 0
     except ProvingGroundError as exc:
         print(f"error: {exc}", file=sys.stderr)

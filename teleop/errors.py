@@ -7,6 +7,17 @@ class SessionClosed(Conflict):
     code = "session_closed"
 
 
+class SessionNotFound(DomainError):
+    code = "not_found"
+    status = 404
+
+
+class CheckDisagrees(Conflict):
+    """A label the task's success check disagrees with, not confirmed."""
+
+    code = "check_disagrees"
+
+
 class EmbodimentNotAllowed(InvalidInput):
     code = "embodiment_not_allowed"
 

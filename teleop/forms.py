@@ -66,7 +66,11 @@ class JudgementForm(forms.Form):
 
 class LabelForm(JudgementForm):
     outcome = forms.ChoiceField(choices=Label.Outcome.choices, widget=forms.RadioSelect)
-    field_order = ["outcome", "stages_reached", "failure_codes", "notes"]
+    # Offered once a save was refused because the task's success check disagrees.
+    confirm_disagreement = forms.BooleanField(
+        required=False, label="Save anyway: I disagree with the success check"
+    )
+    field_order = ["outcome", "stages_reached", "failure_codes", "notes", "confirm_disagreement"]
 
 
 class DiscardForm(forms.Form):

@@ -4,6 +4,7 @@ Files are immutable; curation is metadata. An episode is never deleted: a discar
 tombstone with a reason.
 """
 
+import secrets
 import uuid
 
 from django.conf import settings
@@ -57,8 +58,19 @@ class ProtocolTarget(models.Model):
         return f"{self.protocol}: {self.condition} x{self.target_count}"
 
 
+#: Session codes are read off a screen and typed on a robot: no 0/O, 1/I/L, 5/S, 2/Z, 8/B.
+SESSION_CODE_ALPHABET = "ACDEFGHJKMNPQRTUVWXY34679"
+SESSION_CODE_LENGTH = 6  # 25**6, about 244 million codes
+
+
+def new_session_code() -> str:
+    """A random session code; uniqueness is the database's (see `Session.code`)."""
+    return "".join(secrets.choice(SESSION_CODE_ALPHABET) for _ in range(SESSION_CODE_LENGTH))
+
+
 class Session(models.Model):
-    """One operator, one robot, one task version; teleop or evaluation; open or closed."""
+    """One operator, one robot, one task version; teleop or evaluation; open or closed.
+    `code` is short and unique, for a person to give the robot (`--session CODE`)."""
 
     class Kind(models.TextChoices):
         TELEOP = "teleop", "Teleoperation"
@@ -78,6 +90,7 @@ class Session(models.Model):
     )
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.TELEOP)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    code = models.CharField(max_length=12, unique=True, default=new_session_code, editable=False)
     opened_by = models.CharField(max_length=200)  # actor label: a person or the robot
     opened_at = models.DateTimeField(auto_now_add=True)
     closed_at = models.DateTimeField(null=True, blank=True)
@@ -185,6 +198,9 @@ class Label(models.Model):
     stage_score = models.FloatField(default=0.0)
     failure_codes = models.JSONField(default=list, blank=True)
     notes = models.TextField(blank=True)
+    # The task's success check said otherwise when the label was saved (the labeler
+    # confirmed), as on evaluation trials.
+    check_disagrees = models.BooleanField(default=False)
     labeler = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

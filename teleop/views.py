@@ -28,6 +28,7 @@ from core.errors import DomainError
 from core.redirects import own_site_url
 from proving_ground.stats.intervals import wilson_interval
 from teleop import datasets, file_serving, selectors
+from teleop.errors import CheckDisagrees
 from teleop.forms import (
     SORTS,
     DiscardForm,
@@ -135,14 +136,36 @@ def poll_every(session, episodes) -> int | None:
     return None
 
 
+#: A robot seen this recently (its last API call, core.services.robots.authenticate_api_key)
+#: is shown as connected.
+CONNECTED_WITHIN = timedelta(seconds=60)
+
+
+def seen_ago(when, now) -> str:
+    """`when` as "12 s ago", "4 min ago", "3 h ago" or "2 days ago"."""
+    seconds = max(0, int((now - when).total_seconds()))
+    for unit, size in (("day", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            n = seconds // size
+            return f"{n} {unit}{'s' if unit == 'day' and n > 1 else ''} ago"
+    return f"{seconds} s ago"
+
+
 def _live_rows(session) -> dict:
-    """Context of `_episode_rows.html`: the rows, the running summary, the poll interval."""
+    """Context of `_episode_rows.html`: the rows, the running summary, the poll interval,
+    the robot's last sign of life and, in an open session, the condition to set up next."""
     episodes = episode_rows(session)
+    now = timezone.now()
+    last_seen = session.robot.last_seen_at  # the session is read afresh for each poll
+    is_open = session.status == Session.Status.OPEN
     return {
         "session": session,
         "episodes": episodes,
         "summary": selectors.session_summary(session),
         "poll_every": poll_every(session, episodes),
+        "robot_seen_ago": seen_ago(last_seen, now) if last_seen else None,
+        "robot_connected": bool(last_seen and now - last_seen <= CONNECTED_WITHIN),
+        "next_condition": sessions.next_condition(session=session) if is_open else None,
     }
 
 
@@ -152,9 +175,6 @@ def session_console(request, pk):
     context = {
         **_live_rows(session),
         "criteria": session.task_version.criteria,
-        "next_condition": sessions.next_condition(session=session)
-        if session.status == Session.Status.OPEN
-        else None,
         "progress": selectors.protocol_progress(session.protocol) if session.protocol else [],
     }
     if session.status == Session.Status.CLOSED:
@@ -236,12 +256,24 @@ def _label_panel(request, episode, *, label_form=None, discard_form=None, done="
             "form": label_form or _label_form(episode),
             "discard_form": discard_form or _discard_form(episode),
             "done": done,
+            **_check_context(episode),
         },
         status=status,
     )
     if done:
         response["HX-Trigger"] = "episodes-changed"
     return response
+
+
+def _check_context(episode) -> dict:
+    """What the label panel shows of the automatic checks: each result, and the success
+    check's id and verdict ("success", "failure" or "")."""
+    success_check = (episode.task_version.criteria.get("success") or {}).get("check")
+    return {
+        "check_results": episode.check_results or [],
+        "success_check": success_check,
+        "check_verdict": label_services.check_verdict(episode),
+    }
 
 
 def _form_errors(form) -> str:
@@ -258,8 +290,12 @@ def episode_label(request, pk):
         try:
             label_services.label_episode(actor=request.user, episode=episode, **form.cleaned_data)
             saved = True
+        except CheckDisagrees as exc:
+            form.add_error("confirm_disagreement", exc.detail)
         except DomainError as exc:
-            form.add_error(None, exc.detail)
+            # A contradiction names its field (failure codes, stages): said beside it.
+            field = next((f for f in exc.fields if f in form.fields), None)
+            form.add_error(field, exc.detail)
     if request.method == "POST" and not request.headers.get("HX-Request"):
         if saved:
             messages.success(request, "Label saved.")
@@ -352,6 +388,7 @@ def episode_detail(request, pk):
             "next": siblings[index + 1] if index + 1 < len(siblings) else None,
             "label_form": _label_form(episode),
             "discard_form": _discard_form(episode),
+            **_check_context(episode),
             "problems": (episode.validation_report or {}).get("problems", []),
         },
     )

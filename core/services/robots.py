@@ -164,11 +164,14 @@ def parse_api_key(clear: str) -> str | None:
 # Writing last_used_at on every request would make each API call a write; once a minute is
 # enough to tell an admin which keys are in use.
 _LAST_USED_RESOLUTION = timedelta(minutes=1)
+# Any call of a robot shows it is alive, as a heartbeat does: the session console says
+# "last seen 12 s ago". At most one write per robot per this many seconds.
+LAST_SEEN_RESOLUTION = timedelta(seconds=10)
 
 
 def authenticate_api_key(clear: str) -> RobotAPIKey | None:
     """The usable key matching `clear` (with its robot loaded), or None. Compares digests in
-    constant time and records when the key was last used."""
+    constant time and records when the key was last used and when its robot was last seen."""
     prefix = parse_api_key(clear)
     if prefix is None:
         return None
@@ -185,4 +188,8 @@ def authenticate_api_key(clear: str) -> RobotAPIKey | None:
     if key.last_used_at is None or now - key.last_used_at > _LAST_USED_RESOLUTION:
         RobotAPIKey.objects.filter(pk=key.pk).update(last_used_at=now)
         key.last_used_at = now
+    robot = key.robot
+    if robot.last_seen_at is None or now - robot.last_seen_at > LAST_SEEN_RESOLUTION:
+        Robot.objects.filter(pk=robot.pk).update(last_seen_at=now)
+        robot.last_seen_at = now
     return key

@@ -85,6 +85,12 @@ class LabelIn(StrictInputSerializer):
         child=serializers.SlugField(max_length=64), required=False, max_length=64
     )
     notes = serializers.CharField(max_length=5000, required=False, allow_blank=True)
+    confirm_disagreement = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Save a label the task's success check disagrees with (answered 409 "
+        "`check_disagrees` without it); the label records the disagreement.",
+    )
 
 
 class DiscardIn(StrictInputSerializer):
@@ -132,6 +138,7 @@ class LabelOut(serializers.ModelSerializer):
             "stage_score",
             "failure_codes",
             "notes",
+            "check_disagrees",
             "labeler",
             "created_at",
             "superseded_at",
@@ -206,6 +213,7 @@ class SessionOut(serializers.ModelSerializer):
         model = Session
         fields = [
             "id",
+            "code",
             "robot",
             "robot_name",
             "operator",

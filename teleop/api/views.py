@@ -15,6 +15,7 @@ from core import access
 from core.api.idempotency import idempotent
 from core.api.keyset_pagination import NewestFirstKeysetPagination
 from core.api.permissions import IsPerson
+from core.api.schema import ErrorOut
 from core.api.serializers import ConditionOut, StrictInputSerializer
 from teleop import datasets, file_serving, selectors
 from teleop.api import serializers as s
@@ -99,6 +100,22 @@ class SessionViewSet(_RecordingViewSet):
             protocol=data.get("protocol"),
         )
         return Response(s.SessionOut(session).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        responses={
+            200: s.SessionOut,
+            409: OpenApiResponse(
+                ErrorOut, description="`session_closed`: the session with that code is closed."
+            ),
+        }
+    )
+    @action(detail=False, methods=["get"], url_path=r"by-code/(?P<code>[^/]{1,40})")
+    def by_code(self, request, code=None):
+        """The open session with this short code (shown on its console; any case, dashes
+        ignored), for a robot to record into it: 404 for a code unknown in the caller's
+        team, 409 once the session is closed, 403 for a robot whose session it is not."""
+        session = session_services.session_for_code(actor=request.user, code=code)
+        return Response(s.SessionOut(session).data)
 
     @extend_schema(request=None, responses=s.SessionOut)
     @action(detail=True, methods=["post"])

@@ -202,3 +202,137 @@ def test_session_summary_counts_outcomes_and_discards(world, session):
         1,
         1,
     )
+
+
+# --- Session codes --------------------------------------------------------------------------
+
+
+def _as_robot(robot):
+    from core.access import RobotPrincipal
+    from core.models import RobotAPIKey
+
+    return RobotPrincipal(robot, RobotAPIKey.objects.filter(robot=robot).first())
+
+
+def test_a_session_has_a_short_code_that_reads_unambiguously(world, session):
+    other = sessions.open_session(
+        actor=world.a.operator,
+        robot=world.a.robot,
+        task_version=session.task_version,
+        operator_code=session.operator.code,
+    )
+    assert len(session.code) == 6 and session.code != other.code
+    assert set(session.code) <= set("ACDEFGHJKMNPQRTUVWXY34679")
+
+
+def test_the_robot_finds_its_open_session_by_code_typed_loosely(world, session):
+    robot = _as_robot(world.a.robot)
+    loose = f" {session.code[:3].lower()}-{session.code[3:]}"
+    assert sessions.session_for_code(actor=robot, code=loose) == session
+    assert sessions.session_for_code(actor=world.a.operator, code=session.code) == session
+
+
+def test_a_code_of_another_team_another_robot_or_a_closed_session_is_refused(world, session):
+    from teleop.errors import SessionClosed, SessionNotFound
+
+    with pytest.raises(SessionNotFound, match="No session with code"):
+        sessions.session_for_code(actor=_as_robot(world.b.robot), code=session.code)
+    with pytest.raises(SessionNotFound):
+        sessions.session_for_code(actor=world.b.admin, code=session.code)
+    with pytest.raises(NotPermitted, match="records on robot"):
+        sessions.session_for_code(actor=_as_robot(world.a.other_robot), code=session.code)
+    sessions.close_session(actor=world.a.operator, session=session)
+    with pytest.raises(SessionClosed, match="was closed"):
+        sessions.session_for_code(actor=_as_robot(world.a.robot), code=session.code)
+
+
+def test_console_and_robot_are_told_the_same_next_condition_until_an_episode_comes(world):
+    _, session, conditions = _protocol(world, {"bright": 5, "dim": 5, "dark": 5})
+    first = sessions.next_condition(session=session)
+    assert all(sessions.next_condition(session=session) == first for _ in range(10))
+    assert first.remaining == 5
+
+
+# --- Labels and the automatic checks --------------------------------------------------------
+
+
+def test_a_success_label_against_a_failed_success_check_needs_confirming(world, checked_session):
+    from teleop.errors import CheckDisagrees
+    from tests.teleop.recordings import checked_episode
+
+    episode = checked_episode(checked_session, "failed")
+    with pytest.raises(CheckDisagrees, match="success check 'lifted' failed"):
+        label_services.label_episode(actor=world.a.operator, episode=episode, outcome="success")
+    assert not Label.objects.exists()
+    label = label_services.label_episode(
+        actor=world.a.operator, episode=episode, outcome="success", confirm_disagreement=True
+    )
+    assert label.check_disagrees
+
+
+def test_a_label_agreeing_with_the_check_or_without_a_verdict_is_not_flagged(
+    world, checked_session
+):
+    from tests.teleop.recordings import checked_episode
+
+    for status, outcome in (
+        ("failed", "failure"),
+        ("passed", "success"),
+        ("not_evaluable", "success"),
+    ):
+        episode = checked_episode(checked_session, status)
+        label = label_services.label_episode(
+            actor=world.a.operator, episode=episode, outcome=outcome
+        )
+        assert not label.check_disagrees
+
+
+def test_a_failure_label_against_a_passed_check_is_flagged_once_confirmed(world, checked_session):
+    from teleop.errors import CheckDisagrees
+    from tests.teleop.recordings import checked_episode
+
+    episode = checked_episode(checked_session, "passed")
+    with pytest.raises(CheckDisagrees, match="passed"):
+        label_services.label_episode(actor=world.a.operator, episode=episode, outcome="partial")
+    label = label_services.label_episode(
+        actor=world.a.operator, episode=episode, outcome="failure", confirm_disagreement=True
+    )
+    assert label.check_disagrees
+
+
+@pytest.mark.parametrize(
+    "judgement, field, message",
+    [
+        (
+            {"outcome": "success", "failure_codes": ["dropped"]},
+            "failure_codes",
+            "A success has no failure code",
+        ),
+        (
+            {"outcome": "partial", "stages_reached": ["reach", "lift"]},
+            "stages_reached",
+            "Stage 'lift' is marked reached but 'grasp'",
+        ),
+        (
+            {"outcome": "failure", "stages_reached": ["grasp"]},
+            "stages_reached",
+            "Stage 'grasp' is marked reached but 'reach'",
+        ),
+    ],
+)
+def test_contradictory_labels_are_refused_with_a_message(world, session, judgement, field, message):
+    episode = ready_episode_row(session)
+    with pytest.raises(InvalidInput, match=message) as refused:
+        label_services.label_episode(actor=world.a.operator, episode=episode, **judgement)
+    assert field in refused.value.fields
+    assert not Label.objects.exists()
+
+
+def test_stages_are_stored_in_the_criteria_order(world, session):
+    label = label_services.label_episode(
+        actor=world.a.operator,
+        episode=ready_episode_row(session),
+        outcome="partial",
+        stages_reached=["grasp", "reach"],
+    )
+    assert label.stages_reached == ["reach", "grasp"]

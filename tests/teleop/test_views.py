@@ -360,3 +360,112 @@ def test_an_export_chooses_its_images_and_the_page_says_what_they_cost(
     assert refused.status_code == 400
     assert "Select a valid choice" in refused.content.decode()
     assert DatasetExport.objects.count() == 2
+
+
+# --- The console and its robot --------------------------------------------------------------
+
+
+def test_console_shows_the_session_code_and_when_the_robot_was_last_seen(world, session):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from core.models import Robot
+
+    client = _client(world.a.operator)
+    page = client.get(f"/teleop/sessions/{session.pk}/").content.decode()
+    assert f"data-session-code>{session.code}<" in page
+    assert f"--session {session.code}" in page
+    assert "never seen" in page
+    seen = timezone.now() - timedelta(seconds=12)
+    Robot.objects.filter(pk=world.a.robot.pk).update(last_seen_at=seen)
+    rows = client.get(f"/teleop/sessions/{session.pk}/episodes").content.decode()
+    assert re.search(r"connected</span> last seen 1[2-4] s ago", rows), rows
+
+
+def test_console_says_which_condition_to_set_up_next_and_how_many_remain(world):
+    from core.services import conditions as condition_services
+    from teleop.services import protocols, sessions
+
+    dim = condition_services.create_condition(
+        actor=world.a.admin,
+        team=world.a.team,
+        factor="lighting",
+        level="dim",
+        reset_instructions="Lamp off.",
+    )
+    protocol = protocols.create_protocol(
+        actor=world.a.admin,
+        team=world.a.team,
+        name="dim data",
+        task_version=world.a.task.versions.get(),
+        targets=[(dim, 3)],
+    )
+    from core.services import operators
+
+    operator = operators.create_operator(actor=world.a.admin, team=world.a.team)
+    session = sessions.open_session(
+        actor=world.a.operator,
+        robot=world.a.robot,
+        task_version=protocol.task_version,
+        operator_code=operator.code,
+        protocol=protocol,
+    )
+    page = _client(world.a.operator).get(f"/teleop/sessions/{session.pk}/").content.decode()
+    assert re.search(r"Set up next: <strong>lighting: dim</strong>\s*<span[^>]*>\(3 more", page)
+    assert "Lamp off." in page
+
+
+# --- Labels that respect the checks ---------------------------------------------------------
+
+
+def test_label_panel_shows_the_automatic_checks_verdicts(world, checked_session):
+    from tests.teleop.recordings import checked_episode
+
+    episode = checked_episode(checked_session, "failed")
+    panel = _client(world.a.operator).get(f"/episodes/{episode.pk}/label").content.decode()
+    assert "lifted: failed" in panel and "no-nan: passed" in panel
+    assert "(decides success)" in panel
+
+
+def test_a_success_label_against_a_failed_check_asks_to_confirm_then_saves_flagged(
+    world, checked_session
+):
+    from tests.teleop.recordings import checked_episode
+
+    episode = checked_episode(checked_session, "failed")
+    client = _client(world.a.operator)
+    url = f"/episodes/{episode.pk}/label"
+    first = client.post(url, {"outcome": "success"}, HTTP_HX_REQUEST="true")
+    page = first.content.decode()
+    assert first.status_code == 400 and "Label saved" not in page
+    assert "success check &#x27;lifted&#x27; failed" in page
+    assert 'name="confirm_disagreement"' in page
+    assert not Label.objects.exists()
+
+    second = client.post(
+        url, {"outcome": "success", "confirm_disagreement": "on"}, HTTP_HX_REQUEST="true"
+    )
+    assert second.status_code == 200 and "Label saved" in second.content.decode()
+    assert Label.objects.get().check_disagrees
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"outcome": "success", "failure_codes": ["dropped"]}, "A success has no failure code"),
+        (
+            {"outcome": "partial", "stages_reached": ["reach", "lift"]},
+            "Stage &#x27;lift&#x27; is marked reached but &#x27;grasp&#x27;",
+        ),
+    ],
+)
+def test_contradictory_labels_are_refused_beside_the_field(world, session, data, message):
+    episode = ready_episode_row(session)
+    response = _client(world.a.operator).post(
+        f"/episodes/{episode.pk}/label", data, HTTP_HX_REQUEST="true"
+    )
+    page = response.content.decode()
+    assert response.status_code == 400 and message in page
+    assert re.search(r'<ul class="errorlist">\s*<li>', page)  # beside the field
+    assert not Label.objects.exists()

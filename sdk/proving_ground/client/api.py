@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, BinaryIO
-from urllib.parse import urljoin
+from urllib.parse import quote, urljoin
 
 import requests
 
@@ -310,6 +310,21 @@ class ProvingGroundClient:
             "protocol": None if protocol is None else str(protocol),
         }
         return self._json("POST", "sessions/", json_body=body)
+
+    def session_by_code(self, code: str) -> dict[str, Any]:
+        """The open session with this short code (as its console shows it, such as
+        ``"K7M3QX"``; any case), to record into it instead of opening one. Raises
+        `ProvingGroundError`: ``not_found`` (no such code in this robot's team),
+        ``session_closed``, ``permission_denied`` (the session records on another robot)."""
+        self._ensure_compatible()
+        return self._json("GET", f"sessions/by-code/{quote(code.strip(), safe='')}")
+
+    def session_id(self, session: str | uuid.UUID) -> str:
+        """The id of a session given by id or by short code (`session_by_code`)."""
+        try:
+            return str(uuid.UUID(str(session)))
+        except ValueError:
+            return str(self.session_by_code(str(session))["id"])
 
     def close_session(self, session_id: str | uuid.UUID) -> dict[str, Any]:
         """Close a session (no new episodes; uploads under way may finish). Idempotent."""

@@ -59,11 +59,14 @@ def main(argv: list[str] | None = None) -> int:
     flush.add_argument("outbox")
     flush.add_argument(
         "--session",
-        help="the session for recordings not bound to one yet (bound ones go to their own)",
+        help="the session (id, or code from its console) for recordings not bound to one yet "
+        "(bound ones go to their own)",
     )
     upload = commands.add_parser("upload", help="create and upload one episode file")
     upload.add_argument("file")
-    upload.add_argument("--session", required=True)
+    upload.add_argument(
+        "--session", required=True, help="the session: its id, or the code its console shows"
+    )
     upload.add_argument("--condition")
     upload.add_argument("--wait", action="store_true", help="wait until processed")
     args = parser.parse_args(argv)
@@ -81,9 +84,10 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(client.check_version(), indent=1))
         elif args.command == "flush":
             failed = 0
+            session = client.session_id(args.session) if args.session else None
             for result in Outbox(args.outbox).flush(
                 client,
-                args.session,
+                session,
                 on_progress=lambda path, sent, total: TerminalProgress(path.name)(sent, total),
             ):
                 failed += not result.ok
@@ -92,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "upload":
             episode = client.upload_episode(
                 args.file,
-                args.session,
+                client.session_id(args.session),
                 condition=args.condition,
                 on_progress=TerminalProgress(Path(args.file).name),
             )

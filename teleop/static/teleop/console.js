@@ -170,6 +170,19 @@
     if (row) row.classList.add("selected");
   });
 
+  // --- No stale "saved" beside a new error --------------------------------------------------
+  // A message that a change was saved belongs to that change: a new submit of a panel form
+  // (refused by the server, or stopped by the browser's own validation) removes it, and the
+  // page's flash of an earlier save with it.
+  function forgetDone(event) {
+    const panel = labelPanel();
+    if (!panel || !panel.contains(event.target)) return;
+    panel.querySelectorAll("[data-done]").forEach((el) => el.remove());
+    document.querySelectorAll(".flash.success[role=status]").forEach((el) => el.remove());
+  }
+  document.addEventListener("submit", forgetDone, true);
+  document.addEventListener("invalid", forgetDone, true);
+
   document.addEventListener("click", function (event) {
     const row = event.target.closest("[data-episode-row]");
     if (row) {

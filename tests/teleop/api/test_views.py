@@ -156,3 +156,87 @@ def test_episode_list_refuses_an_offset_and_bad_paging_values(api, world, sessio
 
     assert response.status_code == 400, response.json()
     assert field in response.json()["fields"]
+
+
+# --- A robot records into a session by its code ---------------------------------------------
+
+
+def test_a_robot_finds_the_consoles_session_by_its_code(api, world, session):
+    response = api(key=world.a.robot_key).get(f"/api/v1/sessions/by-code/{session.code.lower()}")
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    assert (body["id"], body["code"], body["status"]) == (str(session.pk), session.code, "open")
+
+
+def test_a_session_code_of_another_team_is_unknown(api, world, session):
+    response = api(key=world.b.robot_key).get(f"/api/v1/sessions/by-code/{session.code}")
+    assert response.status_code == 404
+    assert response.json()["detail"].startswith(f"No session with code '{session.code}'")
+
+
+def test_a_session_code_of_a_closed_session_is_refused(api, world, session):
+    api(world.a.operator).post(f"/api/v1/sessions/{session.pk}/close")
+    response = api(key=world.a.robot_key).get(f"/api/v1/sessions/by-code/{session.code}")
+    assert response.status_code == 409
+    assert response.json()["error"] == "session_closed"
+    assert "open a new session in the console" in response.json()["detail"]
+
+
+def test_a_session_code_of_another_robot_is_refused(api, world, session):
+    from core.services import robots
+
+    _, key = robots.issue_api_key(actor=world.a.admin, robot=world.a.other_robot)
+    response = api(key=key).get(f"/api/v1/sessions/by-code/{session.code}")
+    assert response.status_code == 403
+    assert f"records on robot '{world.a.robot.name}'" in response.json()["detail"]
+
+
+def test_a_robots_calls_mark_it_seen_at_most_every_10_s(api, world):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from core.models import Robot
+
+    client = api(key=world.a.robot_key)
+    client.get("/api/v1/whoami")
+    seen = Robot.objects.get(pk=world.a.robot.pk).last_seen_at
+    assert seen is not None and timezone.now() - seen < timedelta(seconds=5)
+    client.get("/api/v1/whoami")
+    assert Robot.objects.get(pk=world.a.robot.pk).last_seen_at == seen  # no second write
+    Robot.objects.filter(pk=world.a.robot.pk).update(last_seen_at=seen - timedelta(seconds=11))
+    client.get("/api/v1/whoami")
+    assert Robot.objects.get(pk=world.a.robot.pk).last_seen_at > seen
+
+
+# --- Labels that respect the checks ---------------------------------------------------------
+
+
+def test_a_success_label_against_a_failed_check_is_409_until_confirmed(api, world, checked_session):
+    from tests.teleop.recordings import checked_episode
+
+    episode = checked_episode(checked_session, "failed")
+    client = api(world.a.operator)
+    url = f"/api/v1/episodes/{episode.pk}/labels"
+    refused = client.post(url, {"outcome": "success"})
+    assert refused.status_code == 409
+    assert refused.json()["error"] == "check_disagrees"
+    assert "confirm" in refused.json()["detail"].lower()
+    assert not client.get(url).json()
+
+    saved = client.post(url, {"outcome": "success", "confirm_disagreement": True})
+    assert saved.status_code == 201, saved.json()
+    assert saved.json()["check_disagrees"] is True
+    assert client.get(f"/api/v1/episodes/{episode.pk}/").json()["label"]["check_disagrees"]
+
+
+def test_contradictory_labels_are_refused_over_the_api(api, world, session):
+    episode = ready_episode_row(session)
+    client = api(world.a.operator)
+    url = f"/api/v1/episodes/{episode.pk}/labels"
+    coded = client.post(url, {"outcome": "success", "failure_codes": ["dropped"]})
+    assert coded.status_code == 400 and "failure_codes" in coded.json()["fields"]
+    gap = client.post(url, {"outcome": "partial", "stages_reached": ["lift"]})
+    assert gap.status_code == 400 and "stages_reached" in gap.json()["fields"]
+    assert "'reach', which comes before it" in gap.json()["detail"]
+    assert client.get(url).json() == []
