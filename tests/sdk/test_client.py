@@ -981,3 +981,72 @@ def test_the_example_robot_script_records_uploads_and_gets_a_ready_episode(
     (sent,) = (tmp_path / "outbox" / "sent").iterdir()
     with h5py.File(sent, "r") as f:  # the file names what it was recorded for
         assert f.attrs["embodiment"] == episode.robot.embodiment.name != ""
+
+
+# --- Recording into the console's session by its code ---------------------------------------
+
+
+def _console_session(robot_name: str = "demo-arm-1", operator_code: str = "OP-DEMO1"):
+    """The session an operator opens in the console for the demo robot."""
+    from django.contrib.auth import get_user_model
+
+    from core.models import Robot, Task
+    from teleop.services import sessions
+
+    robot = Robot.objects.get(name=robot_name)
+    task = Task.objects.get(team=robot.team, slug="pick-cube")
+    return sessions.open_session(
+        actor=get_user_model().objects.get(username="olga"),
+        robot=robot,
+        task_version=task.versions.order_by("-number").first(),
+        operator_code=operator_code,
+    )
+
+
+def test_the_quickstart_records_into_the_consoles_session_given_its_code(
+    live_server, demo, tmp_path
+):
+    session = _console_session()
+    robot_process = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "examples/robot_quickstart.py"),
+            *("--url", live_server.url, "--key", demo, "--session", session.code.lower()),
+            *("--outbox", str(tmp_path / "outbox"), "--duration-s", "1", "--timeout-s", "60"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"},
+    )
+    run_worker_until(lambda: robot_process.poll() is not None)
+    output = robot_process.stdout.read()
+    assert robot_process.returncode == 0, output
+    assert f"session {session.code} ({session.pk}): operator OP-DEMO1" in output
+    episode = Episode.objects.get()
+    assert episode.session_id == session.pk and episode.state == "ready"
+    assert Session.objects.get(pk=session.pk).status == "open"  # the console's to close
+    assert Session.objects.count() == 1  # the script opened none of its own
+
+
+def test_the_cli_uploads_into_a_session_given_by_code_and_refuses_a_closed_one(
+    live_server, robot, episode_file, capsys
+):
+    from proving_ground.client import cli
+    from teleop.services import sessions
+
+    session = sessions.open_session(
+        actor=robot.operator,
+        robot=robot.robot,
+        task_version=robot.task.versions.get(),
+        operator_code=OPERATOR,
+    )
+    args = ["--url", live_server.url, "--key", robot.robot_key, "upload", str(episode_file)]
+    assert cli.main([*args, "--session", session.code]) == 0
+    assert Episode.objects.get().session_id == session.pk
+
+    sessions.close_session(actor=robot.operator, session=session)
+    capsys.readouterr()
+    assert cli.main([*args, "--session", session.code]) == 2
+    assert f"Session {session.code} was closed" in capsys.readouterr().err
