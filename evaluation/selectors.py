@@ -15,12 +15,21 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum, prefetch_related_objects
 
 from core import access
 from core.models import Condition, Membership, Task, TaskVersion, Visibility
-from evaluation.models import Benchmark, Campaign, Policy, PolicyVersion, Trial
+from evaluation.models import (
+    Benchmark,
+    Campaign,
+    Outcome,
+    OutcomeSource,
+    Policy,
+    PolicyVersion,
+    Trial,
+)
 from proving_ground import scheduling, scoring
+from proving_ground.stats.agreement import cohens_kappa_from_counts
 from proving_ground.stats.comparisons import compare_two_policies, mcnemar_exact
 from proving_ground.stats.sequential import sequential_paired_test
 
@@ -47,6 +56,25 @@ def is_blinded_for(actor, campaign: Campaign) -> bool:
         if _blinded_by_role(actor, campaign):
             return True
     return not _sees_every_policy(actor, campaign)
+
+
+def prime_blinding(actor, campaigns) -> None:
+    """Prepare `is_blinded_for(actor, c)` for a list of campaigns: two queries whatever
+    their number (the campaigns' operators, and which campaigns run a policy the actor may
+    not see), then one per team for the actor's roles (cached). For lists; optional."""
+    campaigns = list(campaigns)
+    if actor is None or not campaigns:
+        return
+    prefetch_related_objects(campaigns, "operators")  # skipped where already prefetched
+    ids = {c.pk for c in campaigns}
+    with_hidden = set(
+        PolicyVersion.objects.filter(campaigns__in=ids)
+        .exclude(policy__in=access.visible(Policy.objects.all(), actor).values("pk"))
+        .values_list("campaigns", flat=True)
+    )
+    sees = actor.__dict__.setdefault("_pg_sees_policies", {})
+    for pk in ids:
+        sees.setdefault(pk, pk not in with_hidden)
 
 
 def _sees_every_policy(actor, campaign: Campaign) -> bool:
@@ -88,12 +116,26 @@ def leaderboard_campaigns(benchmark: Benchmark) -> QuerySet:
 # --- The grouped query ----------------------------------------------------------------------
 
 
+# The labels of an operator-vs-check agreement table (`check_agreement`).
+_CHECK_PAIRS = [(a, b) for a in Outcome.values for b in Outcome.values]
+# A done trial with a reported outcome and an automatic check's verdict; an outcome the check
+# itself decided agrees by construction and is left out.
+_CHECKED = _DONE & ~Q(check_outcome="") & ~Q(outcome_source=OutcomeSource.CHECKS)
+
+
 def grouped_counts_queryset(trials: QuerySet) -> QuerySet:
     """The one aggregation query behind every leaderboard: a row per (policy version, task
-    version, condition) with the counts `scoring.CellCounts` holds."""
+    version, condition) with the counts `scoring.CellCounts` holds, and the checked trials
+    by (outcome, check verdict) (`check_agreement_counts`)."""
     reasons = {
         f"invalid_{reason}": Count("pk", filter=_INVALID & Q(invalid_reason=reason))
         for reason in scoring.INVALID_REASONS
+    }
+    checked = {
+        f"checked_{outcome}_{check}": Count(
+            "pk", filter=_CHECKED & Q(outcome=outcome, check_outcome=check)
+        )
+        for outcome, check in _CHECK_PAIRS
     }
     return (
         trials.order_by()
@@ -106,30 +148,43 @@ def grouped_counts_queryset(trials: QuerySet) -> QuerySet:
             stage_sum=Sum("stage_score", filter=_DONE),
             disagreements=Count("pk", filter=_DONE & Q(check_disagrees=True)),
             **reasons,
+            **checked,
         )
     )
 
 
+def _cell_counts(row: dict[str, Any]) -> scoring.CellCounts:
+    return scoring.CellCounts(
+        policy=str(row["policy_version_id"]),
+        task=str(row["task_version_id"]),
+        condition=str(row["condition_id"]),
+        successes=row["k"],
+        trials=row["n"],
+        invalid=row["invalid"],
+        remaining=row["remaining"],
+        stage_score_sum=float(row["stage_sum"] or 0.0),
+        disagreements=row["disagreements"],
+        invalid_by_reason={
+            reason: row[f"invalid_{reason}"]
+            for reason in scoring.INVALID_REASONS
+            if row[f"invalid_{reason}"]
+        },
+    )
+
+
 def grouped_counts(trials: QuerySet) -> list[scoring.CellCounts]:
-    return [
-        scoring.CellCounts(
-            policy=str(row["policy_version_id"]),
-            task=str(row["task_version_id"]),
-            condition=str(row["condition_id"]),
-            successes=row["k"],
-            trials=row["n"],
-            invalid=row["invalid"],
-            remaining=row["remaining"],
-            stage_score_sum=float(row["stage_sum"] or 0.0),
-            disagreements=row["disagreements"],
-            invalid_by_reason={
-                reason: row[f"invalid_{reason}"]
-                for reason in scoring.INVALID_REASONS
-                if row[f"invalid_{reason}"]
-            },
-        )
-        for row in grouped_counts_queryset(trials)
-    ]
+    return [_cell_counts(row) for row in grouped_counts_queryset(trials)]
+
+
+def check_agreement_counts(rows: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
+    """{(outcome, check verdict): trials} over the done trials that have both an outcome a
+    robot or person reported and a verdict of the task's automatic check, summed from the
+    rows of `grouped_counts_queryset` (no query of its own)."""
+    table = {
+        (outcome, check): sum(row[f"checked_{outcome}_{check}"] for row in rows)
+        for outcome, check in _CHECK_PAIRS
+    }
+    return {pair: n for pair, n in table.items() if n}
 
 
 def _counts_digest(counts: list[scoring.CellCounts], design: dict[str, Any]) -> str:
@@ -150,6 +205,38 @@ def _counts_digest(counts: list[scoring.CellCounts], design: dict[str, Any]) -> 
     )
     text = json.dumps([design, canonical], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def check_agreement(counts: dict[tuple[str, str], int]) -> dict[str, Any]:
+    """How well reported outcomes and automatic checks agree (docs/statistics.md): `n`
+    trials with both, `observed_agreement` (share with the same label), Cohen's `kappa`
+    with its 95% interval [`low`, `high`], and `disagreements`. `kappa` is None, with a
+    `reason`, when it is undefined: no trial has both, or both raters gave every trial the
+    same label (then the raw agreement is still reported)."""
+    n = sum(counts.values())
+    agree = sum(items for (outcome, check), items in counts.items() if outcome == check)
+    summary: dict[str, Any] = {
+        "n": n,
+        "observed_agreement": agree / n if n else None,
+        "kappa": None,
+        "low": None,
+        "high": None,
+        "disagreements": n - agree,
+        "reason": None,
+    }
+    if not n:
+        return summary | {
+            "reason": "No counted trial has both a reported outcome and an automatic check."
+        }
+    try:
+        kappa = cohens_kappa_from_counts(counts)
+    except ValueError:
+        (label,) = {label for pair in counts for label in pair if counts[pair]}
+        return summary | {
+            "reason": f"Every trial was labelled {label} by both: kappa is undefined "
+            "(chance alone explains the agreement); the raw agreement is reported."
+        }
+    return summary | {"kappa": kappa.kappa, "low": kappa.low, "high": kappa.high}
 
 
 # --- Leaderboards ---------------------------------------------------------------------------
@@ -173,6 +260,8 @@ class Leaderboard:
     policies: dict[str, dict[str, Any]]
     board: scoring.Scoreboard
     campaigns: tuple[str, ...] = field(default=())
+    # pg-score/2 only (absent from pg-score/1 dicts): operators vs automatic checks.
+    check_agreement: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         board = self.board.to_dict()
@@ -198,6 +287,7 @@ class Leaderboard:
             "tasks": list(self.tasks),
             "conditions": list(self.conditions),
             **board,
+            **({"check_agreement": self.check_agreement} if self.check_agreement else {}),
             "rows": rows,
             "compute_s": round(self.compute_s, 6),
         }
@@ -246,7 +336,65 @@ def alias_sort_key(alias: str) -> tuple[int, str]:
     return (len(alias), alias)
 
 
-def _leaderboard(
+@dataclass(frozen=True)
+class PreparedLeaderboard:
+    """A leaderboard counted but not yet scored: the grouped counts, the design and the
+    labels. `counts_digest` and `cache_key` are known before the (costly) scoring."""
+
+    scope: str
+    target: Any
+    counts: list[scoring.CellCounts]
+    order: list[str]
+    cells: list[tuple[str, str]]
+    policies: dict[str, dict[str, Any]]
+    tasks: dict[str, dict[str, Any]]
+    conditions: dict[str, dict[str, Any]]
+    campaigns: tuple[str, ...]
+    agreement_counts: dict[tuple[str, str], int] | None
+    counts_digest: str
+    started: float
+
+    @property
+    def cache_key(self) -> str:
+        """Names the board this scoring gives: the counts digest (counts, design, scoring
+        version, check verdicts) and a digest of every label it shows (the target's name,
+        policies, tasks, conditions, pooled campaigns), so a new trial or a rename is a new
+        key and a key is never stale."""
+        labels = [self.target.name, self.policies, self.tasks, self.conditions, self.campaigns]
+        text = json.dumps(labels, sort_keys=True, separators=(",", ":"), default=str)
+        digest = hashlib.sha256(f"{self.counts_digest}:{text}".encode()).hexdigest()
+        return (
+            f"pg:leaderboard:{self.scope}:{self.target.pk}:{self.target.scoring_version}:{digest}"
+        )
+
+    def score(self) -> Leaderboard:
+        board = scoring.score(
+            self.counts,
+            policies=self.order,
+            cells=self.cells,
+            version=self.target.scoring_version,
+        )
+        agreement = None
+        if self.agreement_counts is not None:
+            agreement = check_agreement(self.agreement_counts)
+        return Leaderboard(
+            scope=self.scope,
+            id=str(self.target.pk),
+            name=self.target.name,
+            scoring_version=board.scoring_version,
+            counts_digest=self.counts_digest,
+            trials_counted=board.trials + board.invalid,
+            compute_s=time.perf_counter() - self.started,
+            tasks=tuple(self.tasks[t] for t in dict.fromkeys(t for t, _ in self.cells)),
+            conditions=tuple(self.conditions[c] for c in dict.fromkeys(c for _, c in self.cells)),
+            policies=self.policies,
+            board=board,
+            campaigns=self.campaigns,
+            check_agreement=agreement,
+        )
+
+
+def _prepare_leaderboard(
     *,
     scope: str,
     target,
@@ -256,9 +404,10 @@ def _leaderboard(
     aliases: dict[str, str] | None,
     campaigns: tuple[str, ...] = (),
     blind_keys: bool = False,
-) -> Leaderboard:
+) -> PreparedLeaderboard:
     started = time.perf_counter()
-    counts = grouped_counts(trials)
+    rows = list(grouped_counts_queryset(trials))
+    counts = [_cell_counts(row) for row in rows]
     if versions is None:  # a benchmark: every policy version with trials on it
         ids = {c.policy for c in counts}
         versions = list(PolicyVersion.objects.filter(pk__in=ids).select_related("policy"))
@@ -278,26 +427,42 @@ def _leaderboard(
     tasks = _task_labels({t for t, _ in cells})
     conditions = _condition_labels({c for _, c in cells})
     cells = sorted(cells, key=lambda cell: (tasks[cell[0]]["label"], conditions[cell[1]]["label"]))
-    board = scoring.score(counts, policies=order, cells=cells, version=target.scoring_version)
-    design = {"policies": order, "cells": cells, "version": target.scoring_version}
-    return Leaderboard(
+    design: dict[str, Any] = {
+        "policies": order,
+        "cells": cells,
+        "version": target.scoring_version,
+    }
+    agreement_counts = None
+    if scoring.SCORING_VERSIONS[target.scoring_version].estimand != "pooled":
+        # pg-score/2 boards only (pg-score/1 digests and keys stay as they were); in the
+        # digest, so a new check verdict refreshes the board.
+        agreement_counts = check_agreement_counts(rows)
+        design["check_agreement"] = sorted(
+            [outcome, check, n] for (outcome, check), n in agreement_counts.items()
+        )
+    return PreparedLeaderboard(
         scope=scope,
-        id=str(target.pk),
-        name=target.name,
-        scoring_version=board.scoring_version,
-        counts_digest=_counts_digest(counts, design),
-        trials_counted=board.trials + board.invalid,
-        compute_s=time.perf_counter() - started,
-        tasks=tuple(tasks[t] for t in dict.fromkeys(t for t, _ in cells)),
-        conditions=tuple(conditions[c] for c in dict.fromkeys(c for _, c in cells)),
+        target=target,
+        counts=counts,
+        order=order,
+        cells=cells,
         policies=policies,
-        board=board,
+        tasks=tasks,
+        conditions=conditions,
         campaigns=campaigns,
+        agreement_counts=agreement_counts,
+        counts_digest=_counts_digest(counts, design),
+        started=started,
     )
 
 
 def campaign_leaderboard(campaign: Campaign) -> Leaderboard:
     """One row per policy version of the campaign, over the campaign's cells."""
+    return prepare_campaign_leaderboard(campaign).score()
+
+
+def prepare_campaign_leaderboard(campaign: Campaign) -> PreparedLeaderboard:
+    """`campaign_leaderboard`, counted but not yet scored."""
     versions = list(campaign.policy_versions.select_related("policy"))
     # The aliases are a function of the policy ids and the seed (scheduling.alias_map), so
     # they need no pass over the trials.
@@ -305,7 +470,7 @@ def campaign_leaderboard(campaign: Campaign) -> Leaderboard:
     cells = [
         (str(t), str(c)) for t, c in campaign.cells.values_list("task_version_id", "condition_id")
     ]
-    return _leaderboard(
+    return _prepare_leaderboard(
         scope="campaign",
         target=campaign,
         trials=Trial.objects.filter(campaign=campaign),
@@ -320,6 +485,11 @@ def benchmark_leaderboard(benchmark: Benchmark, *, reader=EVERYONE) -> Leaderboa
     """One row per policy version that ran on the benchmark in a pooled campaign
     (`leaderboard_campaigns`), over the benchmark's cells. For a `reader`, only the pooled
     campaigns and the policies that reader may see count (`readable_leaderboard_trials`)."""
+    return prepare_benchmark_leaderboard(benchmark, reader=reader).score()
+
+
+def prepare_benchmark_leaderboard(benchmark: Benchmark, *, reader=EVERYONE) -> PreparedLeaderboard:
+    """`benchmark_leaderboard`, counted but not yet scored."""
     campaigns = leaderboard_campaigns(benchmark)
     trials = Trial.objects.filter(campaign__in=campaigns.values("pk"))
     if reader is not EVERYONE:
@@ -328,7 +498,7 @@ def benchmark_leaderboard(benchmark: Benchmark, *, reader=EVERYONE) -> Leaderboa
     cells = [
         (str(t), str(c)) for t, c in benchmark.cells.values_list("task_version_id", "condition_id")
     ]
-    return _leaderboard(
+    return _prepare_leaderboard(
         scope="benchmark",
         target=benchmark,
         trials=trials,
@@ -361,17 +531,15 @@ def leaderboard_hides_something_from(benchmark: Benchmark, reader) -> bool:
     ).exists()
 
 
-def mask_hidden_design(data: dict[str, Any], reader) -> dict[str, Any]:
-    """A benchmark leaderboard with the labels of task versions and conditions `reader` may
-    not see replaced by placeholders (ids kept, so figures still line up). Benchmarks that
-    others read cannot reference such tasks or conditions (`services.benchmarks`), but one may
-    be made less visible after."""
-    task_ids = [t["id"] for t in data["tasks"]]
-    condition_ids = [c["id"] for c in data["conditions"]]
+def hidden_design_ids(reader, task_version_ids, condition_ids) -> tuple[set[str], set[str]]:
+    """Of these task versions and conditions, the ids `reader` may not see: two queries,
+    whatever the number of ids (a page of benchmarks asks once)."""
+    task_version_ids, condition_ids = set(map(str, task_version_ids)), set(map(str, condition_ids))
     seen_tasks = {
         str(pk)
         for pk in TaskVersion.objects.filter(
-            pk__in=task_ids, task__in=access.visible(Task.objects.all(), reader).values("pk")
+            pk__in=task_version_ids,
+            task__in=access.visible(Task.objects.all(), reader).values("pk"),
         ).values_list("pk", flat=True)
     }
     seen_conditions = {
@@ -380,17 +548,50 @@ def mask_hidden_design(data: dict[str, Any], reader) -> dict[str, Any]:
             Condition.objects.filter(pk__in=condition_ids), reader
         ).values_list("pk", flat=True)
     }
-    if len(seen_tasks) == len(task_ids) and len(seen_conditions) == len(condition_ids):
+    return task_version_ids - seen_tasks, condition_ids - seen_conditions
+
+
+def design_placeholders(
+    task_version_ids: list[str], condition_ids: list[str], hidden: tuple[set[str], set[str]]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The labels that stand for hidden task versions and conditions (`hidden_design_ids`):
+    "hidden task 2" for the design's second task (in the order given, the board's), so the
+    benchmark's answer and its board name a hidden task alike."""
+    hidden_tasks, hidden_conditions = hidden
+    return (
+        {
+            t: f"hidden task {n}"
+            for n, t in enumerate(task_version_ids, start=1)
+            if t in hidden_tasks
+        },
+        {
+            c: f"hidden condition {n}"
+            for n, c in enumerate(condition_ids, start=1)
+            if c in hidden_conditions
+        },
+    )
+
+
+def mask_hidden_design(data: dict[str, Any], reader) -> dict[str, Any]:
+    """A benchmark leaderboard with the labels of task versions and conditions `reader` may
+    not see replaced by placeholders (ids kept, so figures still line up). Benchmarks that
+    others read cannot reference such tasks or conditions (`services.benchmarks`), but one may
+    be made less visible after."""
+    task_ids = [t["id"] for t in data["tasks"]]
+    condition_ids = [c["id"] for c in data["conditions"]]
+    hidden = hidden_design_ids(reader, task_ids, condition_ids)
+    if not any(hidden):
         return data
+    task_labels, condition_labels = design_placeholders(task_ids, condition_ids, hidden)
     tasks = [
-        t if t["id"] in seen_tasks else t | {"task": "", "name": "", "label": f"hidden task {n}"}
-        for n, t in enumerate(data["tasks"], start=1)
+        t | {"task": "", "name": "", "label": task_labels[t["id"]]} if t["id"] in task_labels else t
+        for t in data["tasks"]
     ]
     conditions = [
-        c
-        if c["id"] in seen_conditions
-        else c | {"factor": "", "level": "", "label": f"hidden condition {n}"}
-        for n, c in enumerate(data["conditions"], start=1)
+        c | {"factor": "", "level": "", "label": condition_labels[c["id"]]}
+        if c["id"] in condition_labels
+        else c
+        for c in data["conditions"]
     ]
     return data | {"tasks": tasks, "conditions": conditions}
 

@@ -1,6 +1,8 @@
 """Pages of the evaluation app, and the home page (evaluation is the one app that sees the
 other two: `evaluation -> teleop -> core`)."""
 
+import math
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -65,6 +67,14 @@ def _percent(value):
     return None if value is None else round(100 * value, 1)
 
 
+def _agreement(agreement):
+    """The board's operators-vs-checks line, with the share agreeing in whole percent rounded
+    down (99.6% is "99%": "100%" would hide a disagreement). None without such trials."""
+    if not agreement or not agreement["n"]:
+        return None
+    return agreement | {"percent": math.floor(100 * agreement["observed_agreement"] + 1e-9)}
+
+
 def leaderboard(request, pk):
     """One benchmark's leaderboard: macro success with an interval bar, n, invalid trials,
     letter groups, rank interval, worst condition; per-task and per-condition heat maps."""
@@ -103,6 +113,7 @@ def leaderboard(request, pk):
             "rows": rows,
             # pg-score/2 boards carry the Bayesian view (absent from pg-score/1 rows).
             "bayes": any("posterior_mean" in row for row in rows),
+            "agreement": _agreement(data.get("check_agreement")),
             # What the interval chart draws (leaderboard.js), not the whole rows.
             "chart": [
                 {

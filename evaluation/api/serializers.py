@@ -11,6 +11,7 @@ from rest_framework import serializers
 from core import access
 from core.api.serializers import MAX_TEXT, SharingInput, StrictInputSerializer, TeamField
 from core.models import Condition, Operator, Robot, Task, TaskVersion
+from evaluation import selectors
 from evaluation.models import (
     Benchmark,
     Campaign,
@@ -173,6 +174,9 @@ class CellTrialsFilter(PageParams):
     policy_version = serializers.UUIDField(required=False)
     task_version = serializers.UUIDField(required=False)
     condition = serializers.UUIDField(required=False)
+    check_disagrees = serializers.BooleanField(
+        required=False, help_text="true: the trials whose automatic check contradicts the outcome."
+    )
 
 
 class CompareParams(StrictInputSerializer):
@@ -238,6 +242,11 @@ class CellOut(serializers.Serializer):
 
 
 class BenchmarkOut(serializers.ModelSerializer):
+    """A benchmark. The labels of task versions and conditions the reader may not see (made
+    less visible after the benchmark referenced them) are masked as on its leaderboard
+    (`selectors.mask_hidden_design`): the context's `hidden_design`
+    (`selectors.hidden_design_ids`, one call per page), else computed for the request's user."""
+
     team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     shared_with = serializers.SlugRelatedField(slug_field="slug", many=True, read_only=True)
     published = serializers.BooleanField(source="is_published", read_only=True)
@@ -260,6 +269,35 @@ class BenchmarkOut(serializers.ModelSerializer):
             "created_at",
             "updated_at",
         ]
+
+    def to_representation(self, benchmark):
+        data = super().to_representation(benchmark)
+        hidden = self.context.get("hidden_design")
+        if hidden is None:
+            request = self.context.get("request")
+            hidden = selectors.hidden_design_ids(
+                request.user if request is not None else None,
+                [cell["task_version"] for cell in data["cells"]],
+                [cell["condition"] for cell in data["cells"]],
+            )
+        if not any(hidden):
+            return data
+        # Numbered in the board's order (cells by task, then condition label).
+        ordered = sorted(data["cells"], key=lambda cell: (cell["task"], cell["condition_label"]))
+        task_labels, condition_labels = selectors.design_placeholders(
+            list(dict.fromkeys(cell["task_version"] for cell in ordered)),
+            list(dict.fromkeys(cell["condition"] for cell in ordered)),
+            hidden,
+        )
+        data["cells"] = [
+            cell
+            | {
+                "task": task_labels.get(cell["task_version"], cell["task"]),
+                "condition_label": condition_labels.get(cell["condition"], cell["condition_label"]),
+            }
+            for cell in data["cells"]
+        ]
+        return data
 
 
 class CampaignPolicyOut(serializers.Serializer):
@@ -573,6 +611,8 @@ class CellTrialOut(serializers.ModelSerializer):
             "outcome",
             "stage_score",
             "invalid_reason",
+            "check_outcome",
+            "check_disagrees",
             "reported_at",
         ]
 

@@ -224,17 +224,30 @@ class BenchmarkViewSet(_EvaluationViewSet):
     def list(self, request):
         params = self._params(s.TeamParams)
         params.pop("status", None)
-        return self._page(_team_filtered(self.get_queryset(), params), s.BenchmarkOut)
+        page = self.paginate_queryset(_team_filtered(self.get_queryset(), params))
+        # Which task versions and conditions the caller may not see: one ask for the page.
+        cells = [cell for benchmark in page for cell in benchmark.cells.all()]
+        hidden = selectors.hidden_design_ids(
+            request.user,
+            [cell.task_version_id for cell in cells],
+            [cell.condition_id for cell in cells],
+        )
+        context = self.get_serializer_context() | {"hidden_design": hidden}
+        return self.get_paginated_response(s.BenchmarkOut(page, many=True, context=context).data)
 
     def retrieve(self, request, pk=None):
-        return Response(s.BenchmarkOut(self.get_object()).data)
+        return Response(
+            s.BenchmarkOut(self.get_object(), context=self.get_serializer_context()).data
+        )
 
     @idempotent
     def create(self, request):
         data = self._input(s.BenchmarkIn)
         benchmark = benchmarks.create_benchmark(actor=request.user, **data)
         return Response(
-            s.BenchmarkOut(self.get_queryset().get(pk=benchmark.pk)).data,
+            s.BenchmarkOut(
+                self.get_queryset().get(pk=benchmark.pk), context=self.get_serializer_context()
+            ).data,
             status=status.HTTP_201_CREATED,
         )
 
@@ -242,7 +255,11 @@ class BenchmarkViewSet(_EvaluationViewSet):
         benchmark = self.get_object()
         data = self._input(s.BenchmarkPatch)
         benchmarks.update_benchmark(actor=request.user, benchmark=benchmark, **data)
-        return Response(s.BenchmarkOut(self.get_queryset().get(pk=benchmark.pk)).data)
+        return Response(
+            s.BenchmarkOut(
+                self.get_queryset().get(pk=benchmark.pk), context=self.get_serializer_context()
+            ).data
+        )
 
     @extend_schema(request=None, responses=s.BenchmarkOut)
     @action(detail=True, methods=["post"])
@@ -251,7 +268,11 @@ class BenchmarkViewSet(_EvaluationViewSet):
         """Freeze the benchmark's design (cells, trials per cell, scoring) so campaigns can
         run on it."""
         benchmark = benchmarks.publish_benchmark(actor=request.user, benchmark=self.get_object())
-        return Response(s.BenchmarkOut(self.get_queryset().get(pk=benchmark.pk)).data)
+        return Response(
+            s.BenchmarkOut(
+                self.get_queryset().get(pk=benchmark.pk), context=self.get_serializer_context()
+            ).data
+        )
 
     @extend_schema(responses={200: dict})
     @action(detail=True, methods=["get"], permission_classes=[AllowAny])
@@ -282,6 +303,7 @@ class BenchmarkViewSet(_EvaluationViewSet):
             OpenApiParameter("policy_version", str),
             OpenApiParameter("task_version", str),
             OpenApiParameter("condition", str),
+            OpenApiParameter("check_disagrees", bool),
         ],
         responses=s.CellTrialOut(many=True),
     )
@@ -292,15 +314,16 @@ class BenchmarkViewSet(_EvaluationViewSet):
         url_path="leaderboard/trials",
     )
     def leaderboard_trials(self, request, pk=None):
-        """The trials behind the leaderboard, filtered to one row or cell: every figure
-        traces back to its trials."""
+        """The trials behind the leaderboard, filtered to one row or cell (or to those whose
+        automatic check disagrees with the outcome): every figure traces back to its
+        trials."""
         benchmark = self.get_object()
         params = self._params(s.CellTrialsFilter)
         trials = selectors.readable_leaderboard_trials(benchmark, request.user).filter(
             **{
                 k: v
                 for k, v in params.items()
-                if k in ("policy_version", "task_version", "condition")
+                if k in ("policy_version", "task_version", "condition", "check_disagrees")
             }
         )
         return self._page(trials.order_by("campaign_id", "order"), s.CellTrialOut)
@@ -367,6 +390,7 @@ class CampaignViewSet(_EvaluationViewSet):
         if params.get("status"):
             queryset = queryset.filter(status=params["status"])
         page = self.paginate_queryset(queryset)
+        selectors.prime_blinding(request.user, page)
         data = []
         for campaign in page:
             data.append(self._answer(campaign).data)
@@ -508,6 +532,7 @@ class TrialViewSet(_EvaluationViewSet):
     def _blinded_ids(self, trials) -> set:
         actor = self.request.user
         campaigns = {trial.campaign_id: trial.campaign for trial in trials}
+        selectors.prime_blinding(actor, list(campaigns.values()))
         return {pk for pk, c in campaigns.items() if selectors.is_blinded_for(actor, c)}
 
     def _render(self, trials, many):

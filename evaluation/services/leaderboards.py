@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -14,6 +15,9 @@ from evaluation.models import Benchmark, Campaign, LeaderboardSnapshot
 from evaluation.services.trials import apply_pending_episode_checks
 
 SNAPSHOTS_KEPT = 20
+# A board computed on a read is kept this long in the cache (`_computed`). Its key changes
+# with every count and label it shows, so an entry is never stale; this only bounds its life.
+COMPUTED_BOARD_CACHE_S = 24 * 3600
 
 
 # --- Leaderboard snapshots ------------------------------------------------------------------
@@ -77,14 +81,11 @@ def leaderboard_data(scope: str, target, *, reader=selectors.EVERYONE) -> dict:
     A benchmark's board for a `reader` shows only the campaigns, policies, tasks and
     conditions that reader may see: when the stored board pools a campaign or policy the
     reader may not see, the reader's board is computed from what they may see (not stored),
-    and hidden task or condition labels are masked."""
+    and hidden task or condition labels are masked. A computed board is cached under a key
+    of what it shows (`_computed`): each is scored once, not on every read."""
     if scope == LeaderboardSnapshot.Scope.BENCHMARK and reader is not selectors.EVERYONE:
         if selectors.leaderboard_hides_something_from(target, reader):
-            board = selectors.benchmark_leaderboard(target, reader=reader)
-            data = board.to_dict() | {
-                "snapshot_id": None,
-                "computed_at": timezone.now().isoformat(),
-            }
+            data = _computed(selectors.prepare_benchmark_leaderboard(target, reader=reader))
         else:
             data = leaderboard_data(scope, target)
         return selectors.mask_hidden_design(data, reader)
@@ -94,11 +95,25 @@ def leaderboard_data(scope: str, target, *, reader=selectors.EVERYONE) -> dict:
             "snapshot_id": snapshot.pk,
             "computed_at": snapshot.computed_at.isoformat(),
         }
-    computed_at = timezone.now()
     if scope == LeaderboardSnapshot.Scope.CAMPAIGN:
-        board = selectors.campaign_leaderboard(target)
-    elif scope == LeaderboardSnapshot.Scope.BENCHMARK:
-        board = selectors.benchmark_leaderboard(target)
-    else:
-        raise InvalidInput(f"Unknown leaderboard scope '{scope}'.")
-    return board.to_dict() | {"snapshot_id": None, "computed_at": computed_at.isoformat()}
+        return _computed(selectors.prepare_campaign_leaderboard(target))
+    if scope == LeaderboardSnapshot.Scope.BENCHMARK:
+        return _computed(selectors.prepare_benchmark_leaderboard(target))
+    raise InvalidInput(f"Unknown leaderboard scope '{scope}'.")
+
+
+def _computed(prepared: selectors.PreparedLeaderboard) -> dict:
+    """A board computed on a read, scored at most once per key: the grouped query runs on
+    every read (it is what tells a change), the scoring (seconds with bootstraps and
+    permutation tests) only when the counts, the design, the labels or the scoring version
+    changed (`PreparedLeaderboard.cache_key`). Readers who may see the same things share an
+    entry; what differs per reader (masked labels) is applied after."""
+    data = cache.get(prepared.cache_key)
+    if data is None:
+        computed_at = timezone.now()
+        data = prepared.score().to_dict() | {
+            "snapshot_id": None,
+            "computed_at": computed_at.isoformat(),
+        }
+        cache.set(prepared.cache_key, data, COMPUTED_BOARD_CACHE_S)
+    return data

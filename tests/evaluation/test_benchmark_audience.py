@@ -122,6 +122,32 @@ def test_a_task_or_condition_made_less_visible_later_is_masked_on_the_board(
     assert hidden["label"].startswith("hidden condition")
 
 
+def test_the_benchmarks_own_answer_masks_them_as_its_board_does(api, world, shared_board):
+    benchmark, *_ = shared_board
+    condition = benchmark.cells.first().condition
+    condition_services.update_condition(
+        actor=world.a.admin, condition=condition, visibility=Visibility.PRIVATE
+    )
+    board = api(world.b.admin).get(f"/api/v1/benchmarks/{benchmark.pk}/leaderboard").json()
+    placeholder = next(c["label"] for c in board["conditions"] if c["id"] == str(condition.pk))
+    for answer in (
+        api(world.b.admin).get(f"/api/v1/benchmarks/{benchmark.pk}/").json(),
+        next(
+            b
+            for b in api(world.b.admin).get("/api/v1/benchmarks/?limit=100").json()["results"]
+            if b["id"] == str(benchmark.pk)
+        ),
+    ):
+        labels = {
+            c["condition_label"] for c in answer["cells"] if c["condition"] == str(condition.pk)
+        }
+        assert labels == {placeholder}
+        assert all(condition.level not in str(cell) for cell in answer["cells"])
+    # The owner's team still reads the name.
+    own = api(world.a.researcher).get(f"/api/v1/benchmarks/{benchmark.pk}/").json()
+    assert str(condition) in {c["condition_label"] for c in own["cells"]}
+
+
 # --- 4. A public or shared benchmark references only what its readers may see --------------
 
 

@@ -209,3 +209,42 @@ def test_the_last_result_ends_a_blinded_campaign_with_the_reveal_event(world, bl
     trials.report_trial_result(actor=world.a.admin, trial=trial, outcome="success")
     last = AuditEvent.objects.filter(object_id=str(trial.pk)).order_by("-id").first()
     assert last.after["policy_version"] == str(trial.policy_version_id)
+
+
+# --- Lists decide blinding in a few queries, whatever their length ---------------------------
+
+
+def _list_queries(client, url) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url)
+    assert response.status_code == 200, response.content
+    return len(queries.captured_queries)
+
+
+@pytest.mark.parametrize("reader", ["operator", "researcher"])
+def test_listing_campaigns_and_trials_costs_no_query_per_campaign_for_blinding(world, api, reader):
+    operator = operators.create_operator(
+        actor=world.a.admin, team=world.a.team, user=world.a.operator
+    )
+    versions = _versions(world.a)
+
+    def add_campaigns(n):
+        for _ in range(n):
+            make_campaign(
+                world.a, policy_versions=versions, trials_per_cell=1, operators=[operator]
+            )
+
+    user = getattr(world.a, reader)
+    urls = ("/api/v1/campaigns/?limit=100", "/api/v1/trials/?limit=1000")
+
+    def count():
+        # A fresh user object per request, as a real request gets (it caches its answers).
+        return [_list_queries(api(type(user).objects.get(pk=user.pk)), url) for url in urls]
+
+    add_campaigns(2)
+    few = count()
+    add_campaigns(6)
+    assert count() == few
