@@ -17,8 +17,8 @@ from typing import Any
 
 from django.db.models import Count, Q, QuerySet, Sum, prefetch_related_objects
 
-from core import access
-from core.models import Condition, Membership, Task, TaskVersion, Visibility
+from core import access, rights
+from core.models import Condition, Task, TaskVersion, Visibility
 from evaluation.models import (
     Benchmark,
     Campaign,
@@ -33,7 +33,6 @@ from proving_ground.stats.agreement import cohens_kappa_from_counts
 from proving_ground.stats.comparisons import compare_two_policies, mcnemar_exact
 from proving_ground.stats.sequential import sequential_paired_test
 
-Role = Membership.Role
 # `benchmark_leaderboard(reader=EVERYONE)`: the stored board, every pooled campaign counted.
 EVERYONE = object()
 _DONE = Q(state=Trial.State.DONE)
@@ -96,9 +95,7 @@ def _blinded_by_role(actor, campaign: Campaign) -> bool:
         if any(op.user_id == actor.pk for op in campaign.operators.all()):
             cache[campaign.pk] = True
         else:
-            cache[campaign.pk] = not access.has_role(
-                actor, campaign.team_id, Role.ADMIN, Role.RESEARCHER
-            )
+            cache[campaign.pk] = not rights.may(actor, rights.Right.UNBLIND, campaign.team_id)
     return cache[campaign.pk]
 
 
