@@ -140,13 +140,23 @@ def leaderboard_compare(request, pk):
         .select_related("policy")
     }
     a, b = request.GET.get("a"), request.GET.get("b")
+    chosen = bool(a or b)
+    if not chosen:
+        # Nothing chosen yet: the board's top two rows (none on a board of fewer), compared.
+        a, b = (_top_two(benchmark, request.user, versions) + [None, None])[:2]
     comparison = None
-    if a in versions and b in versions and a != b:
+    problem = ""
+    if a == b and a in versions:
+        problem = (
+            f"A and B are both {versions[a]}: a policy is not compared with itself. "
+            "Choose two different policies."
+        )
+    elif a in versions and b in versions:
         comparison = selectors.compare_policies(
             trials, a, b, a_label=str(versions[a]), b_label=str(versions[b])
         )
-    elif a or b:
-        messages.error(request, "Choose two different policies of this leaderboard.")
+    elif chosen:
+        problem = "Choose two policies of this leaderboard."
     return render(
         request,
         "evaluation/compare.html",
@@ -156,9 +166,27 @@ def leaderboard_compare(request, pk):
             "a": a,
             "b": b,
             "comparison": comparison,
+            "problem": problem,
         },
-        status=400 if (a or b) and comparison is None else 200,
+        # The same policy twice is a choice to correct, answered on the page; an id that is
+        # not on this board is a bad request.
+        status=400 if problem and not (a == b and a in versions) else 200,
     )
+
+
+def _top_two(benchmark, reader, versions: dict) -> list[str]:
+    """The ids of the two best-ranked different policy versions on the reader's board (fewer
+    when the board has fewer), in rank order."""
+    data = leaderboards.leaderboard_data(
+        LeaderboardSnapshot.Scope.BENCHMARK, benchmark, reader=reader
+    )
+    ranked = sorted(data["rows"], key=lambda r: (r.get("rank") is None, r.get("rank") or 0))
+    top: list[str] = []
+    for row in ranked:
+        version = str(row.get("policy_version") or "")
+        if version in versions and version not in top:
+            top.append(version)
+    return top[:2]
 
 
 # --- Evaluation console ---------------------------------------------------------------------

@@ -62,5 +62,26 @@ def test_compare_page_shows_the_difference_and_refuses_a_bad_pair(world):
     client = Client()
     page = client.get(f"/leaderboards/{benchmark.pk}/compare?a={good.pk}&b={weak.pk}")
     assert page.status_code == 200 and "Unpaired" in page.content.decode()
-    bad = client.get(f"/leaderboards/{benchmark.pk}/compare?a={good.pk}&b={good.pk}")
-    assert bad.status_code == 400 and "two different policies" in bad.content.decode()
+    unknown = client.get(f"/leaderboards/{benchmark.pk}/compare?a={good.pk}&b=nonsense")
+    assert unknown.status_code == 400 and "Choose two policies" in unknown.content.decode()
+
+
+def test_compare_page_first_shows_the_top_two_different_policies_compared(world):
+    benchmark, good, weak = _board(world, Visibility.PUBLIC)
+    page = Client().get(f"/leaderboards/{benchmark.pk}/compare")
+    html = page.content.decode()
+    assert page.status_code == 200 and "Unpaired" in html
+    # The best row is A, the second B: each select has its own option selected.
+    a_select = html[html.index('id="a"') : html.index("</select>", html.index('id="a"'))]
+    b_select = html[html.index('id="b"') : html.index("</select>", html.index('id="b"'))]
+    assert f'value="{good.pk}" selected' in a_select
+    assert f'value="{weak.pk}" selected' in b_select
+
+
+def test_compare_page_answers_the_same_policy_twice_with_a_message_not_an_error(world):
+    benchmark, good, _ = _board(world, Visibility.PUBLIC)
+    page = Client().get(f"/leaderboards/{benchmark.pk}/compare?a={good.pk}&b={good.pk}")
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert "not compared with itself" in html and "Choose two different policies" in html
+    assert "Unpaired" not in html
