@@ -5,17 +5,13 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
-from core import access
+from core import access, rights
 from core.errors import InvalidInput, NotPermitted
-from core.models import Membership
 from core.services import audit, task_versions
 from teleop.errors import CheckDisagrees
 from teleop.models import Episode, Label
 from teleop.services.recordings import enqueue_recording
 from teleop.services.sessions import may_record_on
-
-Role = Membership.Role
-
 
 # --- Labels and discards --------------------------------------------------------------------
 
@@ -36,10 +32,12 @@ def label_episode(
     only with `confirm_disagreement`, and the label records it (`check_disagrees`), as a
     trial does. Raises NotPermitted, InvalidInput, CheckDisagrees."""
 
-    if access.is_robot(actor) or not access.has_role(
-        actor, episode.team_id, Role.OPERATOR, Role.ADMIN, Role.RESEARCHER
-    ):
-        raise NotPermitted("Only people of the episode's team label episodes.")
+    rights.require(
+        actor,
+        rights.Right.LABEL,
+        episode.team_id,
+        "Only people of the episode's team label episodes.",
+    )
     if outcome not in Label.Outcome.values:
         raise InvalidInput(f"Unknown outcome '{outcome}'.", fields={"outcome": ["Unknown."]})
     stages_reached, failure_codes, score = task_versions.validate_judgement(

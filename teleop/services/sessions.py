@@ -8,20 +8,18 @@ import random
 from django.db import transaction
 from django.utils import timezone
 
-from core import access
+from core import access, rights
 from core.errors import InvalidInput, NotPermitted
-from core.models import Condition, Membership, Operator, Robot, TaskVersion
+from core.models import Condition, Operator, Robot, TaskVersion
 from core.services import audit, task_versions
 from teleop.errors import EmbodimentNotAllowed, SessionClosed, SessionNotFound
 from teleop.models import SESSION_CODE_ALPHABET, CollectionProtocol, Session, new_session_code
-
-Role = Membership.Role
 
 
 def may_record_on(actor, robot: Robot) -> bool:
     if access.is_robot(actor):
         return actor.robot.pk == robot.pk
-    return access.has_role(actor, robot.team_id, Role.OPERATOR, Role.ADMIN)
+    return rights.may(actor, rights.Right.OPERATE, robot.team_id)
 
 
 def require_recorder(actor, robot: Robot) -> None:
