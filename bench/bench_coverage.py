@@ -27,6 +27,8 @@ import numpy as np
 from scipy import stats
 
 from proving_ground.stats.aggregates import macro_average
+from proving_ground.stats.agreement import cohens_kappa_from_counts
+from proving_ground.stats.bayes import beta_posterior
 from proving_ground.stats.comparisons import newcombe_difference_interval
 from proving_ground.stats.intervals import clopper_pearson_interval, wilson_interval
 from proving_ground.stats.robustness import robustness_summary, simultaneous_bounds
@@ -72,18 +74,23 @@ def _pmf(n: int, rates) -> np.ndarray:
 def single_cell(ns, rates) -> list[Coverage]:
     wilson = Coverage("one cell, Wilson", "exact")
     clopper = Coverage("one cell, Clopper-Pearson 2-sided", "exact")
+    # The Bayesian view's credible interval, read as a frequentist one: how often it holds
+    # the true rate when the rate is fixed (it promises 95% only averaged over the prior).
+    credible = Coverage("one cell, Beta(1,1) credible (Bayes)", "exact")
     rates = np.asarray(rates)
     for n in ns:
         pmf = _pmf(n, rates)
+        posteriors = [beta_posterior(k, n) for k in range(n + 1)]
         for result, bounds in (
             (wilson, [wilson_interval(k, n) for k in range(n + 1)]),
             (clopper, [clopper_pearson_interval(k, n) for k in range(n + 1)]),
+            (credible, [(b.low, b.high) for b in posteriors]),
         ):
             low, high = np.array(bounds).T
             covers = (low[None, :] <= rates[:, None]) & (rates[:, None] <= high[None, :])
             for rate, value in zip(rates, (pmf * covers).sum(axis=1), strict=True):
                 result.add(value, f"p={rate:.2f} n={n}")
-    return [wilson, clopper]
+    return [wilson, clopper, credible]
 
 
 def newcombe(ns, rates) -> Coverage:
@@ -216,6 +223,53 @@ def iqm(ns, runs: int, rng) -> Coverage:
     return result
 
 
+# Operator vs automatic check, as a population table {(operator, check): share}, by its
+# true kappa: agreement on 80/90/97% of trials with successes at 70%.
+KAPPA_TABLES = {
+    f"agree {agree:.0%}": {
+        ("success", "success"): 0.7 * agree,
+        ("success", "failure"): 0.7 * (1 - agree),
+        ("failure", "failure"): 0.3 * agree,
+        ("failure", "success"): 0.3 * (1 - agree),
+    }
+    for agree in (0.8, 0.9, 0.97)
+}
+
+
+def kappa(ns, runs: int, rng) -> list[Coverage]:
+    """Cohen's kappa's two intervals around the population kappa; draws where kappa is
+    undefined (one label only) are left out and counted in the point's label."""
+    out = [
+        Coverage("kappa, agreement-score (board)", _mc(runs)),
+        Coverage("kappa, large-sample (statsmodels)", _mc(runs)),
+    ]
+    for name, table in KAPPA_TABLES.items():
+        cells, shares = list(table), np.array(list(table.values()))
+        truth = cohens_kappa_from_counts(
+            {cell: int(round(share * 1_000_000)) for cell, share in table.items()}
+        ).kappa
+        for n in ns:
+            hits, undefined = [0, 0], 0
+            for draw in rng.multinomial(n, shares, size=runs):
+                counts = dict(zip(cells, map(int, draw), strict=True))
+                try:
+                    intervals = [
+                        cohens_kappa_from_counts(counts, interval=method)
+                        for method in ("agreement-score", "large-sample")
+                    ]
+                except ValueError:
+                    undefined += 1
+                    continue
+                for i, interval in enumerate(intervals):
+                    hits[i] += interval.low <= truth <= interval.high
+            point = f"{name} (kappa {truth:.2f}) n={n}" + (
+                f", {undefined} undefined draws" if undefined else ""
+            )
+            for result, hit in zip(out, hits, strict=True):
+                result.add(hit / max(1, runs - undefined), point)
+    return out
+
+
 def check_vectorised_forms() -> None:
     """The worst-condition and gap bounds used above are those of the public functions."""
     cells = {"a": (3, 10), "b": (9, 10), "c": (10, 10)}
@@ -254,6 +308,7 @@ def run(quick: bool) -> list[Coverage]:
     results.append(macro((10, 20), (1, 3, 8), macro_rates, runs // 4 if quick else runs // 2, rng))
     results.append(stage_score((5, 10, 20, 50), runs, rng))
     results.append(iqm((10, 30) if quick else (10, 20, 50), iqm_runs, rng))
+    results += kappa((20, 50, 100, 200), runs, rng)
     results.append(
         best_minus_worst(
             (5, 10, 20) if quick else (5, 10, 20, 50), (2, 4, 8), gap_rates, draws, rng

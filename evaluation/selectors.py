@@ -226,7 +226,7 @@ def check_agreement(counts: dict[tuple[str, str], int]) -> dict[str, Any]:
             "reason": "No counted trial has both a reported outcome and an automatic check."
         }
     try:
-        kappa = cohens_kappa_from_counts(counts)
+        kappa = cohens_kappa_from_counts(counts, interval="agreement-score")
     except ValueError:
         (label,) = {label for pair in counts for label in pair if counts[pair]}
         return summary | {

@@ -32,6 +32,7 @@ from proving_ground.stats.conventions import (
     check_probability_level,
     sps,
 )
+from proving_ground.stats.intervals import wilson_interval
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +52,7 @@ def cohens_kappa(
     labels_a: Sequence[Hashable],
     labels_b: Sequence[Hashable],
     confidence: float = DEFAULT_CONFIDENCE,
+    interval: str = "large-sample",
 ) -> CohensKappa:
     """Cohen's (1960) kappa of two raters' labels of the same items, in the same order.
 
@@ -66,8 +68,14 @@ def cohens_kappa(
                + (1 - kappa)² sum_(i != j) p_ij (p_.i + p_j.)²
                - (kappa - p_e (1 - kappa))²] / ((1 - p_e)² n),
 
-    clipped to [-1, 1]. The interval is a normal approximation: with fewer than about 30
-    items, read it as rough. Raises ``ValueError`` when the lists differ in length or are
+    clipped to [-1, 1] (``interval="large-sample"``, the default, as statsmodels). That
+    interval is a normal approximation and falls short where raters agree almost always,
+    the usual case for operators and automatic checks: measured coverage of a nominal 95%
+    is 0.42-0.47 at 20 items and 0.91 at 200 when 97% agree (bench/bench_coverage.py); at
+    100% observed agreement its width is 0. ``interval="agreement-score"`` is Wilson's
+    interval of the observed agreement p_o rescaled as kappa is, (bound - p_e) / (1 - p_e)
+    with p_e held fixed: measured coverage 0.93-0.97 on the same grid; the leaderboard
+    shows it. Raises ``ValueError`` when the lists differ in length or are
     empty, and when both raters gave every item the same single label (p_e = 1: kappa is
     0/0; report the raw agreement instead).
     """
@@ -83,16 +91,17 @@ def cohens_kappa(
     table = np.zeros((len(categories), len(categories)))
     for label_a, label_b in zip(first, second, strict=True):
         table[categories[label_a], categories[label_b]] += 1.0
-    return _kappa_from_table(table, level)
+    return _kappa_from_table(table, level, interval)
 
 
 def cohens_kappa_from_counts(
     counts: Mapping[tuple[Hashable, Hashable], int],
     confidence: float = DEFAULT_CONFIDENCE,
+    interval: str = "large-sample",
 ) -> CohensKappa:
     """``cohens_kappa`` from a contingency table: ``{(label_a, label_b): items}``, how many
     items rater A labelled ``label_a`` and rater B ``label_b`` (a leaderboard's grouped query
-    gives this, so no list of a million labels is built). The same result, interval and
+    gives this, so no list of a million labels is built). The same result, intervals and
     ``ValueError`` cases as ``cohens_kappa`` on the expanded labels; negative or non-integer
     counts raise ``ValueError``."""
     level = check_probability_level(confidence, "confidence")
@@ -107,10 +116,15 @@ def cohens_kappa_from_counts(
     table = np.zeros((len(categories), len(categories)))
     for (label_a, label_b), items in present.items():
         table[categories[label_a], categories[label_b]] += items
-    return _kappa_from_table(table, level)
+    return _kappa_from_table(table, level, interval)
 
 
-def _kappa_from_table(table: np.ndarray, level: float) -> CohensKappa:
+INTERVALS = ("large-sample", "agreement-score")
+
+
+def _kappa_from_table(table: np.ndarray, level: float, interval: str) -> CohensKappa:
+    if interval not in INTERVALS:
+        raise ValueError(f"interval must be one of {', '.join(INTERVALS)}, got {interval!r}")
     # Agreements from the integer counts, so perfect agreement gives kappa = 1 exactly.
     n = float(table.sum())
     shares = table / n
@@ -130,11 +144,20 @@ def _kappa_from_table(table: np.ndarray, level: float) -> CohensKappa:
     term_b = (1.0 - kappa) ** 2 * float(off.sum())
     term_c = (kappa - expected * (1.0 - kappa)) ** 2
     variance = max(0.0, (term_a + term_b - term_c) / (1.0 - expected) ** 2 / n)
-    half_width = float(sps.norm.ppf(0.5 + level / 2.0)) * math.sqrt(variance)
+    if interval == "agreement-score":
+        # Wilson's interval of the observed agreement, rescaled as kappa is with the chance
+        # agreement held fixed: it keeps width when the raters agreed on every item, where
+        # the large-sample standard error is 0.
+        agree_low, agree_high = wilson_interval(int(round(np.trace(table))), int(n), level)
+        low = (agree_low - expected) / (1.0 - expected)
+        high = (agree_high - expected) / (1.0 - expected)
+    else:
+        half_width = float(sps.norm.ppf(0.5 + level / 2.0)) * math.sqrt(variance)
+        low, high = kappa - half_width, kappa + half_width
     return CohensKappa(
         kappa=kappa,
-        low=max(-1.0, kappa - half_width),
-        high=min(1.0, kappa + half_width),
+        low=max(-1.0, low),
+        high=min(1.0, high),
         observed_agreement=observed,
         expected_agreement=expected,
         n=int(n),
