@@ -320,6 +320,28 @@ class OperatorAdmin(AuditedAdmin):
 
     @admin.action(description="Erase the identity (data request): keep only the pseudonym")
     def erase_identity(self, request, queryset):
+        """Erasing cannot be undone: the first submit answers a page that asks (Django's
+        intermediate action page, as "delete selected" does); its button confirms."""
+        # Imported here so this action stays one self-contained block of the module.
+        from django.contrib.admin import helpers
+        from django.db.models import Exists, OuterRef
+        from django.template.response import TemplateResponse
+
+        if request.POST.get("confirm") != "yes":
+            selected = queryset.select_related("team").annotate(
+                has_identity=Exists(OperatorIdentity.objects.filter(operator=OuterRef("pk")))
+            )
+            return TemplateResponse(
+                request,
+                "admin/core/operator/erase_identity_confirmation.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "title": "Erase these identities?",
+                    "opts": self.model._meta,
+                    "queryset": selected,
+                    "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+                },
+            )
         run_per_row(
             self,
             request,

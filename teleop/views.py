@@ -209,7 +209,11 @@ def session_episodes(request, pk):
 @login_required
 @require_POST
 def session_close(request, pk):
+    """Close a session. Closing cannot be undone, so a POST without `confirm=yes` (the
+    console's button) closes nothing and answers a page that asks, whose button confirms."""
     session = get_object_or_404(_sessions(request), pk=pk)
+    if session.status == Session.Status.OPEN and request.POST.get("confirm") != "yes":
+        return render(request, "teleop/session_close_confirm.html", {"session": session})
     try:
         sessions.close_session(actor=request.user, session=session)
         messages.success(request, "Session closed.")

@@ -214,6 +214,8 @@ def test_operator_sees_two_uploads_live_labels_one_discards_one_and_the_summary_
 
     # Close the session: the summary counts what was kept.
     page.get_by_role("button", name="Close session").click()
+    expect(page.get_by_text("This cannot be undone.")).to_be_visible()  # it asks first
+    page.get_by_role("button", name=f"Close session {session.code}").click()
     expect(page.get_by_text("Session closed.")).to_be_visible()
     summary = page.get_by_role("region", name="Session summary")
     facts = dict(

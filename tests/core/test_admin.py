@@ -433,7 +433,11 @@ def test_erasing_an_identity_from_the_admin_goes_through_the_service(root, clien
     operator = Operator.objects.get(code="OP-ADA")
     response = client.post(
         _url(Operator, "changelist"),
-        {"action": "erase_identity", admin.helpers.ACTION_CHECKBOX_NAME: [operator.pk]},
+        {
+            "action": "erase_identity",
+            admin.helpers.ACTION_CHECKBOX_NAME: [operator.pk],
+            "confirm": "yes",  # tests/teleop/test_confirmations.py: it asks first
+        },
     )
     assert response.status_code == 302
     assert not OperatorIdentity.objects.filter(operator=operator).exists()
