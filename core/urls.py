@@ -14,6 +14,7 @@ urlpatterns = [
     path("", include("evaluation.urls")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("teleop.urls")),
+    path("", include("core.pages.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("core.api.urls")),
     path("api/v1/", include("teleop.api.urls")),

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from teleop import views
+from teleop import dry_run_views, views
 
 app_name = "teleop"
 urlpatterns = [
@@ -20,4 +20,7 @@ urlpatterns = [
     path("datasets/<uuid:pk>/", views.view_detail, name="view"),
     path("datasets/<uuid:pk>/exports", views.view_exports, name="view-exports"),
     path("exports/<uuid:pk>/download", views.export_download, name="export-download"),
+    # The criteria editor's dry run (core/templates/core/task_form.html).
+    path("tasks/criteria/dry-run", dry_run_views.run, name="criteria-dry-run"),
+    path("tasks/criteria/episodes", dry_run_views.episodes, name="criteria-episodes"),
 ]

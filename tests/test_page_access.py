@@ -9,7 +9,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver
 
 from core.models import Visibility
-from core.services import operators
+from core.services import conditions, operators
 from evaluation.services import trials
 from teleop import datasets
 from teleop.services import sessions
@@ -43,6 +43,12 @@ PAGES = {
     "leaderboards": ("/leaderboards/", True),
     "leaderboard": ("/leaderboards/{benchmark}/", True),
     "leaderboard-compare": ("/leaderboards/{benchmark}/compare", True),
+    "tasks": ("/tasks/", False),
+    "task-new": ("/tasks/new", False),
+    "task": ("/tasks/{task}/", False),
+    "task-edit": ("/tasks/{task}/edit", False),
+    "conditions": ("/conditions/", False),
+    "teleop:criteria-episodes": ("/tasks/criteria/episodes", False),
 }
 # Write-only endpoints (POST): anonymous callers are sent to sign in, outsiders get a 404.
 ACTIONS = {
@@ -51,6 +57,9 @@ ACTIONS = {
     "teleop:episode-discard": "/episodes/{episode}/discard",
     "teleop:view-save": "/datasets/save",
     "campaign-next-trial": "/campaigns/{campaign}/robots/{robot}/next",
+    "criteria-validate": "/tasks/criteria/validate",
+    "teleop:criteria-dry-run": "/tasks/criteria/dry-run",
+    "condition-delete": "/conditions/{condition}/delete",
 }
 # Reached with a signed link instead of a session; tested in tests/teleop/test_views.py.
 SIGNED = {"teleop:recording"}
@@ -68,12 +77,15 @@ def _names(patterns, prefix=""):
 
 
 def test_every_page_is_in_the_sweep():
+    from core.pages import urls as core_page_urls
     from evaluation import urls as evaluation_urls
     from teleop import urls as teleop_urls
 
-    names = set(_names(evaluation_urls.urlpatterns)) | {
-        f"teleop:{name}" for name in _names(teleop_urls.urlpatterns)
-    }
+    names = (
+        set(_names(evaluation_urls.urlpatterns))
+        | set(_names(core_page_urls.urlpatterns))
+        | {f"teleop:{name}" for name in _names(teleop_urls.urlpatterns)}
+    )
     assert names - set(PAGES) - set(ACTIONS) - SIGNED == set()
 
 
@@ -110,7 +122,16 @@ def objects(world):
         conditions=make_conditions(world.a),
         visibility=Visibility.PUBLIC,
     )
+    condition = conditions.create_condition(
+        actor=world.a.researcher,
+        team=world.a.team,
+        factor="sweep",
+        level="private",
+        visibility=Visibility.PRIVATE,
+    )
     return {
+        "task": world.a.private_task.pk,
+        "condition": condition.pk,
         "session": session.pk,
         "episode": episode.pk,
         "view": view.pk,

@@ -2,9 +2,11 @@
 unknown fields; output serializers shape answers. Neither writes: views call services."""
 
 from django.db.models import Q
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core import access
+from core.criteria_schema import openapi_criteria_schema
 from core.models import (
     AuditEvent,
     Condition,
@@ -19,6 +21,12 @@ from core.models import (
 )
 
 MAX_TEXT = 20_000
+
+
+@extend_schema_field(openapi_criteria_schema())
+class CriteriaField(serializers.JSONField):
+    """A task version's success criteria (`pg-criteria/1`, docs/criteria.md), documented in
+    the OpenAPI schema with the SDK's JSON Schema instead of a bare object."""
 
 
 class StrictInputSerializer(serializers.Serializer):
@@ -135,6 +143,7 @@ class TaskVersionOut(serializers.ModelSerializer):
     task_slug = serializers.CharField(source="task.slug", read_only=True)
     allowed_embodiments = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
     locked = serializers.BooleanField(source="is_locked", read_only=True)
+    criteria = CriteriaField(read_only=True)
 
     class Meta:
         model = TaskVersion
@@ -292,7 +301,7 @@ class TaskVersionIn(StrictInputSerializer):
     instruction = serializers.CharField(max_length=MAX_TEXT)
     scene_setup = _text(required=False)
     time_limit_s = serializers.FloatField(min_value=0.001, max_value=86400)
-    criteria = serializers.JSONField()
+    criteria = CriteriaField()
     allowed_embodiments = serializers.ListField(
         child=VisibleSlugRelatedField(slug_field="name", queryset=Embodiment.objects.all()),
         min_length=1,
@@ -304,7 +313,7 @@ class TaskVersionPatch(StrictInputSerializer):
     instruction = serializers.CharField(max_length=MAX_TEXT, required=False)
     scene_setup = _text(required=False)
     time_limit_s = serializers.FloatField(min_value=0.001, max_value=86400, required=False)
-    criteria = serializers.JSONField(required=False)
+    criteria = CriteriaField(required=False)
     allowed_embodiments = serializers.ListField(
         child=VisibleSlugRelatedField(slug_field="name", queryset=Embodiment.objects.all()),
         min_length=1,

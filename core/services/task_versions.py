@@ -21,7 +21,10 @@ from proving_ground.criteria.spec import CriteriaError, canonical_json
 # --- Tasks and versions ---------------------------------------------------------------------
 
 
-def _valid_criteria(criteria: Any) -> dict:
+def validate_criteria(criteria: Any) -> dict:
+    """The normalized spec of valid success criteria (docs/criteria.md). Raises InvalidInput
+    with one message per problem under `fields["criteria"]`, each starting with the JSON
+    pointer of the offending value ("/stages: stage weights sum to 0.9; ...")."""
     try:
         return parse_criteria(criteria).to_dict()
     except CriteriaError as exc:
@@ -145,7 +148,7 @@ def create_task_version(
     version's, that version is returned unchanged (creating is idempotent by content).
     Raises NotPermitted, InvalidInput (criteria, time limit, no embodiment)."""
     rights.require(actor, rights.Right.AUTHOR, task.team_id)
-    criteria = _valid_criteria(criteria)
+    criteria = validate_criteria(criteria)
     _check_time_limit(time_limit_s)
     embodiments = list(allowed_embodiments)
     if not embodiments:
@@ -196,7 +199,7 @@ def update_task_version(*, actor, version: TaskVersion, **changes) -> TaskVersio
     if unknown:
         raise InvalidInput(f"These fields cannot be changed: {', '.join(sorted(unknown))}.")
     if "criteria" in changes:
-        changes["criteria"] = _valid_criteria(changes["criteria"])
+        changes["criteria"] = validate_criteria(changes["criteria"])
     if "time_limit_s" in changes:
         _check_time_limit(changes["time_limit_s"])
     embodiments = changes.pop("allowed_embodiments", None)

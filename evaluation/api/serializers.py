@@ -9,7 +9,13 @@ from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_fiel
 from rest_framework import serializers
 
 from core import access
-from core.api.serializers import MAX_TEXT, SharingInput, StrictInputSerializer, TeamField
+from core.api.serializers import (
+    MAX_TEXT,
+    CriteriaField,
+    SharingInput,
+    StrictInputSerializer,
+    TeamField,
+)
 from core.models import Condition, Operator, Robot, Task, TaskVersion
 from evaluation import selectors
 from evaluation.models import (
@@ -461,6 +467,7 @@ class TrialOut(BlindTrialOut):
 
 class TaskBriefOut(serializers.ModelSerializer):
     task = serializers.CharField(source="task.slug")
+    criteria = CriteriaField(read_only=True)
 
     class Meta:
         model = TaskVersion

@@ -87,6 +87,12 @@
     if ((ctrlEnter || event.key !== "Enter") && act(event.key, event.ctrlKey)) event.preventDefault();
   });
 
+  // A form with data-confirm="question?" (deleting something) is sent only once confirmed.
+  document.addEventListener("submit", function (event) {
+    const question = event.target.dataset && event.target.dataset.confirm;
+    if (question && !window.confirm(question)) event.preventDefault();
+  });
+
   window.provingGround = {
     isTextField, typing, activeForm, leaveField, act, fieldHomes, movers, actions, interceptors,
   };
