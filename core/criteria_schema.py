@@ -55,6 +55,8 @@ def _parameter(name: str, schema: dict[str, Any], required: bool) -> dict[str, A
         "required": required,
         "help": schema.get("description", ""),
     }
+    if name == "stage":  # parsing's cross-field rule: it names a stage of the same spec
+        out["refers_to"] = "stages"
     if "enum" in schema:
         out["input"] = "choice"
         out["options"] = list(schema["enum"])
