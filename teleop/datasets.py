@@ -22,13 +22,15 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import Prefetch
 from django.utils import timezone
+from django.utils.html import strip_tags
+from django.utils.text import slugify
 
 from core import access, job_queue, rights
 from core.errors import Conflict, InvalidInput
 from core.models import Embodiment, Team
 from core.services import audit
 from proving_ground.criteria.spec import canonical_json
-from teleop import storage
+from teleop import consent, storage
 from teleop.models import DatasetExport, DatasetView, DatasetViewVersion, Episode, Label
 from teleop.selectors import FILTER_KEYS, filter_episodes
 
@@ -217,6 +219,7 @@ def start_export(
         )
     if not version.episode_ids:
         raise InvalidInput("This view version holds no episodes.")
+    consent.require_export_consent(version)
     with transaction.atomic():
         export = DatasetExport.objects.create(
             view_version=version, format=format, images=images, created_by=access.actor_label(actor)
@@ -352,6 +355,8 @@ def build_export(*, export_id) -> DatasetExport:
         export.state = DatasetExport.State.RUNNING
         export.started_at = timezone.now()
         export.save(update_fields=["state", "started_at"])
+    if consent.stop_export_without_consent(export):
+        return export
     started = time.perf_counter()
     try:
         with tempfile.TemporaryDirectory(prefix="pg-export-") as tmp:
@@ -396,12 +401,22 @@ def build_export(*, export_id) -> DatasetExport:
     return export
 
 
+#: The longest a view's name runs in a download's filename.
+FILENAME_NAME_CHARS = 60
+
+
 def export_filename(export: DatasetExport) -> str:
-    """The name an export downloads as: `<view>-v<version>-<format>.tar|.hdf5` (made safe for
-    headers by `teleop.file_serving.download_filename`)."""
+    """The name an export downloads as, `<view slug>-v<version>-<export id, 8 hex>-<format>`
+    with `.tar` or `.hdf5`: e.g. `wipe-spill-successes-it-v1-1a2b3c4d-robomimic.hdf5` for a
+    view named `Wipe spill successes <i>it</i>`. The slug drops markup, punctuation and path
+    separators (letters of any script stay; `teleop.file_serving.content_disposition` spells
+    the name in ASCII, with `filename*` for the rest); a name with nothing left is `dataset`.
+    The id part tells two exports of one version apart."""
     suffix = ".tar" if export.format == DatasetExport.Format.LEROBOT else ".hdf5"
     version = export.view_version
-    return f"{version.view.name}-v{version.number}-{export.format}{suffix}"
+    slug = slugify(strip_tags(version.view.name), allow_unicode=True)
+    slug = slug[:FILENAME_NAME_CHARS].strip("-_") or "dataset"
+    return f"{slug}-v{version.number}-{export.pk.hex[:8]}-{export.format}{suffix}"
 
 
 def export_content_type(export: DatasetExport) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from django.core.files.storage import storages
 from django.http import FileResponse, HttpResponse, HttpResponseRedirect
@@ -33,7 +33,7 @@ def download_filename(name: str) -> str:
     (U+202E cannot flip `gpj.exe` into `exe.jpg`), no leading dot, at most 150 characters."""
     folded = unicodedata.normalize("NFKD", name)
     ascii_only = "".join(c for c in folded if c.isascii() and c.isprintable())
-    safe = _UNSAFE_FILENAME_RUN.sub("_", ascii_only).strip("._")
+    safe = _UNSAFE_FILENAME_RUN.sub("_", ascii_only).strip("._-")
     if len(safe) > MAX_FILENAME_CHARS:
         stem, dot, suffix = safe.rpartition(".")
         if dot and len(suffix) <= 10:
@@ -41,6 +41,30 @@ def download_filename(name: str) -> str:
         else:
             safe = safe[:MAX_FILENAME_CHARS]
     return safe or FALLBACK_FILENAME
+
+
+def _utf8_filename(name: str) -> str:
+    """`name` with letters of any script kept (for `filename*`), and only `._-` beside
+    them: no control, format (bidirectional) or path characters, at most 150 characters."""
+    kept = "".join(
+        c if (c.isalnum() or c in "._-") and unicodedata.category(c)[0] != "C" else "_"
+        for c in unicodedata.normalize("NFC", name)
+    )
+    return re.sub(r"_+", "_", kept).strip("._-")[:MAX_FILENAME_CHARS]
+
+
+def content_disposition(filename: str, *, as_attachment: bool = True) -> str:
+    """A Content-Disposition header (RFC 6266) for `filename`: `filename="..."` is always
+    the ASCII name of `download_filename`; when `filename` holds letters ASCII cannot spell
+    (a Chinese or Greek view name), `filename*=UTF-8''...` (RFC 8187, percent-encoded)
+    carries them too, and browsers prefer it."""
+    disposition = "attachment" if as_attachment else "inline"
+    ascii_name = download_filename(filename)
+    header = f'{disposition}; filename="{ascii_name}"'
+    utf8_name = _utf8_filename(filename)
+    if utf8_name and utf8_name != ascii_name and not utf8_name.isascii():
+        header += f"; filename*=UTF-8''{quote(utf8_name, safe='')}"
+    return header
 
 
 def _file_storage():
@@ -79,9 +103,8 @@ def presigned_url(
         return None
     parameters = {}
     if filename is not None:
-        disposition = "attachment" if as_attachment else "inline"
-        parameters["ResponseContentDisposition"] = (
-            f'{disposition}; filename="{download_filename(filename)}"'
+        parameters["ResponseContentDisposition"] = content_disposition(
+            filename, as_attachment=as_attachment
         )
     if content_type is not None:
         parameters["ResponseContentType"] = content_type
@@ -108,9 +131,10 @@ def serve_file(
     """Answer a request for the stored object `key`: a 302 to a presigned URL where the store
     can sign, else the file streamed by Django. Check access before calling this.
 
-    `filename` is sanitized (`download_filename`) in both cases. Raises FileNotFoundError
-    when streaming a key that is not stored (a presigned URL to a missing key gets the
-    store's 404 instead: checking first would cost a request to the store)."""
+    `filename` becomes the same Content-Disposition (`content_disposition`) in both cases.
+    Raises FileNotFoundError when streaming a key that is not stored (a presigned URL to a
+    missing key gets the store's 404 instead: checking first would cost a request to the
+    store)."""
     url = presigned_url(
         key, filename=filename, content_type=content_type, as_attachment=as_attachment
     )
@@ -119,9 +143,11 @@ def serve_file(
         # The URL expires in minutes and is a bearer token: no browser or proxy keeps it.
         response["Cache-Control"] = "no-store"
         return response
-    return FileResponse(
+    response = FileResponse(
         _file_storage().open(key, "rb"),
         as_attachment=as_attachment,
         filename=download_filename(filename),
         content_type=content_type,
     )
+    response["Content-Disposition"] = content_disposition(filename, as_attachment=as_attachment)
+    return response

@@ -173,9 +173,12 @@ def test_an_export_built_on_object_storage_downloads_from_the_page_and_the_api(
     page = _client(world.a.researcher).get(f"/exports/{export.pk}/download")
     fetched = _fetch(_assert_presigned_redirect(page, s3_storage, export.file))
     assert fetched.content == stored
-    # The view's name, folded to ASCII and made safe for a header.
+    # The view's name as a slug with the export's short id: ASCII in `filename`, the
+    # accented letters in `filename*` (tests/teleop/test_download_names.py).
+    short = export.pk.hex[:8]
     assert fetched.headers["Content-Disposition"] == (
-        'attachment; filename="Pick_cube_ete-v1-robomimic.hdf5"'
+        f'attachment; filename="pick-cube-ete-v1-{short}-robomimic.hdf5"; '
+        f"filename*=UTF-8''pick-cube-%C3%A9t%C3%A9-v1-{short}-robomimic.hdf5"
     )
 
     api = _client(world.a.researcher).get(f"/api/v1/exports/{export.pk}/download")
@@ -247,13 +250,18 @@ def test_with_local_files_the_same_endpoints_stream(world, session, tmp_path, se
     episode = _stored_episode(session, tmp_path)
     episode = recordings.build_episode_recording(episode_id=episode.pk)
     export = _built_export(world, episode, name="local")
+    short = export.pk.hex[:8]
     client = _client(world.a.researcher)
     token = signing.dumps(str(episode.pk), salt=RECORDING_SALT)
     cases = [
         (f"/episodes/{episode.pk}/file.h5", episode.file, f"episode-{episode.pk}.h5"),
         (f"/api/v1/episodes/{episode.pk}/file", episode.file, f"episode-{episode.pk}.h5"),
-        (f"/exports/{export.pk}/download", export.file, "local-v1-robomimic.hdf5"),
-        (f"/api/v1/exports/{export.pk}/download", export.file, "local-v1-robomimic.hdf5"),
+        (f"/exports/{export.pk}/download", export.file, f"local-v1-{short}-robomimic.hdf5"),
+        (
+            f"/api/v1/exports/{export.pk}/download",
+            export.file,
+            f"local-v1-{short}-robomimic.hdf5",
+        ),
     ]
     for url, key, filename in cases:
         response = client.get(url)
