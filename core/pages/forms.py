@@ -76,7 +76,7 @@ class TaskVersionForm(forms.Form):
     )
     criteria = CriteriaJSONField(
         label="Success criteria (JSON)",
-        help_text="pg-criteria/1; the editor above writes it, or write it here.",
+        help_text="pg-criteria/1 (docs/criteria.md): the editor writes it, or write it here.",
     )
 
     def __init__(self, *args, user, **kwargs):

@@ -152,7 +152,7 @@
       return el("div", { class: "ce-row", "data-path": `/stages/${i}` },
         el("span", { class: "ce-n", text: `${i + 1}.` }),
         field("Id", id, `/stages/${i}/id`),
-        field("Description", textInput(stage, "description"), `/stages/${i}/description`),
+        field("Description", textInput(stage, "description", { class: "desc" }), `/stages/${i}/description`),
         field("Weight", weight, `/stages/${i}/weight`),
         moveButtons(stages, i, "stage"));
     });
@@ -188,7 +188,7 @@
     const codes = list("failure_codes");
     const rows = codes.map((code, i) => el("div", { class: "ce-row", "data-path": `/failure_codes/${i}` },
       field("Code", textInput(code, "code", { class: "slug" }), `/failure_codes/${i}/code`),
-      field("Description", textInput(code, "description"), `/failure_codes/${i}/description`),
+      field("Description", textInput(code, "description", { class: "desc" }), `/failure_codes/${i}/description`),
       moveButtons(codes, i, "failure code")));
     return el("fieldset", { class: "ce-section", "data-path": "/failure_codes" },
       el("legend", { text: "Failure codes" }),
