@@ -4,6 +4,7 @@ from django import forms
 
 from core import access
 from core.models import Membership, Operator, Robot, Task, TaskVersion, Team
+from teleop import selectors
 from teleop.models import CollectionProtocol, DatasetExport, Episode, Label
 
 
@@ -110,7 +111,11 @@ class EpisodeFilterForm(forms.Form):
             *(choice for choice in Episode.State.choices if choice[0] != Episode.State.READY),
         ],
     )
-    flag = forms.CharField(required=False, max_length=64, label="Quality flag")
+    flag = forms.ChoiceField(
+        required=False,
+        label="Quality flag",
+        help_text="A kind (check_failed) finds every flag of that kind.",
+    )
     exclude_flagged = forms.BooleanField(required=False, label="Only unflagged episodes")
     include_discarded = forms.BooleanField(required=False, label="Include discarded episodes")
     recorded_after = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
@@ -127,6 +132,11 @@ class EpisodeFilterForm(forms.Form):
             return [("", "Any"), *((v, v) for v in values if v)]
 
         self.fields["task"].choices = choices("task_version__task__slug")
+        flag_choices = [("", "Any")]
+        for kind, flags in selectors.flag_choices(episodes):
+            flag_choices.append((kind, f"{kind} (any)" if flags else kind))
+            flag_choices += [(flag, f"\u2003{flag}") for flag in flags]
+        self.fields["flag"].choices = flag_choices
         self.fields["robot"].choices = choices("robot__name")
         self.fields["operator"].choices = choices("operator__code")
 

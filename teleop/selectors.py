@@ -103,7 +103,11 @@ FILTER_KEYS = {
     "condition": "condition id",
     "outcome": "success, failure, partial or unlabelled",
     "state": "episode state (default: ready)",
-    "flags_any": "list: episodes with at least one of these quality flags",
+    "flags_any": (
+        "list: episodes with at least one of these quality flags; a kind (the part of a flag "
+        "before ':', e.g. check_failed) matches every flag of that kind, a whole flag "
+        "(check_failed:grasp-by-2s) only itself"
+    ),
     "exclude_flagged": "true: only episodes without any quality flag",
     "recorded_after": "ISO date or datetime (inclusive)",
     "recorded_before": "ISO date or datetime (exclusive)",
@@ -135,12 +139,50 @@ def filter_episodes(queryset, filters: dict):
     elif outcome:
         queryset = queryset.filter(Exists(current.filter(outcome=outcome)))
     if filters.get("flags_any"):
-        # Flags are slugs; matching the quoted slug in the JSON text works on PostgreSQL and
-        # SQLite alike (SQLite has no JSON containment lookup).
-        any_flag = Q()
-        for flag in filters["flags_any"]:
-            any_flag |= Q(quality_flags__icontains=json.dumps(flag))
-        queryset = queryset.filter(any_flag)
+        queryset = queryset.filter(flags_matching(filters["flags_any"]))
     if filters.get("exclude_flagged"):
         queryset = queryset.filter(quality_flags=[])
     return queryset
+
+
+def flags_matching(flags) -> Q:
+    """Episodes with a quality flag matching one of `flags`: a kind (`check_failed`) matches
+    that flag and every `check_failed:<id>`; a whole flag (`check_failed:grasp`) only
+    itself. Flags are slugs with at most one ':'; matching the quoted text in the JSON works
+    on PostgreSQL and SQLite alike (SQLite has no JSON containment lookup)."""
+    matching = Q()
+    for flag in flags:
+        quoted = json.dumps(flag)
+        matching |= Q(quality_flags__icontains=quoted)
+        if ":" not in flag:
+            matching |= Q(quality_flags__icontains=quoted[:-1] + ":")  # '"kind:'
+    return matching
+
+
+def flag_kind(flag: str) -> str:
+    """The kind of a quality flag: the part before ':' (`check_failed:grasp` ->
+    `check_failed`), the flag itself when it has none."""
+    return flag.split(":", 1)[0]
+
+
+#: At most this many distinct flag combinations are read to offer the flag filter's choices.
+FLAG_CHOICES_SCAN = 1000
+
+
+def flag_choices(episodes) -> list[tuple[str, list[str]]]:
+    """The quality flags present among `episodes`, grouped by kind, sorted: [(kind, [whole
+    flags of that kind that have a part after ':'])]. One query over the distinct flag
+    lists (a handful of combinations, not one row per episode)."""
+    combos = (
+        episodes.exclude(quality_flags=[])
+        .order_by()
+        .values_list("quality_flags", flat=True)
+        .distinct()[:FLAG_CHOICES_SCAN]
+    )
+    kinds: dict[str, set[str]] = {}
+    for combo in combos:
+        for flag in combo or []:
+            whole = kinds.setdefault(flag_kind(str(flag)), set())
+            if ":" in str(flag):
+                whole.add(str(flag))
+    return [(kind, sorted(kinds[kind])) for kind in sorted(kinds)]

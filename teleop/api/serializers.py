@@ -294,7 +294,14 @@ class EpisodeFiltersIn(StrictInputSerializer):
     outcome = serializers.ChoiceField(choices=[*Label.Outcome.values, "unlabelled"], required=False)
     state = serializers.ChoiceField(choices=Episode.State.choices, required=False)
     flags_any = serializers.ListField(
-        child=serializers.SlugField(max_length=64), required=False, max_length=32
+        child=serializers.RegexField(r"^[-\w]+(:[-\w.]+)?$", max_length=128),
+        required=False,
+        max_length=32,
+        help_text=(
+            "Episodes with at least one of these quality flags. A kind, the part of a flag "
+            "before ':' (`check_failed`), matches every flag of that kind "
+            "(`check_failed:grasp-by-2s`, `check_failed:lift`); a whole flag only itself."
+        ),
     )
     exclude_flagged = serializers.BooleanField(required=False)
     recorded_after = serializers.DateTimeField(required=False)
