@@ -3,8 +3,10 @@ services compute (task versions, keys, the audit trail, idempotency records) are
 edited. Secrets never reach a list column or a search: keys show their public prefix only,
 operators their pseudonymous code, and identities are for platform superusers only."""
 
+from django import forms
 from django.contrib import admin, messages
 from django.db import transaction
+from django.shortcuts import redirect
 
 from core.errors import DomainError
 from core.models import (
@@ -24,7 +26,7 @@ from core.models import (
     WorkerHeartbeat,
 )
 from core.names import NAME_FIELDS, refuse_bidi_controls
-from core.services import audit, operators, robots
+from core.services import audit, embodiments, operators, robots
 
 # Personal data kept out of audit records: an erasure must leave none of it behind.
 _PERSONAL_FIELDS = {OperatorIdentity: ("full_name", "email")}
@@ -165,6 +167,21 @@ class ViewOnlyAdmin(admin.ModelAdmin):
         return self.deletable and super().has_delete_permission(request, obj)
 
 
+class AddedOnAPage:
+    """A model whose rows the admin cannot create correctly (a task needs its first version,
+    with instruction and success criteria, made by the service): "Add" leads to the page
+    that creates them (`add_page`, a path) instead of saving an empty shell."""
+
+    add_page = ""
+
+    def add_view(self, request, form_url="", extra_context=None):
+        name = self.model._meta.verbose_name_plural
+        self.message_user(
+            request, f"New {name} are created on their page, which checks them.", messages.INFO
+        )
+        return redirect(self.add_page)
+
+
 class SuperusersOnly:
     """Personal data: platform superusers only, whatever model permissions staff hold."""
 
@@ -215,8 +232,22 @@ class MembershipAdmin(AuditedAdmin):
 # --- Robots -----------------------------------------------------------------------------------
 
 
+class EmbodimentAdminForm(forms.ModelForm):
+    class Meta:
+        model = Embodiment
+        fields = ["team", "name", "description", "spec", "visibility", "shared_with"]
+
+    def clean_spec(self):
+        # The service's own check, with its messages (each problem with its location).
+        try:
+            return embodiments.valid_spec(self.cleaned_data.get("spec"))
+        except DomainError as exc:
+            raise forms.ValidationError(exc.fields.get("spec") or exc.detail) from exc
+
+
 @admin.register(Embodiment)
 class EmbodimentAdmin(AuditedAdmin):
+    form = EmbodimentAdminForm
     list_display = ["name", "team", "visibility", "created_at", "updated_at"]
     list_filter = ["visibility", "team"]
     search_fields = ["name", "description"]
@@ -408,7 +439,11 @@ class TaskVersionInline(admin.TabularInline):
 
 
 @admin.register(Task)
-class TaskAdmin(AuditedAdmin):
+class TaskAdmin(AddedOnAPage, AuditedAdmin):
+    """Name, slug and sharing are edited here; a task is created on /tasks/new with its
+    first version (instruction, time limit, success criteria, embodiments)."""
+
+    add_page = "/tasks/new"
     list_display = ["name", "slug", "team", "visibility", "created_at"]
     list_filter = ["team", "visibility"]
     search_fields = ["name", "slug"]

@@ -15,6 +15,7 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("teleop.urls")),
     path("", include("core.pages.urls")),
+    path("", include("core.pages.robot_urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("core.api.urls")),
     path("api/v1/", include("teleop.api.urls")),

@@ -3,9 +3,12 @@ are made by the services (checks, hashes, history) and shown here; episodes are 
 through services (labels, discards) and the admin never deletes one. Operators appear by
 their pseudonymous code."""
 
+from django import forms
 from django.contrib import admin
 
 from core.admin import AuditedAdmin, ViewOnlyAdmin, run_per_row
+from core.errors import DomainError
+from core.pages.refusals import show_refusal
 from core.services import task_versions
 from teleop.models import (
     CollectionProtocol,
@@ -19,16 +22,95 @@ from teleop.models import (
     Upload,
     UploadPart,
 )
-from teleop.services import sessions
+from teleop.services import protocols, sessions
+
+
+class ProtocolTargetFormSet(forms.BaseInlineFormSet):
+    """The targets as the service checks them (at least one, each condition once)."""
+
+    def clean(self):
+        super().clean()
+        if any(form.errors for form in self.forms):
+            return
+        targets = [
+            (form.cleaned_data["condition"], form.cleaned_data["target_count"])
+            for form in self.forms
+            if form.cleaned_data.get("condition") and not form.cleaned_data.get("DELETE")
+        ]
+        try:
+            protocols.check_protocol_targets(targets)
+        except DomainError as exc:
+            raise forms.ValidationError(exc.fields.get("targets") or exc.detail) from exc
 
 
 class ProtocolTargetInline(admin.TabularInline):
     model = ProtocolTarget
-    extra = 0
+    formset = ProtocolTargetFormSet
+    extra = 1
+
+
+class CollectionProtocolAdminForm(forms.ModelForm):
+    """The settings as the service checks them: durations in order, cameras every embodiment
+    of the task version has (a comma-separated list here, not a bare JSON box), and sharing
+    with teams other than the owner."""
+
+    required_cameras = forms.CharField(
+        required=False,
+        help_text="Camera names, separated by commas (cam_high, cam_wrist). Each must be a "
+        "camera of every embodiment the task version allows.",
+    )
+
+    class Meta:
+        model = CollectionProtocol
+        fields = [
+            "team",
+            "name",
+            "task_version",
+            "instructions",
+            "min_control_hz",
+            "min_duration_s",
+            "max_duration_s",
+            "required_cameras",
+            "active",
+            "visibility",
+            "shared_with",
+        ]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None and "required_cameras" in self.fields:
+            self.initial["required_cameras"] = ", ".join(self.instance.required_cameras)
+
+    def clean_required_cameras(self):
+        text = self.cleaned_data.get("required_cameras") or ""
+        return list(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
+
+    def clean(self):
+        data = super().clean()
+        # The task version is read-only once the protocol exists.
+        version = data.get("task_version") or getattr(self.instance, "task_version", None)
+        if version is not None:
+            try:
+                protocols.check_protocol_settings(
+                    task_version=version,
+                    min_duration_s=data.get("min_duration_s"),
+                    max_duration_s=data.get("max_duration_s"),
+                    required_cameras=data.get("required_cameras") or [],
+                )
+            except DomainError as exc:
+                show_refusal(self, exc)
+        team, shared = data.get("team"), data.get("shared_with")
+        if team is not None and shared is not None and team in shared:
+            self.add_error("shared_with", f"'{team}' owns the protocol; share it with others.")
+        return data
 
 
 @admin.register(CollectionProtocol)
 class CollectionProtocolAdmin(AuditedAdmin):
+    """Validated as `create_protocol` validates (the form and the targets' form set call the
+    service's checks), so the operator's protocol menu never offers a broken one."""
+
+    form = CollectionProtocolAdminForm
     list_display = ["name", "team", "task_version", "visibility", "active", "created_at"]
     list_filter = ["active", "visibility", "team"]
     search_fields = ["name", "instructions", "task_version__task__slug"]

@@ -2,10 +2,20 @@
 
 from django import forms
 
-from core import access
-from core.models import Membership, Operator, Robot, Task, TaskVersion, Team
+from core import access, rights
+from core.models import (
+    Condition,
+    Membership,
+    Operator,
+    Robot,
+    Task,
+    TaskVersion,
+    Team,
+    Visibility,
+)
 from teleop import selectors
 from teleop.models import CollectionProtocol, DatasetExport, Episode, Label
+from teleop.services import protocols
 
 
 class SessionForm(forms.Form):
@@ -188,3 +198,109 @@ class ExportForm(forms.Form):
         if data.get("format") == DatasetExport.Format.LEROBOT:
             data["images"] = DatasetExport.Images.RAW  # the choice is robomimic's
         return data
+
+
+# --- Collection protocols -------------------------------------------------------------------
+
+
+class ProtocolForm(forms.Form):
+    """A protocol's settings; its condition targets are `ProtocolTargetFormSet`. The service
+    (`teleop.services.protocols`) checks durations, cameras and targets."""
+
+    team = forms.ModelChoiceField(queryset=Team.objects.none(), empty_label=None)
+    name = forms.CharField(max_length=200)
+    task_version = forms.ModelChoiceField(queryset=TaskVersion.objects.none(), label="Task version")
+    instructions = forms.CharField(
+        required=False,
+        max_length=20000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="What the operator reads in the console.",
+    )
+    min_control_hz = forms.FloatField(
+        required=False, min_value=0, max_value=100000, label="Minimum control rate (Hz)"
+    )
+    min_duration_s = forms.FloatField(
+        required=False, min_value=0, max_value=86400, label="Minimum duration (s)"
+    )
+    max_duration_s = forms.FloatField(
+        required=False, min_value=0, max_value=86400, label="Maximum duration (s)"
+    )
+    required_cameras = forms.MultipleChoiceField(
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Episodes without one of these are flagged. Offered: the cameras every "
+        "embodiment of the chosen task version has.",
+    )
+    visibility = forms.ChoiceField(choices=Visibility.choices, initial=Visibility.PRIVATE)
+    shared_with = forms.ModelMultipleChoiceField(
+        queryset=Team.objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Shared with",
+        help_text="Other teams that see it when the visibility is 'shared'.",
+    )
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        teams = rights.teams_where(user, rights.Right.AUTHOR).order_by("name")
+        self.fields["team"].queryset = teams
+        tasks = access.visible(Task.objects.all(), user)
+        versions = (
+            TaskVersion.objects.filter(task__in=tasks)
+            .select_related("task")
+            .prefetch_related("allowed_embodiments")
+            .order_by("task__name", "-number")
+        )
+        self.fields["task_version"].queryset = versions
+        # Each version's cameras, for the page script to offer only the chosen version's.
+        self.cameras_by_version = {
+            str(version.pk): protocols.protocol_cameras(version) for version in versions
+        }
+        cameras = sorted({name for names in self.cameras_by_version.values() for name in names})
+        self.fields["required_cameras"].choices = [(name, name) for name in cameras]
+        # A team sees its own protocols: "shared with" offers the others (with one team to
+        # write for, it is left out; with several, the chosen one is refused in clean()).
+        others = Team.objects.order_by("name")
+        if len(teams) == 1:
+            others = others.exclude(pk=teams[0].pk)
+        self.fields["shared_with"].queryset = others
+
+    def clean(self):
+        data = super().clean()
+        team, shared = data.get("team"), data.get("shared_with")
+        if team is not None and shared is not None and team in shared:
+            self.add_error("shared_with", f"'{team}' owns the protocol; share it with others.")
+        return data
+
+
+class ProtocolTargetForm(forms.Form):
+    condition = forms.ModelChoiceField(queryset=Condition.objects.none(), required=False)
+    target_count = forms.IntegerField(
+        min_value=1, max_value=1_000_000, required=False, label="Target episodes"
+    )
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["condition"].queryset = access.visible(
+            Condition.objects.select_related("team"), user
+        )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("condition") and not data.get("target_count"):
+            self.add_error("target_count", "How many accepted episodes under this condition?")
+        if data.get("target_count") and not data.get("condition"):
+            self.add_error("condition", "Choose the condition of this target.")
+        return data
+
+
+ProtocolTargetFormSet = forms.formset_factory(ProtocolTargetForm, extra=3, max_num=100)
+
+
+def protocol_targets(formset) -> list[tuple[Condition, int]]:
+    """The filled rows of a valid target formset (empty rows are left out)."""
+    return [
+        (form.cleaned_data["condition"], form.cleaned_data["target_count"])
+        for form in formset.forms
+        if form.cleaned_data.get("condition")
+    ]

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core import signing
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Prefetch
 from django.http import Http404, HttpResponse, QueryDict
@@ -22,9 +23,10 @@ from django.utils.html import escape
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_POST
 
-from core import access
+from core import access, rights
 from core.csp import VIEWER_POLICY, allow_connect_to
 from core.errors import DomainError
+from core.pages.refusals import show_refusal
 from core.redirects import own_site_url
 from proving_ground.stats.intervals import wilson_interval
 from teleop import datasets, file_serving, selectors
@@ -35,11 +37,24 @@ from teleop.forms import (
     EpisodeFilterForm,
     ExportForm,
     LabelForm,
+    ProtocolForm,
+    ProtocolTargetFormSet,
     SaveViewForm,
     SessionForm,
+    protocol_targets,
 )
-from teleop.models import DatasetExport, DatasetView, Episode, Label, Session, Upload
+from teleop.models import (
+    CollectionProtocol,
+    DatasetExport,
+    DatasetView,
+    Episode,
+    Label,
+    ProtocolTarget,
+    Session,
+    Upload,
+)
 from teleop.services import labels as label_services
+from teleop.services import protocols as protocol_services
 from teleop.services import sessions
 
 
@@ -612,4 +627,60 @@ def export_download(request, pk):
         export.file,
         filename=datasets.export_filename(export),
         content_type=datasets.export_content_type(export),
+    )
+
+
+# --- Collection protocols -----------------------------------------------------------------
+
+
+@login_required
+def protocol_list(request):
+    """The protocols a person sees (`access.visible`), with their targets."""
+    protocols = access.visible(
+        CollectionProtocol.objects.select_related("team", "task_version__task").prefetch_related(
+            Prefetch("targets", queryset=ProtocolTarget.objects.select_related("condition"))
+        ),
+        request.user,
+    ).order_by("-active", "name")
+    may_author = rights.teams_where(request.user, rights.Right.AUTHOR).exists()
+    return render(
+        request, "teleop/protocol_list.html", {"protocols": protocols, "may_author": may_author}
+    )
+
+
+@login_required
+def protocol_new(request):
+    """A protocol: task version, condition targets, quality gates, sharing. The service's
+    refusals are shown beside the fields (targets under the targets table); nothing is
+    stored then."""
+    if not rights.teams_where(request.user, rights.Right.AUTHOR).exists():
+        raise PermissionDenied("Only an admin or researcher of a team defines protocols.")
+    data = request.POST if request.method == "POST" else None
+    form = ProtocolForm(data, user=request.user)
+    targets = ProtocolTargetFormSet(data, prefix="targets", form_kwargs={"user": request.user})
+    target_errors: list[str] = []
+    if data is not None and form.is_valid() and targets.is_valid():
+        try:
+            protocol = protocol_services.create_protocol(
+                actor=request.user, targets=protocol_targets(targets), **form.cleaned_data
+            )
+        except DomainError as exc:
+            target_errors = list(exc.fields.get("targets", []))
+            others = {k: v for k, v in exc.fields.items() if k != "targets"}
+            if others or not target_errors:
+                show_refusal(form, type(exc)(exc.detail, fields=others))
+        else:
+            messages.success(request, f"Protocol '{protocol.name}' created.")
+            return redirect("teleop:protocols")
+    failed = data is not None and (form.errors or not targets.is_valid() or target_errors)
+    return render(
+        request,
+        "teleop/protocol_new.html",
+        {
+            "form": form,
+            "targets": targets,
+            "target_errors": target_errors,
+            "cameras_by_version": form.cameras_by_version,
+        },
+        status=400 if failed else 200,
     )

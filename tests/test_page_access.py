@@ -49,6 +49,13 @@ PAGES = {
     "task-edit": ("/tasks/{task}/edit", False),
     "conditions": ("/conditions/", False),
     "teleop:criteria-episodes": ("/tasks/criteria/episodes", False),
+    "robots:list": ("/robots/", False),
+    "robots:new": ("/robots/new", False),
+    "robots:embodiment-new": ("/robots/embodiments/new", False),
+    "robots:detail": ("/robots/{robot}/", False),
+    "robots:key-revoke": ("/robots/keys/{key}/revoke", False),
+    "teleop:protocols": ("/protocols/", False),
+    "teleop:protocol-new": ("/protocols/new", False),
 }
 # Write-only endpoints (POST): anonymous callers are sent to sign in, outsiders get a 404.
 ACTIONS = {
@@ -60,6 +67,7 @@ ACTIONS = {
     "criteria-validate": "/tasks/criteria/validate",
     "teleop:criteria-dry-run": "/tasks/criteria/dry-run",
     "condition-delete": "/conditions/{condition}/delete",
+    "robots:key-new": "/robots/{robot}/keys",
 }
 # Reached with a signed link instead of a session; tested in tests/teleop/test_views.py.
 SIGNED = {"teleop:recording"}
@@ -77,6 +85,7 @@ def _names(patterns, prefix=""):
 
 
 def test_every_page_is_in_the_sweep():
+    from core.pages import robot_urls
     from core.pages import urls as core_page_urls
     from evaluation import urls as evaluation_urls
     from teleop import urls as teleop_urls
@@ -84,6 +93,7 @@ def test_every_page_is_in_the_sweep():
     names = (
         set(_names(evaluation_urls.urlpatterns))
         | set(_names(core_page_urls.urlpatterns))
+        | {f"robots:{name}" for name in _names(robot_urls.urlpatterns)}
         | {f"teleop:{name}" for name in _names(teleop_urls.urlpatterns)}
     )
     assert names - set(PAGES) - set(ACTIONS) - SIGNED == set()
@@ -139,6 +149,7 @@ def objects(world):
         "campaign": campaign.pk,
         "trial": trial.pk,
         "robot": world.a.robot.pk,
+        "key": world.a.robot.api_keys.get().pk,
         "benchmark": benchmark.pk,
         "public": public.pk,
     }

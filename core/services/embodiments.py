@@ -20,7 +20,9 @@ from core.services.team_owned import (
 # --- Embodiments ----------------------------------------------------------------------------
 
 
-def _valid_spec(spec: Any) -> dict:
+def valid_spec(spec: Any) -> dict:
+    """The spec, checked and normalized; the service, the pages and the admin call it.
+    Raises InvalidInput (field `spec`, each problem with its location)."""
     try:
         return parse_embodiment_spec(spec).to_dict()
     except EmbodimentSpecError as exc:
@@ -48,7 +50,7 @@ def create_embodiment(
         shared_with=shared_with,
         team=team,
         name=name,
-        spec=_valid_spec(spec),
+        spec=valid_spec(spec),
         description=description,
         visibility=visibility,
     )
@@ -56,7 +58,7 @@ def create_embodiment(
 
 def update_embodiment(*, actor, embodiment: Embodiment, **changes) -> Embodiment:
     if "spec" in changes:
-        changes["spec"] = _valid_spec(changes["spec"])
+        changes["spec"] = valid_spec(changes["spec"])
     try:
         return update_team_owned(
             actor=actor,

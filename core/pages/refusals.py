@@ -1,0 +1,23 @@
+"""A service's refusal shown on a page's form: each message beside the field it names."""
+
+from __future__ import annotations
+
+from django import forms
+
+from core.errors import DomainError
+
+
+def show_refusal(form: forms.Form, exc: DomainError, *, aliases: dict[str, str] | None = None):
+    """Put `exc`'s messages on `form`: each of `exc.fields` beside its field (a service's
+    field name may be mapped to the form's through `aliases`), the rest, or the detail when
+    no field is named, above the form."""
+    aliases = aliases or {}
+    if not exc.fields:
+        form.add_error(None, exc.detail)
+        return
+    for name, field_messages in (exc.fields or {}).items():
+        name = aliases.get(name, name)
+        messages = field_messages if isinstance(field_messages, list) else [field_messages]
+        target = name if name in form.fields else None
+        for message in messages:
+            form.add_error(target, str(message))
