@@ -174,6 +174,10 @@ class AddedOnAPage:
 
     add_page = ""
 
+    def has_add_permission(self, request, *args):
+        # The "Add" button is shown (to staff with the add permission) and leads to the page.
+        return admin.ModelAdmin.has_add_permission(self, request)
+
     def add_view(self, request, form_url="", extra_context=None):
         name = self.model._meta.verbose_name_plural
         self.message_user(

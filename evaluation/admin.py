@@ -6,7 +6,7 @@ from django.contrib import admin
 from django.db import models
 
 from core import access
-from core.admin import AuditedAdmin, ViewOnlyAdmin
+from core.admin import AddedOnAPage, AuditedAdmin, ViewOnlyAdmin
 from evaluation.models import (
     Benchmark,
     BenchmarkCell,
@@ -94,7 +94,11 @@ class BenchmarkCellInline(_ReadOnlyInline):
 
 
 @admin.register(Benchmark)
-class BenchmarkAdmin(AuditedAdmin):
+class BenchmarkAdmin(AddedOnAPage, AuditedAdmin):
+    """Name, description and sharing are edited here; a benchmark is created with its cells
+    (checked, task versions locked) on /benchmarks/new."""
+
+    add_page = "/benchmarks/new"
     list_display = [
         "name",
         "team",
@@ -122,9 +126,6 @@ class BenchmarkAdmin(AuditedAdmin):
     ]
     inlines = [BenchmarkCellInline]
 
-    def has_add_permission(self, request):
-        return False  # a benchmark is created with its cells, by the service
-
 
 class CampaignCellInline(_ReadOnlyInline):
     model = CampaignCell
@@ -134,7 +135,11 @@ class CampaignCellInline(_ReadOnlyInline):
 
 
 @admin.register(Campaign)
-class CampaignAdmin(ViewOnlyAdmin):
+class CampaignAdmin(AddedOnAPage, ViewOnlyAdmin):
+    """Shown, not edited: a campaign is planned on /campaigns/new (its schedule drawn from
+    a seed), started, finished and unblinded on its page."""
+
+    add_page = "/campaigns/new"
     list_display = [
         "name",
         "team",

@@ -88,8 +88,6 @@ ADD_DISABLED = {
     DatasetViewVersion,
     DatasetExport,
     PolicyVersion,
-    Benchmark,
-    Campaign,
     Trial,
     TrialReport,
     LeaderboardSnapshot,
@@ -98,7 +96,11 @@ ADD_DISABLED = {
 }
 
 # Created on a page that checks them (tests/core/test_admin_refusals.py): "Add" leads there.
-ADDED_ON_A_PAGE = {Task: "/tasks/new"}
+ADDED_ON_A_PAGE = {
+    Task: "/tasks/new",
+    Benchmark: "/benchmarks/new",
+    Campaign: "/campaigns/new",
+}
 
 IDENTITY_NAME = "Ada Lovelace"
 IDENTITY_EMAIL = "ada.lovelace@example.org"

@@ -1,6 +1,7 @@
 """The Django admin refuses what the services refuse: its forms call the services' checks
 (protocols: targets, durations, cameras; embodiments: the spec), and what it cannot create
-correctly (a task without its first version) it sends to the page that can."""
+correctly (a task without its first version, a benchmark without its cells, a campaign
+without its schedule) it sends to the page that can."""
 
 import json
 
@@ -145,6 +146,21 @@ def test_the_admin_refuses_an_embodiment_spec_with_the_services_messages(root, c
     )
     assert response.status_code == 302
     assert Embodiment.objects.get(name="bad-arm").spec == ARM_SPEC
+
+
+@pytest.mark.parametrize(
+    ("admin_name", "page"),
+    [
+        ("core_task", "/tasks/new"),
+        ("evaluation_benchmark", "/benchmarks/new"),
+        ("evaluation_campaign", "/campaigns/new"),
+    ],
+)
+def test_add_in_the_admin_is_offered_and_leads_to_the_page(root, client, admin_name, page):
+    changelist = client.get(reverse(f"admin:{admin_name}_changelist")).content.decode()
+    assert reverse(f"admin:{admin_name}_add") in changelist  # the "Add" button
+    response = client.get(reverse(f"admin:{admin_name}_add"))
+    assert response.status_code == 302 and response["Location"] == page
 
 
 def test_adding_a_task_in_the_admin_leads_to_the_task_page(root, client, world):
