@@ -11,7 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from core import access
+from core import access, rights
 from core.errors import DomainError
 from evaluation import selectors
 from evaluation.forms import TrialReportForm
@@ -199,7 +199,14 @@ def _campaigns(request):
 @login_required
 def campaign_list(request):
     campaigns = selectors.with_trial_counts(_campaigns(request)).order_by("status", "-created_at")
-    return render(request, "evaluation/campaign_list.html", {"campaigns": campaigns[:200]})
+    return render(
+        request,
+        "evaluation/campaign_list.html",
+        {
+            "campaigns": campaigns[:200],
+            "may_author": rights.teams_where(request.user, rights.Right.AUTHOR).exists(),
+        },
+    )
 
 
 def _trial_label(trial: Trial, blinded: bool) -> str:
@@ -256,6 +263,12 @@ def _console_context(request, campaign, forms_by_trial=None):
         "several_forms": may_score and sum(entry["form"] is not None for entry in robots) > 1,
         "unassigned": waiting.get(None, 0),
         "recent": recent,
+        # Start, finish and unblind (evaluation/authoring_views.py) for the team's authors;
+        # a campaign's own operators are blinded and cannot unblind it.
+        "may_direct": rights.may(user, rights.Right.AUTHOR, campaign.team_id),
+        "may_unblind": campaign.blinded
+        and campaign.status != Campaign.Status.DONE
+        and not any(op.user_id == user.pk for op in campaign.operators.all()),
     }
 
 

@@ -64,11 +64,9 @@ def trial_snapshot(trial: Trial, campaign: Campaign) -> dict[str, Any]:
     return data
 
 
-def record_unblinding(*, actor, campaign: Campaign) -> None:
-    """The audited reveal of a blinded campaign that is done: the seed, its salt, and every
-    alias with its policy version. Call in the transaction that marks the campaign done."""
-    if not campaign.blinded:
-        return
+def revelation(campaign: Campaign) -> dict[str, Any]:
+    """What unblinding reveals: the seed, its salt and commitment, and every alias with its
+    policy version (aliases of trials already drawn; none for a draft)."""
     versions = {
         str(pv): alias
         for pv, alias in Trial.objects.filter(campaign=campaign)
@@ -81,18 +79,25 @@ def record_unblinding(*, actor, campaign: Campaign) -> None:
         alias: {"policy_version": pv, "label": named.get(pv, "")}
         for pv, alias in sorted(versions.items(), key=lambda item: (len(item[1]), item[1]))
     }
+    return {
+        "unblinded": True,
+        "seed": campaign.seed,
+        "seed_salt": campaign.seed_salt,
+        "seed_commitment": seed_commitment(campaign.seed, campaign.seed_salt),
+        "seed_commitment_scheme": COMMITMENT_SCHEME,
+        "aliases": aliases,
+    }
+
+
+def record_unblinding(*, actor, campaign: Campaign) -> None:
+    """The audited reveal of a blinded campaign that is done: the seed, its salt, and every
+    alias with its policy version. Call in the transaction that marks the campaign done."""
+    if not campaign.blinded:
+        return
     audit.record_audit(
         actor=actor,
         action="update",
         obj=campaign,
         before={"status": Campaign.Status.RUNNING, "blinded_view": True},
-        after={
-            "status": Campaign.Status.DONE,
-            "unblinded": True,
-            "seed": campaign.seed,
-            "seed_salt": campaign.seed_salt,
-            "seed_commitment": seed_commitment(campaign.seed, campaign.seed_salt),
-            "seed_commitment_scheme": COMMITMENT_SCHEME,
-            "aliases": aliases,
-        },
+        after={"status": Campaign.Status.DONE} | revelation(campaign),
     )

@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core import access
-from core.errors import Conflict, InvalidInput
+from core.errors import Conflict, InvalidInput, NotPermitted
 from core.models import Condition, Operator, Robot, TaskVersion, Team, Visibility
 from core.services import audit
 from core.services import task_versions as task_version_services
@@ -329,4 +329,31 @@ def finish_campaign(*, actor, campaign: Campaign) -> Campaign:
                 after={"status": campaign.status},
             )
         enqueue_leaderboard_refresh(campaign)
+    return campaign
+
+
+def unblind_campaign(*, actor, campaign: Campaign) -> Campaign:
+    """End a blinded campaign's blinding before it is done (a safety review, a protocol
+    deviation): from now on everyone who may see the campaign sees its policies, and one
+    audited event reveals the seed, its salt and every alias's policy version, as finishing
+    does. Irreversible; the audit trail keeps that the campaign was unblinded early.
+    Idempotent (an unblinded or done campaign is returned as it is). Raises NotPermitted:
+    authors of the team only, and not one of the campaign's operators, who are blinded."""
+    require_designer(actor, campaign.team_id)
+    if campaign.operators.filter(user_id=actor.pk).exists():
+        raise NotPermitted("One of the campaign's operators cannot unblind it.")
+    with transaction.atomic():
+        campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
+        if not blinding.hides_mapping(campaign):
+            return campaign
+        campaign.blinded = False
+        campaign.save(update_fields=["blinded", "updated_at"])
+        audit.record_audit(
+            actor=actor,
+            action="update",
+            obj=campaign,
+            before={"status": campaign.status, "blinded": True},
+            after={"status": campaign.status, "blinded": False} | blinding.revelation(campaign),
+        )
+        enqueue_leaderboard_refresh(campaign)  # its board named aliases only
     return campaign
