@@ -3,6 +3,7 @@
 from django import forms
 
 from core import access, rights
+from core.errors import InvalidInput
 from core.models import (
     Condition,
     Membership,
@@ -13,6 +14,7 @@ from core.models import (
     Team,
     Visibility,
 )
+from core.pages.refusals import show_refusal
 from teleop import selectors
 from teleop.models import CollectionProtocol, DatasetExport, Episode, Label
 from teleop.services import protocols
@@ -270,6 +272,18 @@ class ProtocolForm(forms.Form):
         team, shared = data.get("team"), data.get("shared_with")
         if team is not None and shared is not None and team in shared:
             self.add_error("shared_with", f"'{team}' owns the protocol; share it with others.")
+        # The service's checks of the settings, so every problem shows at once (the service
+        # checks them again when it creates the protocol).
+        if data.get("task_version") is not None:
+            try:
+                protocols.check_protocol_settings(
+                    task_version=data["task_version"],
+                    min_duration_s=data.get("min_duration_s"),
+                    max_duration_s=data.get("max_duration_s"),
+                    required_cameras=data.get("required_cameras") or [],
+                )
+            except InvalidInput as exc:
+                show_refusal(self, exc)
         return data
 
 

@@ -78,7 +78,7 @@ class APIKeyForm(forms.Form):
     )
     expires_at = forms.DateTimeField(
         required=False,
-        label="Expires (optional)",
+        label="Expires",
         help_text="Leave empty for a key that lasts until it is revoked.",
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
     )

@@ -215,3 +215,11 @@ def test_another_teams_private_protocol_is_not_listed(world):
     _create(world, name="secret plan")
     assert "secret plan" not in _as(world.b.admin).get("/protocols/").content.decode()
     assert "secret plan" in _as(world.a.operator).get("/protocols/").content.decode()
+
+
+def test_every_problem_of_the_form_is_answered_at_once(world):
+    (bright,) = _conditions(world.a, "bright")
+    data = _form(world, [bright], name="", min_duration_s="10", max_duration_s="5")
+    response = _as(world.a.researcher).post("/protocols/new", data)
+    page = response.content.decode()
+    assert 'id="id_name_error"' in page and 'id="id_max_duration_s_error"' in page
