@@ -220,3 +220,52 @@ def jobs_for(task: Task, *, arg_index: int = 0, values: Iterable[str]) -> dict[s
 
 def has_live_job(statuses: list[str]) -> bool:
     return any(status in LIVE_STATUSES for status in statuses)
+
+
+# --- Core's own work ------------------------------------------------------------------------
+
+
+@lost_work_finder
+def requeue_access_archives_unfinished(*, grace_s: float, max_attempts: int) -> int:
+    """Access archives `queued` or `running` with no live build job (failed after
+    `max_attempts` jobs)."""
+    from core.models import DataRequest
+    from core.tasks import build_access_archive_job
+
+    cutoff = timezone.now() - timedelta(seconds=grace_s)
+    with transaction.atomic():
+        request_ids = list(
+            DataRequest.objects.select_for_update(skip_locked=True)
+            .filter(
+                state__in=[DataRequest.State.QUEUED, DataRequest.State.RUNNING],
+                created_at__lt=cutoff,
+                expires_at__gt=timezone.now(),
+            )
+            .exclude(started_at__gte=cutoff)
+            .values_list("pk", flat=True)[:REQUEUE_BATCH]
+        )
+        known = jobs_for(build_access_archive_job, values=request_ids)
+        queued = 0
+        for request_id in request_ids:
+            statuses = known.get(str(request_id), [])
+            if has_live_job(statuses):
+                continue
+            if len(statuses) >= max_attempts:
+                DataRequest.objects.filter(pk=request_id).update(
+                    state=DataRequest.State.FAILED,
+                    error=f"Its build was tried {len(statuses)} times and never finished.",
+                    finished_at=timezone.now(),
+                )
+                continue
+            build_access_archive_job.enqueue(str(request_id))
+            queued += 1
+    return queued
+
+
+@lost_work_finder
+def expire_access_archives(*, grace_s: float, max_attempts: int) -> int:
+    """Not lost work but the same timer: delete access archives past their expiry, and
+    files a download that died left behind (core.services.data_requests.expire_due)."""
+    from core.services import data_requests
+
+    return data_requests.expire_due()

@@ -22,6 +22,15 @@ class Visibility(models.TextChoices):
     PUBLIC = "public", "Public"
 
 
+class Licence(models.TextChoices):
+    """What an episode's recording may be used for (docs/privacy.md, "Consent and licence"),
+    narrowest first: each scope allows what the scopes before it allow."""
+
+    INTERNAL = "internal", "Internal training (the recording team only)"
+    TEAMS = "teams", "Sharing with named teams"
+    PUBLIC = "public", "Public release"
+
+
 class Team(models.Model):
     """A lab or site. Users belong to teams through memberships with a role."""
 
@@ -29,6 +38,11 @@ class Team(models.Model):
     name = models.CharField(max_length=120, unique=True)
     slug = models.SlugField(max_length=60, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The licence scope an episode recorded in this team gets at creation (admins may change
+    # an episode's scope later).
+    default_licence = models.CharField(
+        max_length=10, choices=Licence.choices, default=Licence.INTERNAL
+    )
 
     class Meta:
         ordering = ["name"]
@@ -387,3 +401,48 @@ class ThrottleWindow(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}: {self.hits} since {self.window_start}"
+
+
+class DataRequest(models.Model):
+    """A person's request about the data held on an operator (docs/privacy.md): an access
+    archive (`pg-access/1`), built by a job, downloadable once by the requester until it
+    expires. Holds no personal data itself beyond the links to the operator and the
+    requester; the archive file does."""
+
+    class Kind(models.TextChoices):
+        ACCESS = "access", "Access and portability"
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Building"
+        READY = "ready", "Ready to download"
+        DOWNLOADED = "downloaded", "Downloaded"
+        EXPIRED = "expired", "Expired"
+        FAILED = "failed", "Failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.ACCESS)
+    operator = models.ForeignKey(Operator, on_delete=models.CASCADE, related_name="data_requests")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    include_files = models.BooleanField(default=False)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0)  # percent
+    step = models.CharField(max_length=80, blank=True)  # what the build is doing now
+    file = models.CharField(max_length=300, blank=True)
+    size_bytes = models.BigIntegerField(null=True, blank=True)
+    checksum = models.CharField(max_length=64, blank=True)  # SHA-256 of the zip
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(db_index=True)
+    downloaded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} request for {self.operator} ({self.state})"

@@ -63,7 +63,7 @@ CLASSIFICATION: dict[str, dict[str, Kind]] = {
     "auth.group": _model({NONE: ("id", "name", "permissions")}),
     "auth.permission": _model({NONE: ("id", "name", "content_type", "codename")}),
     # --- core ------------------------------------------------------------------------------
-    "core.team": _model({NONE: ("id", "name", "slug", "created_at")}),
+    "core.team": _model({NONE: ("id", "name", "slug", "created_at", "default_licence")}),
     "core.membership": _model(
         {IDENTITY: ("user",), OPERATIONAL: ("role", "created_at"), NONE: ("id", "team")}
     ),
@@ -162,6 +162,33 @@ CLASSIFICATION: dict[str, dict[str, Kind]] = {
             NONE: ("id", "key", "fingerprint", "method", "path", "state", "response_status"),
         }
     ),
+    "core.datarequest": _model(
+        {
+            # The archive holds the operator's identity and account; the requester is a
+            # person's account.
+            IDENTITY: ("requested_by", "file"),
+            PSEUDONYMOUS: ("operator",),
+            OPERATIONAL: (
+                "created_at",
+                "started_at",
+                "finished_at",
+                "expires_at",
+                "downloaded_at",
+            ),
+            NONE: (
+                "id",
+                "team",
+                "kind",
+                "include_files",
+                "state",
+                "progress",
+                "step",
+                "size_bytes",
+                "checksum",
+                "error",
+            ),
+        }
+    ),
     "core.workerheartbeat": _model({NONE: ("worker_id", "host", "pid", "started_at", "last_seen")}),
     "core.throttlewindow": _model(
         # Keys name the caller (user or robot id, or IP address) for a minute.
@@ -205,6 +232,9 @@ CLASSIFICATION: dict[str, dict[str, Kind]] = {
                 "check_results",
                 "discarded_at",
                 "discard_reason",
+                "consent_version",
+                "licence",
+                "consent_withdrawn_at",
                 "created_at",
                 "updated_at",
             ),

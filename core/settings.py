@@ -314,6 +314,10 @@ UPLOAD_EXPIRY_HOURS = env.int("PG_UPLOAD_EXPIRY_HOURS", default=72)
 VALIDATOR_MEMORY_MB = env.int("PG_VALIDATOR_MEMORY_MB", default=1024)
 VALIDATOR_TIMEOUT_S = env.int("PG_VALIDATOR_TIMEOUT_S", default=600)
 
+# An operator's access archive (docs/privacy.md) is deleted this long after it was asked for,
+# downloaded or not.
+ACCESS_ARCHIVE_TTL_HOURS = env.int("PG_ACCESS_ARCHIVE_TTL_HOURS", default=7 * 24)
+
 IDEMPOTENCY_KEY_TTL_HOURS = env.int("PG_IDEMPOTENCY_KEY_TTL_HOURS", default=24)
 # A request holds its Idempotency-Key this long at most: past it, the claim is taken to have
 # died with its request (a killed worker, a database outage) and a retry runs it again.

@@ -14,6 +14,7 @@ urlpatterns = [
     path("", include("evaluation.urls")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("teleop.urls")),
+    path("", include("core.data_request_urls")),
     path("", include("core.pages.urls")),
     path("", include("core.pages.robot_urls")),
     path("admin/", admin.site.urls),

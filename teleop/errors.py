@@ -59,3 +59,9 @@ class ChecksumMismatch(DomainError):
 
     code = "checksum_mismatch"
     status = 460
+
+
+class ConsentRefused(Conflict):
+    """Episodes whose operators' consent or licence does not cover a use (an export)."""
+
+    code = "consent_refused"

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
-from core.models import Condition, Operator, Robot, TaskVersion, Team, TeamOwned
+from core.models import Condition, Licence, Operator, Robot, TaskVersion, Team, TeamOwned
 
 
 class CollectionProtocol(TeamOwned):
@@ -156,6 +156,12 @@ class Episode(models.Model):
     discarded_at = models.DateTimeField(null=True, blank=True)
     discard_reason = models.TextField(blank=True)
     discarded_by = models.CharField(max_length=200, blank=True)
+    # Consent and licence (docs/privacy.md): the operator's consent version when the episode
+    # was created (empty: none on record), the use it is licensed for, and when the operator
+    # withdrew consent (no new export may hold it from then on).
+    consent_version = models.CharField(max_length=40, blank=True)
+    licence = models.CharField(max_length=10, choices=Licence.choices, default=Licence.INTERNAL)
+    consent_withdrawn_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

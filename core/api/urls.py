@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from core.api import views
+from core.api import data_requests, views
 
 router = SimpleRouter()
 router.trailing_slash = "/?"  # robots may or may not send the slash; no redirects on POST
@@ -13,6 +13,7 @@ router.register("task-versions", views.TaskVersionViewSet, basename="taskversion
 router.register("conditions", views.ConditionViewSet, basename="condition")
 router.register("operators", views.OperatorViewSet, basename="operator")
 router.register("audit-events", views.AuditEventViewSet, basename="auditevent")
+router.register("data-requests", data_requests.DataRequestViewSet, basename="datarequest")
 
 urlpatterns = [
     path("version", views.VersionView.as_view(), name="version"),

@@ -20,7 +20,7 @@ from core import job_queue
 from core.errors import InvalidInput
 from core.models import Condition
 from core.services import audit
-from teleop import storage
+from teleop import consent, storage
 from teleop.errors import (
     ChecksumMismatch,
     ChunkTooLarge,
@@ -100,6 +100,7 @@ def create_episode(
                 "condition": condition,
                 "declared_size_bytes": size_bytes,
                 "declared_sha256": sha256,
+                **consent.consent_at_creation(session),
             },
         )
         if not created:  # lost a race with an identical retry

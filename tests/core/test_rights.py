@@ -53,6 +53,7 @@ def test_every_team_owned_model_has_a_right():
         # Records a team keeps, written by their own flows (recording, trials, jobs,
         # audit), never through the catalog's create/change/delete.
         "core.auditevent",
+        "core.datarequest",  # the operator or a team admin (core.services.consent.may_act_for)
         "teleop.session",
         "teleop.episode",
         "teleop.upload",

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from teleop import datasets
+from teleop import consent, datasets
 from teleop.models import DatasetExport, DatasetView
 
 
@@ -51,6 +51,9 @@ class Command(BaseCommand):
             )
         if out.exists():
             raise CommandError(f"{out} exists; exports never overwrite.")
+        refusal = consent.export_refusal(chosen)
+        if refusal is not None:
+            raise CommandError(refusal.message())
         target = out if format == DatasetExport.Format.LEROBOT else out / "dataset.hdf5"
         if format != DatasetExport.Format.LEROBOT:
             out.mkdir(parents=True)
