@@ -1,6 +1,6 @@
-"""Forms of the authoring pages. They only shape input: the services validate it (rights,
-criteria, time limits, uniqueness) and their messages are put beside the fields
-(`add_service_errors`), so a page refuses exactly what the API refuses."""
+"""Forms of the task and condition pages. They only shape input: the services validate it
+(rights, criteria, time limits, uniqueness) and their messages are put beside the fields
+(`core.pages.refusals.show_refusal`), so a page refuses exactly what the API refuses."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import json
 from django import forms
 
 from core import access, rights
-from core.errors import DomainError
 from core.models import Embodiment, TaskVersion, Team, Visibility
 
 # Pages offer private and public; sharing with named teams is the API's for now.
@@ -17,22 +16,6 @@ _PAGE_VISIBILITIES = [
     (Visibility.PRIVATE, "Private: my team only"),
     (Visibility.PUBLIC, "Public: everyone"),
 ]
-
-
-def add_service_errors(form: forms.Form, exc: DomainError, aliases: dict | None = None) -> None:
-    """Show a service's refusal on `form`: each of `exc.fields` beside its field (or under
-    `aliases[name]`), the rest and the summary above the form."""
-    placed = False
-    for name, problems in exc.fields.items():
-        name = (aliases or {}).get(name, name)
-        for problem in problems if isinstance(problems, list | tuple) else [problems]:
-            if name in form.fields:
-                form.add_error(name, str(problem))
-                placed = True
-            else:
-                form.add_error(None, f"{name}: {problem}")
-    if not placed:
-        form.add_error(None, exc.detail)
 
 
 class CriteriaJSONField(forms.CharField):

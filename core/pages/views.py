@@ -22,7 +22,8 @@ from core import access, rights
 from core.criteria_schema import check_kinds
 from core.errors import Conflict, DomainError, InvalidInput
 from core.models import Condition, Task, TaskVersion
-from core.pages.forms import ConditionForm, TaskForm, TaskVersionForm, add_service_errors
+from core.pages.forms import ConditionForm, TaskForm, TaskVersionForm
+from core.pages.refusals import show_refusal
 from core.pages.version_diff import version_diff
 from core.services import conditions as condition_services
 from core.services import task_versions
@@ -84,7 +85,7 @@ def task_new(request):
         except Conflict as exc:
             form.add_error("slug", exc.detail)
         except DomainError as exc:
-            add_service_errors(form, exc)
+            show_refusal(form, exc)
         else:
             messages.success(request, f"Task '{task.slug}' created with version 1.")
             return redirect("task", task.pk)
@@ -142,7 +143,7 @@ def task_edit(request, pk):
                 actor=request.user, task=task, **form.version_fields()
             )
         except DomainError as exc:
-            add_service_errors(form, exc)
+            show_refusal(form, exc)
         else:
             if latest is not None and version.pk == latest.pk:
                 messages.info(request, "Nothing changed: version kept as it was.")
@@ -215,7 +216,7 @@ def condition_list(request):
         except Conflict as exc:
             form.add_error("level", exc.detail)
         except DomainError as exc:
-            add_service_errors(form, exc)
+            show_refusal(form, exc)
         else:
             messages.success(request, f"Condition '{condition}' created.")
             return redirect("conditions")
