@@ -344,7 +344,7 @@ class CampaignForm(_Shared, PlanForm):
         choices=Campaign.RobotAssignment.choices,
         initial=Campaign.RobotAssignment.DEALT,
         widget=forms.RadioSelect,
-        label="Robots",
+        label="How robots get trials",
     )
 
     def __init__(self, *args, user, **kwargs):

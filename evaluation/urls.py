@@ -17,19 +17,19 @@ urlpatterns = [
         "campaigns/<uuid:pk>/start",
         authoring_views.campaign_action,
         {"action": "start"},
-        name="campaign-start",
+        name="campaign-start-confirm",
     ),
     path(
         "campaigns/<uuid:pk>/finish",
         authoring_views.campaign_action,
         {"action": "finish"},
-        name="campaign-finish",
+        name="campaign-finish-confirm",
     ),
     path(
         "campaigns/<uuid:pk>/unblind",
         authoring_views.campaign_action,
         {"action": "unblind"},
-        name="campaign-unblind",
+        name="campaign-unblind-confirm",
     ),
     path("trials/<uuid:pk>/", views.trial_detail, name="trial"),
     path("policies/", authoring_views.policy_list, name="policies"),
@@ -43,7 +43,9 @@ urlpatterns = [
     path("benchmarks/new", authoring_views.benchmark_new, name="benchmark-new"),
     path("benchmarks/<uuid:pk>/", authoring_views.benchmark_detail, name="benchmark"),
     path(
-        "benchmarks/<uuid:pk>/publish", authoring_views.benchmark_publish, name="benchmark-publish"
+        "benchmarks/<uuid:pk>/publish",
+        authoring_views.benchmark_publish,
+        name="benchmark-publish-confirm",
     ),
     path("leaderboards/", views.leaderboard_list, name="leaderboards"),
     path("leaderboards/<uuid:pk>/", views.leaderboard, name="leaderboard"),

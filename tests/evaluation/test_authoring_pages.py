@@ -94,7 +94,7 @@ def test_operators_get_no_form(world):
     listing = client.get("/campaigns/").content.decode()
     assert "/campaigns/new" not in listing
     console = client.get(f"/campaigns/{campaign.pk}/").content.decode()
-    assert f"/campaigns/{campaign.pk}/start" not in console
+    assert f'href="/campaigns/{campaign.pk}/start"' not in console
 
 
 def test_authors_are_offered_new_buttons(world):
@@ -211,7 +211,7 @@ def test_a_researcher_creates_and_publishes_a_benchmark(world):
     assert benchmark.cells.count() == 2 and benchmark.trials_per_cell == 5
     assert response["Location"] == f"/benchmarks/{benchmark.pk}/"
     page = client.get(f"/benchmarks/{benchmark.pk}/").content.decode()
-    assert f"/benchmarks/{benchmark.pk}/publish" in page
+    assert f'href="/benchmarks/{benchmark.pk}/publish"' in page
     confirm = client.get(f"/benchmarks/{benchmark.pk}/publish")
     assert confirm.status_code == 200 and "cannot be undone" in confirm.content.decode()
     assert not Benchmark.objects.get(pk=benchmark.pk).is_published  # GET only asks
@@ -409,8 +409,8 @@ def test_a_researcher_starts_and_finishes_a_campaign_after_confirming(world):
     campaign = make_campaign(world.a, policy_versions=[version], start=False)
     client = _as(world.a.researcher)
     console = client.get(f"/campaigns/{campaign.pk}/").content.decode()
-    assert f"/campaigns/{campaign.pk}/start" in console
-    assert f"/campaigns/{campaign.pk}/finish" not in console
+    assert f'href="/campaigns/{campaign.pk}/start"' in console
+    assert f'href="/campaigns/{campaign.pk}/finish"' not in console
     confirm = client.get(f"/campaigns/{campaign.pk}/start")
     assert confirm.status_code == 200 and "Start the campaign" in confirm.content.decode()
     assert Campaign.objects.get(pk=campaign.pk).status == Campaign.Status.DRAFT
