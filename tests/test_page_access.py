@@ -9,7 +9,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver
 
 from core.models import Visibility
-from core.services import conditions, operators
+from core.services import conditions, data_requests, operators
 from evaluation.services import trials
 from teleop import datasets
 from teleop.services import sessions
@@ -52,6 +52,11 @@ PAGES = {
     "benchmark": ("/benchmarks/{benchmark}/", False),
     "benchmark-publish-confirm": ("/benchmarks/{benchmark}/publish", False),
     "trial": ("/trials/{trial}/", False),
+    "data-requests": ("/data-requests/", False),
+    "data-request-rows": ("/data-requests/rows", False),
+    "data-request-download": ("/data-requests/{data_request}/download", False),
+    "my-data": ("/me/data", False),
+    "consent-withdraw": ("/operators/{operator}/withdraw-consent", False),
     "leaderboards": ("/leaderboards/", True),
     "leaderboard": ("/leaderboards/{benchmark}/", True),
     "leaderboard-compare": ("/leaderboards/{benchmark}/compare", True),
@@ -97,6 +102,7 @@ def _names(patterns, prefix=""):
 
 
 def test_every_page_is_in_the_sweep():
+    from core import data_request_urls
     from core.pages import robot_urls
     from core.pages import urls as core_page_urls
     from evaluation import urls as evaluation_urls
@@ -104,6 +110,7 @@ def test_every_page_is_in_the_sweep():
 
     names = (
         set(_names(evaluation_urls.urlpatterns))
+        | set(_names(data_request_urls.urlpatterns))
         | set(_names(core_page_urls.urlpatterns))
         | {f"robots:{name}" for name in _names(robot_urls.urlpatterns)}
         | {f"teleop:{name}" for name in _names(teleop_urls.urlpatterns)}
@@ -151,7 +158,10 @@ def objects(world):
         level="private",
         visibility=Visibility.PRIVATE,
     )
+    data_request = data_requests.request_access(actor=world.a.admin, operator=operator)
     return {
+        "operator": operator.pk,
+        "data_request": data_request.pk,
         "task": world.a.private_task.pk,
         "condition": condition.pk,
         "session": session.pk,
@@ -211,6 +221,8 @@ def test_team_members_get_every_page(world, objects):
         response = client.get(template.format(**objects))
         # An export not built yet, an episode row with no stored file: nothing to download.
         expected = 404 if name in ("teleop:export-download", "teleop:episode-file") else 200
+        if name == "data-request-download":
+            expected = 409  # the archive is still being built
         assert response.status_code == expected, name
 
 
@@ -297,6 +309,8 @@ def test_every_page_renders_with_production_static_files(world, objects, manifes
         for path in pages:
             response = client.get(path)
             expected = 404 if path.endswith(("/download", "/file.h5")) else 200
+            if path.startswith("/data-requests/") and path.endswith("/download"):
+                expected = 409  # the archive is still being built
             assert response.status_code == expected, path
             if "html" in response["Content-Type"]:
                 # Hashed names from the manifest, so caches can keep them forever.

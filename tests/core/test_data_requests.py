@@ -306,3 +306,16 @@ def test_a_build_that_fails_says_so_and_is_not_downloadable(api, world, people, 
     request.refresh_from_db()
     assert request.state == "failed" and "/secret" not in request.error
     assert _download(api(world.a.admin), request.pk)[0].status_code == 410
+
+
+def test_a_build_whose_job_was_lost_is_queued_again(world, people, settings):
+    from core.jobs import requeue_lost_work
+
+    request = data_requests.request_access(actor=world.a.admin, operator=people["OP-OLGA"][0])
+    DataRequest.objects.filter(pk=request.pk).update(
+        created_at=timezone.now() - timedelta(minutes=5)
+    )
+    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+    assert requeue_lost_work(grace_s=60)["access_archives_unfinished"] == 1
+    request.refresh_from_db()
+    assert request.state == "ready" and default_storage.exists(request.file)

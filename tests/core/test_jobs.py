@@ -138,7 +138,7 @@ def test_old_heartbeats_are_pruned():
 @pytest.mark.django_db
 def test_every_app_registers_a_finder_for_its_lost_work():
     names = {finder.__module__ for finder in jobs.lost_work_finders()}
-    assert names == {"teleop.jobs", "evaluation.jobs"}
+    assert names == {"core.jobs", "teleop.jobs", "evaluation.jobs"}
 
 
 @pytest.mark.django_db
