@@ -223,3 +223,18 @@ def test_every_problem_of_the_form_is_answered_at_once(world):
     response = _as(world.a.researcher).post("/protocols/new", data)
     page = response.content.decode()
     assert 'id="id_name_error"' in page and 'id="id_max_duration_s_error"' in page
+
+
+def test_the_api_refuses_a_camera_the_embodiment_lacks_naming_the_field(world, api):
+    (bright,) = _conditions(world.a, "bright")
+    body = {
+        "team": world.a.team.slug,
+        "name": "pick data",
+        "task_version": str(world.a.task.versions.get().pk),
+        "required_cameras": ["cam_thermal"],
+        "targets": [{"condition": str(bright.pk), "target_count": 5}],
+    }
+    response = api(world.a.researcher).post("/api/v1/protocols/", body, format="json")
+    assert response.status_code == 400
+    assert "cam_thermal" in response.json()["fields"]["required_cameras"][0]
+    assert not CollectionProtocol.objects.exists()
