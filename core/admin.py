@@ -26,7 +26,7 @@ from core.models import (
     WorkerHeartbeat,
 )
 from core.names import NAME_FIELDS, refuse_bidi_controls
-from core.services import audit, embodiments, operators, robots
+from core.services import audit, embodiments, erasure, robots
 
 # Personal data kept out of audit records: an erasure must leave none of it behind.
 _PERSONAL_FIELDS = {OperatorIdentity: ("full_name", "email")}
@@ -353,27 +353,32 @@ class OperatorAdmin(AuditedAdmin):
     inlines = [OperatorIdentityInline]
     actions = ["erase_identity"]
 
-    @admin.action(description="Erase the identity (data request): keep only the pseudonym")
+    @admin.action(description="Erase the person (right to be forgotten): keep only the pseudonym")
     def erase_identity(self, request, queryset):
         """Erasing cannot be undone: the first submit answers a page that asks (Django's
-        intermediate action page, as "delete selected" does); its button confirms."""
+        intermediate action page, as "delete selected" does) and says, per operator, what
+        `erasure.erase_operator` will do; its button confirms."""
         # Imported here so this action stays one self-contained block of the module.
         from django.contrib.admin import helpers
-        from django.db.models import Exists, OuterRef
         from django.template.response import TemplateResponse
 
         if request.POST.get("confirm") != "yes":
-            selected = queryset.select_related("team").annotate(
-                has_identity=Exists(OperatorIdentity.objects.filter(operator=OuterRef("pk")))
-            )
+            plans = []
+            for operator in queryset.select_related("team"):
+                try:
+                    steps = erasure.plan_erasure(actor=request.user, operator=operator)
+                    plans.append((operator, steps, ""))
+                except DomainError as exc:
+                    plans.append((operator, [], exc.detail))
             return TemplateResponse(
                 request,
                 "admin/core/operator/erase_identity_confirmation.html",
                 {
                     **self.admin_site.each_context(request),
-                    "title": "Erase these identities?",
+                    "title": "Erase these operators?",
                     "opts": self.model._meta,
-                    "queryset": selected,
+                    "queryset": queryset,
+                    "plans": plans,
                     "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
                 },
             )
@@ -381,10 +386,8 @@ class OperatorAdmin(AuditedAdmin):
             self,
             request,
             queryset,
-            lambda operator: operators.erase_operator_identity(
-                actor=request.user, operator=operator
-            ),
-            "identit(ies) erased",
+            lambda operator: erasure.erase_operator(actor=request.user, operator=operator),
+            "operator(s) erased",
         )
 
 

@@ -34,9 +34,20 @@ class Licence(models.TextChoices):
 class Team(models.Model):
     """A lab or site. Users belong to teams through memberships with a role."""
 
+    class ErasedEpisodes(models.TextChoices):
+        """What erasing an operator does to the episodes recorded under its pseudonym
+        (docs/privacy.md, "Erasure")."""
+
+        KEEP = "keep", "Keep them under the pseudonym"
+        DELETE = "delete", "Delete them"
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=120, unique=True)
     slug = models.SlugField(max_length=60, unique=True)
+    # What erasing one of its operators does to the operator's episodes; team admins choose.
+    erased_episodes = models.CharField(
+        max_length=10, choices=ErasedEpisodes.choices, default=ErasedEpisodes.KEEP
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     # The licence scope an episode recorded in this team gets at creation (admins may change
     # an episode's scope later).

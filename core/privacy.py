@@ -63,7 +63,9 @@ CLASSIFICATION: dict[str, dict[str, Kind]] = {
     "auth.group": _model({NONE: ("id", "name", "permissions")}),
     "auth.permission": _model({NONE: ("id", "name", "content_type", "codename")}),
     # --- core ------------------------------------------------------------------------------
-    "core.team": _model({NONE: ("id", "name", "slug", "created_at", "default_licence")}),
+    "core.team": _model(
+        {NONE: ("id", "name", "slug", "created_at", "default_licence", "erased_episodes")}
+    ),
     "core.membership": _model(
         {IDENTITY: ("user",), OPERATIONAL: ("role", "created_at"), NONE: ("id", "team")}
     ),

@@ -17,6 +17,7 @@ urlpatterns = [
     path("", include("core.data_request_urls")),
     path("", include("core.pages.urls")),
     path("", include("core.pages.robot_urls")),
+    path("", include("core.pages.operator_urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("core.api.urls")),
     path("api/v1/", include("teleop.api.urls")),

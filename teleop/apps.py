@@ -6,4 +6,7 @@ class TeleopConfig(AppConfig):
     verbose_name = "Teleoperation and datasets"
 
     def ready(self) -> None:
-        from teleop import consent  # noqa: F401 - marks episodes when consent is withdrawn
+        from teleop import (
+            consent,  # noqa: F401 - marks episodes when consent is withdrawn
+            erasure,  # noqa: F401 - its part of erasing an operator
+        )

@@ -165,6 +165,12 @@ def store_episode_file(path: Path, sha256: str, *, move: bool = False) -> str:
     return key
 
 
+def delete_stored_file(key: str) -> None:
+    """Delete the stored object `key` (nothing if it is gone already)."""
+    with contextlib.suppress(FileNotFoundError):
+        default_storage.delete(key)
+
+
 @contextlib.contextmanager
 def local_episode_file(key: str) -> Iterator[Path]:
     """A local path to a stored episode file: the file itself on a local storage, else a

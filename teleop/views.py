@@ -391,7 +391,7 @@ def episode_detail(request, pk):
             episode.rerun_file, content_type="application/octet-stream"
         )
         if recording is None:
-            token = signing.dumps(str(episode.pk), salt=RECORDING_SALT)
+            token = recording_token(episode)
             recording = request.build_absolute_uri(
                 reverse("teleop:recording", args=[pk]) + "?" + urlencode({"token": token})
             )
@@ -448,19 +448,28 @@ RECORDING_LINK_MAX_AGE_S = 6 * 3600
 
 
 def episode_recording(request, pk):
+def recording_token(episode: Episode) -> str:
+    """A replay link's token: signs the episode and the stored recording it may fetch, so a
+    recording rebuilt under a new key (after an erasure, teleop/erasure.py) voids every link
+    handed out before."""
+    return signing.dumps([str(episode.pk), episode.rerun_file], salt=RECORDING_SALT)
+
+
     """The episode's `.rrd`. The viewer's wasm fetches it without the session cookie, so the
-    episode page hands it a signed link (valid for a few hours, for this episode only);
-    a signed-in member of the team may also fetch it directly."""
+    episode page hands it a signed link (valid for a few hours, for this episode's current
+    recording only); a signed-in member of the team may also fetch it directly."""
     token = request.GET.get("token")
     if token is not None:
         try:
-            signed_for = signing.loads(token, salt=RECORDING_SALT, max_age=RECORDING_LINK_MAX_AGE_S)
+            signed = signing.loads(token, salt=RECORDING_SALT, max_age=RECORDING_LINK_MAX_AGE_S)
         except signing.BadSignature as exc:
             raise Http404("This replay link is not valid (or has expired).") from exc
-        if signed_for != str(pk):
+        if not isinstance(signed, list) or len(signed) != 2 or signed[0] != str(pk):
             raise Http404("This replay link is for another episode.")
         episode = get_object_or_404(Episode, pk=pk)
     elif request.user.is_authenticated:
+        if signed[1] != episode.rerun_file:
+            raise Http404("This replay link was revoked: the recording was rebuilt.")
         episode = get_object_or_404(_episodes(request), pk=pk)
     else:
         raise Http404("Sign in to replay this episode.")

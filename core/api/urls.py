@@ -2,6 +2,7 @@ from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from core.api import data_requests, views
+from core.api.erasure import OperatorErasureView
 
 router = SimpleRouter()
 router.trailing_slash = "/?"  # robots may or may not send the slash; no redirects on POST
@@ -18,5 +19,10 @@ router.register("data-requests", data_requests.DataRequestViewSet, basename="dat
 urlpatterns = [
     path("version", views.VersionView.as_view(), name="version"),
     path("whoami", views.WhoAmIView.as_view(), name="whoami"),
+    path(
+        "operators/<uuid:pk>/erasure",
+        OperatorErasureView.as_view(),
+        name="operator-erasure",
+    ),
     *router.urls,
 ]

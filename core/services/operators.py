@@ -1,4 +1,5 @@
-"""Operators: pseudonymous codes of the people who run robots; erasing an identity."""
+"""Operators: pseudonymous codes of the people who run robots (erasing one:
+core.services.erasure)."""
 
 from __future__ import annotations
 
@@ -47,22 +48,3 @@ def create_operator(
     except IntegrityError as exc:
         raise Conflict(f"Operator code '{code}' is taken.") from exc
     return operator
-
-
-def erase_operator_identity(*, actor, operator: Operator) -> None:
-    """Honour an erasure request: delete the person's identity; the pseudonymous code and the
-    data recorded under it stay. The audit record keeps no personal data."""
-    if actor is not None:
-        require_manager(actor, operator.team_id)
-    with transaction.atomic():
-        deleted, _ = OperatorIdentity.objects.filter(operator=operator).delete()
-        if operator.user_id:
-            operator.user = None
-            operator.save(update_fields=["user"])
-        record_audit(
-            actor=actor,
-            action=AuditEvent.Action.ERASE,
-            obj=operator,
-            team=operator.team,
-            after={"identity_deleted": bool(deleted)},
-        )

@@ -358,6 +358,8 @@ def test_a_team_added_with_a_member_is_audited_both(root, client, world):
         {
             "name": "Field lab",
             "slug": "field-lab",
+            "erased_episodes": "keep",
+            "default_licence": "internal",
             "memberships-TOTAL_FORMS": "1",
             "memberships-INITIAL_FORMS": "0",
             "memberships-MIN_NUM_FORMS": "0",

@@ -4,7 +4,7 @@ import pytest
 
 from core.errors import InvalidInput, NotPermitted, StillReferenced, TaskVersionLocked
 from core.models import AuditEvent, OperatorIdentity, TaskVersion
-from core.services import embodiments, operators, robots, task_versions
+from core.services import embodiments, erasure, operators, robots, task_versions
 from tests.core.factories import PICK_CRITERIA, make_task
 
 pytestmark = pytest.mark.django_db
@@ -138,7 +138,7 @@ def test_erasing_an_operator_identity_keeps_the_pseudonym(world):
         email="ada@example.org",
         consent_version="2026-01",
     )
-    operators.erase_operator_identity(actor=world.a.admin, operator=operator)
+    erasure.erase_operator(actor=world.a.admin, operator=operator)
     operator.refresh_from_db()
     assert operator.code.startswith("OP-")
     assert not OperatorIdentity.objects.filter(operator=operator).exists()

@@ -107,9 +107,7 @@ def test_an_episode_file_downloads_from_the_page_and_the_api_as_a_presigned_redi
 def test_a_recording_built_on_object_storage_replays_from_the_store(
     s3_storage, world, session, tmp_path, settings
 ):
-    from django.core import signing
-
-    from teleop.views import RECORDING_SALT
+    from teleop.views import recording_token
 
     episode = _stored_episode(session, tmp_path)
     episode = recordings.build_episode_recording(episode_id=episode.pk)
@@ -125,7 +123,7 @@ def test_a_recording_built_on_object_storage_replays_from_the_store(
     rrd = _stored_bytes(episode.rerun_file)  # a rebuild writes new recording ids
 
     # The signed link and a member's own fetch both redirect to the store.
-    token = signing.dumps(str(episode.pk), salt=RECORDING_SALT)
+    token = recording_token(episode)
     response = Client().get(f"/episodes/{episode.pk}/recording.rrd?token={token}")
     url = _assert_presigned_redirect(response, s3_storage, episode.rerun_file)
     assert _fetch(url).content == rrd
@@ -242,9 +240,7 @@ def test_strangers_are_refused_before_any_redirect(s3_storage, world, session, t
 
 
 def test_with_local_files_the_same_endpoints_stream(world, session, tmp_path, settings):
-    from django.core import signing
-
-    from teleop.views import RECORDING_SALT
+    from teleop.views import recording_token
 
     assert not file_serving.can_sign_urls()
     episode = _stored_episode(session, tmp_path)
@@ -252,7 +248,7 @@ def test_with_local_files_the_same_endpoints_stream(world, session, tmp_path, se
     export = _built_export(world, episode, name="local")
     short = export.pk.hex[:8]
     client = _client(world.a.researcher)
-    token = signing.dumps(str(episode.pk), salt=RECORDING_SALT)
+    token = recording_token(episode)
     cases = [
         (f"/episodes/{episode.pk}/file.h5", episode.file, f"episode-{episode.pk}.h5"),
         (f"/api/v1/episodes/{episode.pk}/file", episode.file, f"episode-{episode.pk}.h5"),

@@ -199,7 +199,7 @@ def test_recording_needs_a_signed_link_or_a_signed_in_member(client, world, sess
     from django.core.files.base import ContentFile
     from django.core.files.storage import default_storage
 
-    from teleop.views import RECORDING_SALT
+    from teleop.views import RECORDING_SALT, recording_token
 
     episode = ready_episode_row(session)
     other = ready_episode_row(session)
@@ -207,10 +207,13 @@ def test_recording_needs_a_signed_link_or_a_signed_in_member(client, world, sess
     episode.save()
     url = f"/episodes/{episode.pk}/recording.rrd"
     assert client.get(url).status_code == 404  # anonymous, no token
-    token = signing.dumps(str(episode.pk), salt=RECORDING_SALT)
+    token = recording_token(episode)
     assert b"".join(client.get(f"{url}?token={token}").streaming_content) == b"RRF2data"
-    wrong = signing.dumps(str(other.pk), salt=RECORDING_SALT)
+    wrong = signing.dumps([str(other.pk), episode.rerun_file], salt=RECORDING_SALT)
     assert client.get(f"{url}?token={wrong}").status_code == 404
+    # A link to a recording since rebuilt under another key (an erasure) is void.
+    Episode.objects.filter(pk=episode.pk).update(rerun_file="recordings/y.rrd")
+    assert client.get(f"{url}?token={token}").status_code == 404
     assert client.get(f"{url}?token=forged").status_code == 404
     assert _client(world.b.admin).get(url).status_code == 404
 
