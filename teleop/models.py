@@ -354,11 +354,11 @@ class DatasetExport(models.Model):
         RUNNING = "running", "Running"
         DONE = "done", "Done"
         FAILED = "failed", "Failed"
+        # Held episodes an erasure deleted (docs/privacy.md, "Erasure"): its file is gone.
+        STALE = "stale", "Stale (held erased episodes)"
 
     class Images(models.TextChoices):
         """How a robomimic export holds camera images (LeRobot always encodes AV1 video):
-        # Held episodes an erasure deleted (docs/privacy.md, "Erasure"): its file is gone.
-        STALE = "stale", "Stale (held erased episodes)"
         decoded RGB is 921,600 bytes a row per 640x480 camera, twice with next_obs."""
 
         RAW = "raw", "Uncompressed (fastest to write and to read)"

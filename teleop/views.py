@@ -447,7 +447,6 @@ RECORDING_SALT = "teleop.recording"
 RECORDING_LINK_MAX_AGE_S = 6 * 3600
 
 
-def episode_recording(request, pk):
 def recording_token(episode: Episode) -> str:
     """A replay link's token: signs the episode and the stored recording it may fetch, so a
     recording rebuilt under a new key (after an erasure, teleop/erasure.py) voids every link
@@ -455,6 +454,7 @@ def recording_token(episode: Episode) -> str:
     return signing.dumps([str(episode.pk), episode.rerun_file], salt=RECORDING_SALT)
 
 
+def episode_recording(request, pk):
     """The episode's `.rrd`. The viewer's wasm fetches it without the session cookie, so the
     episode page hands it a signed link (valid for a few hours, for this episode's current
     recording only); a signed-in member of the team may also fetch it directly."""
@@ -467,9 +467,9 @@ def recording_token(episode: Episode) -> str:
         if not isinstance(signed, list) or len(signed) != 2 or signed[0] != str(pk):
             raise Http404("This replay link is for another episode.")
         episode = get_object_or_404(Episode, pk=pk)
-    elif request.user.is_authenticated:
         if signed[1] != episode.rerun_file:
             raise Http404("This replay link was revoked: the recording was rebuilt.")
+    elif request.user.is_authenticated:
         episode = get_object_or_404(_episodes(request), pk=pk)
     else:
         raise Http404("Sign in to replay this episode.")
