@@ -198,48 +198,151 @@ def create_view_version(
         )
 
 
+def archive_view(*, actor, view: DatasetView) -> DatasetView:
+    """Archive a view: lists leave it out unless asked (`?archived=1` on the page,
+    `?archived=true` in the API); its versions and exports stay and still download.
+    Archiving an archived view changes nothing. Raises NotPermitted."""
+    return _set_archived(actor=actor, view=view, archived=True)
+
+
+def unarchive_view(*, actor, view: DatasetView) -> DatasetView:
+    """Bring an archived view back into the lists. Raises NotPermitted."""
+    return _set_archived(actor=actor, view=view, archived=False)
+
+
+def _set_archived(*, actor, view: DatasetView, archived: bool) -> DatasetView:
+    _require_curator(actor, view.team_id)
+    with transaction.atomic():
+        view = DatasetView.objects.select_for_update().get(pk=view.pk)
+        if (view.archived_at is not None) == archived:
+            return view
+        before = {"archived_at": view.archived_at and view.archived_at.isoformat()}
+        view.archived_at = timezone.now() if archived else None
+        view.save(update_fields=["archived_at"])
+        audit.record_audit(
+            actor=actor,
+            action="archive" if archived else "unarchive",
+            obj=view,
+            before=before,
+            after={"archived_at": view.archived_at and view.archived_at.isoformat()},
+        )
+    return view
+
+
+def delete_export(*, actor, export: DatasetExport) -> None:
+    """Delete an export and its stored file (through the default storage, after the row's
+    deletion commits, so a failed transaction never loses the file of a kept row). An export
+    still queued or being built is refused (its job would store a file for no row).
+    Side effects: an audit event (`delete`, with what the export was). Raises NotPermitted,
+    Conflict."""
+    view = export.view_version.view
+    _require_curator(actor, view.team_id)
+    with transaction.atomic():
+        export = DatasetExport.objects.select_for_update().get(pk=export.pk)
+        if export.state in (DatasetExport.State.QUEUED, DatasetExport.State.RUNNING):
+            raise Conflict("This export is still being built; delete it once it is done or failed.")
+        before = {
+            "format": export.format,
+            "state": export.state,
+            "view_version": str(export.view_version_id),
+            "file": export.file,
+            "checksum": export.checksum,
+            "size_bytes": export.size_bytes,
+        }
+        audit.record_audit(actor=actor, action="delete", obj=export, team=view.team, before=before)
+        key = export.file
+        export.delete()
+        if key:
+            transaction.on_commit(lambda: _delete_stored(key))
+
+
+def _delete_stored(key: str) -> None:
+    try:
+        default_storage.delete(key)
+    except FileNotFoundError:  # gone already
+        pass
+    except Exception:  # the row is gone; a file left behind is logged, not raised
+        log.exception("could not delete the stored export file %s", key)
+
+
+#: What a robomimic export does with camera images unless told otherwise: what a training
+#: script would pick (robomimic's image datasets are 84x84), gzip level 4 a frame at a time.
+DEFAULT_IMAGES = DatasetExport.Images.GZIP
+DEFAULT_IMAGE_SIZE = 84
+#: The sizes the export form offers (pixels, square); the API takes any from 8 to 1024.
+IMAGE_SIZES = (84, 128, 256)
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 1024
+
+
 def start_export(
-    *, actor, version: DatasetViewVersion, format: str, images: str = DatasetExport.Images.RAW
+    *,
+    actor,
+    version: DatasetViewVersion,
+    format: str,
+    images: str | None = None,
+    image_size: int | None = DEFAULT_IMAGE_SIZE,
 ) -> DatasetExport:
     """Queue an export of a view version; the job builds it. `images` says how a robomimic
-    export holds camera images (DatasetExport.Images). Raises NotPermitted, InvalidInput
-    (unknown format or images choice, an images choice for LeRobot, empty view)."""
+    export holds camera images (DatasetExport.Images; default gzip), `image_size` at what
+    square size (pixels; None keeps each camera's size). Both are robomimic's: LeRobot
+    stores AV1 video at the cameras' size (`image_size` is ignored). Raises NotPermitted,
+    InvalidInput (unknown format or images choice, an images choice for LeRobot, a size out
+    of range, empty view)."""
     _require_curator(actor, version.view.team_id)
     if format not in DatasetExport.Format.values:
         raise InvalidInput(f"Unknown format '{format}'.", fields={"format": ["Unknown."]})
-    if images not in DatasetExport.Images.values:
+    if images is not None and images not in DatasetExport.Images.values:
         raise InvalidInput(
             f"Unknown images choice '{images}'.",
             fields={"images": [f"One of: {', '.join(DatasetExport.Images.values)}."]},
         )
-    if format == DatasetExport.Format.LEROBOT and images != DatasetExport.Images.RAW:
-        raise InvalidInput(
-            "LeRobot exports keep camera frames as AV1 video; the images choice is for robomimic.",
-            fields={"images": ["Leave it out for LeRobot."]},
-        )
+    if format == DatasetExport.Format.LEROBOT:
+        if images not in (None, DatasetExport.Images.RAW):
+            raise InvalidInput(
+                "LeRobot exports keep camera frames as AV1 video; the images choice is for "
+                "robomimic.",
+                fields={"images": ["Leave it out for LeRobot."]},
+            )
+        images, image_size = DatasetExport.Images.RAW, None
+    else:
+        images = images or DEFAULT_IMAGES
+        if images == DatasetExport.Images.NONE:
+            image_size = None
+        if image_size is not None and not (
+            isinstance(image_size, int) and MIN_IMAGE_SIZE <= image_size <= MAX_IMAGE_SIZE
+        ):
+            raise InvalidInput(
+                f"Image size must be from {MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE} pixels.",
+                fields={"image_size": [f"From {MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE}."]},
+            )
     if not version.episode_ids:
         raise InvalidInput("This view version holds no episodes.")
     consent.require_export_consent(version)
     with transaction.atomic():
         export = DatasetExport.objects.create(
-            view_version=version, format=format, images=images, created_by=access.actor_label(actor)
+            view_version=version,
+            format=format,
+            images=images,
+            image_size=image_size,
+            created_by=access.actor_label(actor),
         )
         audit.record_audit(
             actor=actor,
             action="create",
             obj=export,
             team=version.view.team,
-            after={"format": format, "images": images},
+            after={"format": format, "images": images, "image_size": image_size},
         )
         job_queue.enqueue_on_commit("teleop.tasks.build_export_job", str(export.pk))
     return export
 
 
-def robomimic_image_bytes(version: DatasetViewVersion) -> int:
+def robomimic_image_bytes(version: DatasetViewVersion, image_size: int | None = None) -> int:
     """About how many bytes a robomimic export of `version` spends on uncompressed camera
-    images: a row per frame of the slowest camera, each row every camera's decoded RGB,
-    twice (obs and next_obs). Trims count; an episode without a duration counts nothing.
-    Two queries: the episodes' durations, then each embodiment's spec once."""
+    images: a row per frame of the slowest camera, each row every camera's decoded RGB at
+    its own size (`image_size` None) or `image_size` squared, twice (obs and next_obs).
+    Trims count; an episode without a duration counts nothing. Two queries: the episodes'
+    durations, then each embodiment's spec once."""
     episodes = list(
         Episode.objects.filter(pk__in=version.episode_ids, duration_s__gt=0).values_list(
             "pk", "duration_s", "robot__embodiment_id"
@@ -253,8 +356,40 @@ def robomimic_image_bytes(version: DatasetViewVersion) -> int:
             continue
         start, end = version.trims.get(str(pk)) or (0.0, duration_s)
         rows = max(0.0, min(end, duration_s) - start) * min(c["fps"] for c in cameras)
-        total += int(rows * sum(c["width"] * c["height"] * 3 for c in cameras) * 2)
+        pixels = sum(
+            image_size * image_size if image_size else c["width"] * c["height"] for c in cameras
+        )
+        total += int(rows * pixels * 3 * 2)
     return total
+
+
+#: Compressed size over uncompressed size of camera images, measured with
+#: `bench/bench_export.py` on two 640x480 cameras of the benchmark scene (docs/exports.md):
+#: gzip 1,239 of 2,765 MB, lzf 749 of 1,106 MB. Smaller images hold more detail a pixel and
+#: may compress less: the page calls the result an estimate and gives the upper bound too.
+MEASURED_RATIO = {DatasetExport.Images.GZIP: 0.45, DatasetExport.Images.LZF: 0.68}
+
+
+def robomimic_size_estimates(version: DatasetViewVersion) -> list[dict[str, Any]]:
+    """What the export form shows before an export: for each size it offers (and each
+    camera's own size), the images' bytes uncompressed (an upper bound) and estimated with
+    gzip and lzf (`MEASURED_RATIO`). One pass over the episodes
+    (`robomimic_image_bytes` at the native size, scaled by pixel count for the others)."""
+    native = robomimic_image_bytes(version)
+    native_per_size = robomimic_image_bytes(version, 1)  # bytes per pixel of a square side²
+    rows = []
+    for size in (*IMAGE_SIZES, None):
+        raw = native if size is None else native_per_size * size * size
+        rows.append(
+            {
+                "size": size,
+                "label": f"{size}x{size}" if size else "each camera's own size",
+                "raw": raw,
+                "gzip": int(raw * MEASURED_RATIO[DatasetExport.Images.GZIP]),
+                "lzf": int(raw * MEASURED_RATIO[DatasetExport.Images.LZF]),
+            }
+        )
+    return rows
 
 
 # --- Building ---------------------------------------------------------------------------------
@@ -307,10 +442,11 @@ def write_export(
     format: str,
     out: Path,
     images: str = DatasetExport.Images.RAW,
+    image_size: int | None = None,
 ) -> Any:
     """Write a version in `format` to `out` (a directory for LeRobot, a file for robomimic,
-    with camera `images` as DatasetExport.Images says). Used by the job and by
-    `manage.py export_view`."""
+    with camera `images` as DatasetExport.Images says, resized to `image_size` squared if
+    given). Used by the job and by `manage.py export_view`."""
     episodes = Episode.objects.filter(pk__in=version.episode_ids).select_related(
         "robot__embodiment"
     )
@@ -338,7 +474,11 @@ def write_export(
             inputs,
             out,
             include_images=images != DatasetExport.Images.NONE,
-            image_compression="gzip" if images == DatasetExport.Images.GZIP else None,
+            image_compression={
+                DatasetExport.Images.GZIP: "gzip",
+                DatasetExport.Images.LZF: "lzf",
+            }.get(images),
+            image_size=image_size,
         )
 
 
@@ -369,7 +509,9 @@ def build_export(*, export_id) -> DatasetExport:
                 key = f"exports/{export.pk}.tar"
             else:
                 packed = tmp / "dataset.hdf5"
-                result = write_export(export.view_version, export.format, packed, export.images)
+                result = write_export(
+                    export.view_version, export.format, packed, export.images, export.image_size
+                )
                 key = f"exports/{export.pk}.hdf5"
             if default_storage.exists(key):  # left by a build that died after storing it
                 default_storage.delete(key)

@@ -1,5 +1,8 @@
 """Forms of the recording pages. They validate; the views call services."""
 
+import re
+import uuid
+
 from django import forms
 
 from core import access, rights
@@ -15,7 +18,7 @@ from core.models import (
     Visibility,
 )
 from core.pages.refusals import show_refusal
-from teleop import selectors
+from teleop import datasets, selectors
 from teleop.models import CollectionProtocol, DatasetExport, Episode, Label
 from teleop.services import protocols
 
@@ -185,21 +188,116 @@ class SaveViewForm(forms.Form):
         ).order_by("name")
 
 
+#: The image-size choice meaning "each camera's own size".
+NATIVE_SIZE = "native"
+
+
 class ExportForm(forms.Form):
     format = forms.ChoiceField(choices=DatasetExport.Format.choices)
+    image_size = forms.ChoiceField(
+        choices=[
+            *((str(size), f"{size} x {size} pixels") for size in datasets.IMAGE_SIZES),
+            (NATIVE_SIZE, "Each camera's own size"),
+        ],
+        initial=str(datasets.DEFAULT_IMAGE_SIZE),
+        required=False,  # left out: the default size
+        label="Image size (robomimic)",
+        help_text="robomimic's image datasets are 84 x 84; every frame is resized to a square.",
+        widget=forms.Select(attrs={"aria-describedby": "images-help"}),
+    )
     images = forms.ChoiceField(
         choices=DatasetExport.Images.choices,
-        initial=DatasetExport.Images.RAW,
-        label="Camera images (robomimic)",
-        help_text="LeRobot always stores camera frames as AV1 video.",
+        initial=datasets.DEFAULT_IMAGES,
+        label="Image compression (robomimic)",
+        help_text="Compressed a frame at a time (HDF5 chunks of one image). LeRobot always "
+        "stores camera frames as AV1 video.",
         widget=forms.Select(attrs={"aria-describedby": "images-help"}),
     )
 
     def clean(self):
         data = super().clean()
         if data.get("format") == DatasetExport.Format.LEROBOT:
-            data["images"] = DatasetExport.Images.RAW  # the choice is robomimic's
+            data["images"] = DatasetExport.Images.RAW  # the choices are robomimic's
+            data["image_size"] = None
+        else:
+            size = data.get("image_size") or str(datasets.DEFAULT_IMAGE_SIZE)
+            data["image_size"] = None if size == NATIVE_SIZE else int(size)
         return data
+
+
+def _episode_ids(text: str) -> list[str]:
+    """Episode ids from a text box: separated by spaces, commas or new lines."""
+    ids = [part for part in re.split(r"[\s,]+", text) if part]
+    bad = []
+    for part in ids:
+        try:
+            uuid.UUID(part)
+        except ValueError:
+            bad.append(part)
+    if bad:
+        raise forms.ValidationError(
+            f"Not an episode id: {', '.join(bad[:5])}{' …' if len(bad) > 5 else ''}"
+        )
+    return ids
+
+
+class ViewVersionForm(EpisodeFilterForm):
+    """A new version of a dataset view: the episode browser's filters, plus episodes added or
+    left out by id. Filters the form cannot show (a task version or condition id, several
+    flags) are kept from the version it starts from; trims and per-episode metadata too."""
+
+    includes = forms.CharField(
+        required=False,
+        label="Also include these episodes",
+        help_text="Episode ids, one a line: ready episodes of the team, whatever the filters.",
+        widget=forms.Textarea(attrs={"rows": 3, "class": "code"}),
+    )
+    excludes = forms.CharField(
+        required=False,
+        label="Leave out these episodes",
+        help_text="Episode ids, one a line.",
+        widget=forms.Textarea(attrs={"rows": 3, "class": "code"}),
+    )
+
+    def __init__(self, *args, version, **kwargs):
+        self.version = version
+        filters = version.filters
+        flags = filters.get("flags_any") or []
+        initial = {
+            **{k: filters[k] for k in ("task", "robot", "operator", "outcome") if filters.get(k)},
+            "state": filters.get("state") or Episode.State.READY,
+            "flag": flags[0] if len(flags) == 1 else "",
+            "exclude_flagged": bool(filters.get("exclude_flagged")),
+            "include_discarded": bool(filters.get("include_discarded")),
+            **{
+                k: str(filters[k])[:10]
+                for k in ("recorded_after", "recorded_before")
+                if filters.get(k)
+            },
+            "includes": "\n".join(version.includes),
+            "excludes": "\n".join(version.excludes),
+        }
+        super().__init__(*args, initial=initial, **kwargs)
+        del self.fields["sort"]  # a view keeps no order of its own
+
+    def clean_includes(self):
+        return _episode_ids(self.cleaned_data.get("includes") or "")
+
+    def clean_excludes(self):
+        return _episode_ids(self.cleaned_data.get("excludes") or "")
+
+    def kept_filters(self) -> dict:
+        """The filters of the version it starts from that the form does not show."""
+        kept = {k: v for k, v in self.version.filters.items() if k in ("task_version", "condition")}
+        flags = self.version.filters.get("flags_any") or []
+        if len(flags) > 1:
+            kept["flags_any"] = flags
+        return kept
+
+    def version_filters(self) -> dict:
+        """The new version's filters: the form's, with what it cannot show kept (several
+        flags stay unless a flag is chosen)."""
+        return {**self.kept_filters(), **self.filters()}
 
 
 # --- Collection protocols -------------------------------------------------------------------

@@ -303,6 +303,9 @@ class DatasetView(TeamOwned):
     description = models.TextField(blank=True)
     created_by = models.CharField(max_length=200)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Archived views are left out of lists unless asked for; nothing else changes (their
+    # versions and exports stay, and may still be exported and downloaded).
+    archived_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["name"]
@@ -359,10 +362,12 @@ class DatasetExport(models.Model):
 
     class Images(models.TextChoices):
         """How a robomimic export holds camera images (LeRobot always encodes AV1 video):
-        decoded RGB is 921,600 bytes a row per 640x480 camera, twice with next_obs."""
+        decoded RGB, 3 bytes a pixel per camera and row, twice with next_obs; compressed
+        per image (HDF5 chunks of one frame). `image_size` says at what size."""
 
-        RAW = "raw", "Uncompressed (fastest to write and to read)"
-        GZIP = "gzip", "gzip-compressed (about half the size, about 5x slower to write)"
+        GZIP = "gzip", "gzip level 4 (smallest; slower to write)"
+        LZF = "lzf", "lzf (fast to write and read; larger than gzip)"
+        RAW = "raw", "Uncompressed (largest; fastest to read)"
         NONE = "none", "Left out (observations and actions at the control rate)"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -370,7 +375,10 @@ class DatasetExport(models.Model):
         DatasetViewVersion, on_delete=models.PROTECT, related_name="exports"
     )
     format = models.CharField(max_length=20, choices=Format.choices)
-    images = models.CharField(max_length=10, choices=Images.choices, default=Images.RAW)
+    images = models.CharField(max_length=10, choices=Images.choices, default=Images.GZIP)
+    # robomimic: camera images resized to image_size x image_size pixels; null keeps each
+    # camera's own size (and is all a LeRobot export has).
+    image_size = models.PositiveSmallIntegerField(null=True, blank=True)
     state = models.CharField(max_length=20, choices=State.choices, default=State.QUEUED)
     exporter_version = models.CharField(max_length=40, blank=True)
     checksum = models.CharField(max_length=64, blank=True)

@@ -21,6 +21,9 @@ urlpatterns = [
     path("datasets/save", views.save_view, name="view-save"),
     path("datasets/<uuid:pk>/", views.view_detail, name="view"),
     path("datasets/<uuid:pk>/exports", views.view_exports, name="view-exports"),
+    path("datasets/<uuid:pk>/versions", views.view_new_version, name="view-new-version"),
+    path("datasets/<uuid:pk>/archive", views.view_archive, name="view-archive"),
+    path("exports/<uuid:pk>/delete", views.export_delete, name="export-delete"),
     path("exports/<uuid:pk>/download", views.export_download, name="export-download"),
     # The criteria editor's dry run (core/templates/core/task_form.html).
     path("tasks/criteria/dry-run", dry_run_views.run, name="criteria-dry-run"),

@@ -41,6 +41,7 @@ from teleop.forms import (
     ProtocolTargetFormSet,
     SaveViewForm,
     SessionForm,
+    ViewVersionForm,
     protocol_targets,
 )
 from teleop.models import (
@@ -575,8 +576,19 @@ def _views(request):
 
 @login_required
 def view_list(request):
+    """The views a person sees; archived ones only with `?archived=1`."""
+    show_archived = request.GET.get("archived") == "1"
+    views = _views(request).prefetch_related("versions")
+    if not show_archived:
+        views = views.filter(archived_at=None)
     return render(
-        request, "teleop/view_list.html", {"views": _views(request).prefetch_related("versions")}
+        request,
+        "teleop/view_list.html",
+        {
+            "views": views,
+            "show_archived": show_archived,
+            "archived_count": _views(request).exclude(archived_at=None).count(),
+        },
     )
 
 
@@ -593,11 +605,23 @@ def view_detail(request, pk):
                 version=latest,
                 format=form.cleaned_data["format"],
                 images=form.cleaned_data["images"],
+                image_size=form.cleaned_data["image_size"],
             )
             messages.success(request, "Export queued; it is built in the background.")
             return redirect("teleop:view", view.pk)
         except DomainError as exc:
-            form.add_error(None, exc.detail)
+            show_refusal(form, exc)
+    return _view_page(
+        request,
+        view,
+        versions,
+        export_form=form,
+        status=400 if request.method == "POST" else 200,  # a valid POST redirected
+    )
+
+
+def _view_page(request, view, versions, *, export_form=None, version_form=None, status=200):
+    latest = versions[0]
     exports = DatasetExport.objects.filter(view_version__view=view).select_related("view_version")
     return render(
         request,
@@ -606,15 +630,95 @@ def view_detail(request, pk):
             "view": view,
             "versions": versions,
             "latest": latest,
-            "form": form,
+            "form": export_form or ExportForm(),
+            "version_form": version_form
+            or ViewVersionForm(version=latest, episodes=_episodes(request)),
+            "may_author": rights.may(request.user, rights.Right.AUTHOR, view.team_id),
             "exports": exports,
-            "image_bytes": datasets.robomimic_image_bytes(latest),
+            "size_estimates": datasets.robomimic_size_estimates(latest),
             "episodes": _episodes(request)
             .filter(pk__in=latest.episode_ids[:200])
             .order_by("created_at"),
         },
-        status=400 if request.method == "POST" else 200,  # a valid POST redirected
+        status=status,
     )
+
+
+@login_required
+@require_POST
+def view_new_version(request, pk):
+    """Save the view's filters, additions and exclusions as a new version (the service
+    returns the latest version instead when nothing changed)."""
+    view = get_object_or_404(_views(request), pk=pk)
+    versions = list(view.versions.order_by("-number"))
+    latest = versions[0]
+    form = ViewVersionForm(request.POST, version=latest, episodes=_episodes(request))
+    if form.is_valid():
+        try:
+            version = datasets.create_view_version(
+                actor=request.user,
+                view=view,
+                filters=form.version_filters(),
+                includes=form.cleaned_data["includes"],
+                excludes=form.cleaned_data["excludes"],
+                trims=latest.trims,
+                episode_metadata=latest.episode_metadata,
+            )
+        except DomainError as exc:
+            if "includes" in exc.fields:  # the ids that are not ready episodes of the team
+                form.add_error("includes", f"{exc.detail} Not: {', '.join(exc.fields['includes'])}")
+            else:
+                show_refusal(form, exc)
+        else:
+            if version.pk == latest.pk:
+                messages.info(request, f"Nothing changed: v{latest.number} stays the latest.")
+            else:
+                messages.success(
+                    request,
+                    f"Saved v{version.number}: {len(version.episode_ids)} episodes.",
+                )
+            return redirect("teleop:view", view.pk)
+    return _view_page(request, view, versions, version_form=form, status=400)
+
+
+@login_required
+@require_POST
+def view_archive(request, pk):
+    """Archive (`archive=1`) or unarchive (`archive=0`) a view."""
+    view = get_object_or_404(_views(request), pk=pk)
+    archive = request.POST.get("archive") != "0"
+    try:
+        if archive:
+            datasets.archive_view(actor=request.user, view=view)
+            messages.success(request, f"Archived '{view.name}': it is left out of the list.")
+        else:
+            datasets.unarchive_view(actor=request.user, view=view)
+            messages.success(request, f"'{view.name}' is back in the list.")
+    except DomainError as exc:
+        _fail(request, exc)
+    return redirect("teleop:view", view.pk)
+
+
+@login_required
+@require_POST
+def export_delete(request, pk):
+    """Delete an export and its file. Deleting cannot be undone: a POST without
+    `confirm=yes` deletes nothing and answers a page that asks."""
+    export = get_object_or_404(
+        DatasetExport.objects.filter(view_version__view__in=_views(request)).select_related(
+            "view_version__view"
+        ),
+        pk=pk,
+    )
+    view = export.view_version.view
+    if request.POST.get("confirm") != "yes":
+        return render(request, "teleop/export_delete_confirm.html", {"export": export})
+    try:
+        datasets.delete_export(actor=request.user, export=export)
+        messages.success(request, "Export deleted, with its file.")
+    except DomainError as exc:
+        _fail(request, exc)
+    return redirect("teleop:view", view.pk)
 
 
 @login_required
@@ -622,7 +726,12 @@ def view_exports(request, pk):
     """The exports table, polled while an export is being built."""
     view = get_object_or_404(_views(request), pk=pk)
     exports = DatasetExport.objects.filter(view_version__view=view).select_related("view_version")
-    return render(request, "teleop/_exports.html", {"view": view, "exports": exports})
+    may_author = rights.may(request.user, rights.Right.AUTHOR, view.team_id)
+    return render(
+        request,
+        "teleop/_exports.html",
+        {"view": view, "exports": exports, "may_author": may_author},
+    )
 
 
 @login_required

@@ -377,6 +377,7 @@ class ViewOut(serializers.ModelSerializer):
             "visibility",
             "created_by",
             "created_at",
+            "archived_at",
             "latest_version",
         ]
 
@@ -389,9 +390,17 @@ class ExportIn(StrictInputSerializer):
     format = serializers.ChoiceField(choices=DatasetExport.Format.choices)
     images = serializers.ChoiceField(
         choices=DatasetExport.Images.choices,
-        default=DatasetExport.Images.RAW,
-        help_text="robomimic only: camera images uncompressed (raw), gzip-compressed, or left "
-        "out (none).",
+        required=False,
+        help_text="robomimic only: camera images gzip-compressed (level 4, the default), "
+        "lzf-compressed, uncompressed (raw), or left out (none); compressed a frame at a time.",
+    )
+    image_size = serializers.IntegerField(
+        min_value=8,
+        max_value=1024,
+        required=False,
+        allow_null=True,
+        help_text="robomimic only: every camera frame resized to image_size x image_size "
+        "pixels (default 84, as robomimic's image datasets); null keeps each camera's size.",
     )
 
 
@@ -405,6 +414,7 @@ class ExportOut(serializers.ModelSerializer):
             "view_version",
             "format",
             "images",
+            "image_size",
             "state",
             "exporter_version",
             "checksum",

@@ -47,6 +47,7 @@ class _Filters(StrictInputSerializer):
     limit = s.serializers.IntegerField(min_value=1, max_value=1000, required=False)
     offset = s.serializers.IntegerField(min_value=0, max_value=10**9, required=False)
     cursor = s.serializers.CharField(max_length=200, required=False)
+    include_archived = s.serializers.BooleanField(required=False)
 
 
 class _RecordingViewSet(viewsets.GenericViewSet):
@@ -265,7 +266,13 @@ def _visible_views(actor):
     )
 
 
-@extend_schema_view(create=extend_schema(request=s.ViewIn, responses={201: s.ViewOut}))
+@extend_schema_view(
+    list=extend_schema(
+        description="Dataset views, archived ones left out unless `include_archived=true`.",
+        parameters=[OpenApiParameter("include_archived", bool)],
+    ),
+    create=extend_schema(request=s.ViewIn, responses={201: s.ViewOut}),
+)
 class DatasetViewViewSet(_RecordingViewSet):
     """Saved, versioned selections of episodes."""
 
@@ -273,7 +280,29 @@ class DatasetViewViewSet(_RecordingViewSet):
     permission_classes = [IsPerson]
 
     def get_queryset(self):
-        return _visible_views(self.request.user)
+        views = _visible_views(self.request.user)
+        if self.action == "list" and self.request.query_params.get("include_archived") not in (
+            "true",
+            "True",
+            "1",
+        ):
+            views = views.filter(archived_at=None)
+        return views
+
+    @extend_schema(request=None, responses={200: s.ViewOut})
+    @action(detail=True, methods=["post"])
+    def archive(self, request, pk=None):
+        """Archive the view: lists leave it out unless `include_archived=true`; its versions
+        and exports stay. Archiving an archived view changes nothing."""
+        view = datasets.archive_view(actor=request.user, view=self.get_object())
+        return Response(s.ViewOut(self.get_queryset().get(pk=view.pk)).data)
+
+    @extend_schema(request=None, responses={200: s.ViewOut})
+    @action(detail=True, methods=["post"])
+    def unarchive(self, request, pk=None):
+        """Bring an archived view back into the lists."""
+        view = datasets.unarchive_view(actor=request.user, view=self.get_object())
+        return Response(s.ViewOut(self.get_queryset().get(pk=view.pk)).data)
 
     @idempotent
     def create(self, request):
@@ -319,9 +348,21 @@ class DatasetViewVersionViewSet(_RecordingViewSet):
         return Response(s.ExportOut(export).data, status=status.HTTP_201_CREATED)
 
 
+@extend_schema_view(
+    destroy=extend_schema(
+        description="Delete the export and its stored file (not while it is queued or "
+        "running: 409). Authors of the view's team (admins, researchers).",
+        responses={204: None},
+    )
+)
 class DatasetExportViewSet(_RecordingViewSet):
     serializer_class = s.ExportOut
     permission_classes = [IsPerson]
+    http_method_names = [*_RecordingViewSet.http_method_names, "delete"]
+
+    def destroy(self, request, pk=None):
+        datasets.delete_export(actor=request.user, export=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
     def get_queryset(self):
         return DatasetExport.objects.filter(

@@ -26,11 +26,17 @@ robomimic has no frame rate; ``fps`` defaults to the lowest camera rate when ima
 
 Sizes: images are stored decoded, as robomimic trains on them: 640x480 RGB is 921,600 bytes
 a row per camera, about 27.6 MB a second at 30 fps, tens of times our JPEG frames, and
-``next_obs`` doubles it. They are stored uncompressed by default: gzip (level 4) halved a
-frame of the benchmark scene but ran at about 50 MB/s, far below the write;
-``image_compression="gzip"`` or ``"lzf"`` trades time for space (chunks of one image).
-``include_images=False`` or ``include_next_obs=False`` drop them (robomimic's default config
-loads ``next_obs``; set ``train.hdf5_load_next_obs=False``).
+``next_obs`` doubles it. robomimic trains its image policies on small square images (its
+image datasets are rendered at 84x84: ``robomimic/scripts/dataset_states_to_obs.py
+--camera_height 84 --camera_width 84``): ``image_size=84``
+resizes every frame to 84x84 (bilinear with antialiasing, aspect not kept, as a square render
+would be), 21,168 bytes a row per camera, 43 times smaller than 640x480. The function keeps
+each camera's size by default (``image_size=None``); the server's exports resize to 84 by
+default. ``image_compression="gzip"`` (level 4) or ``"lzf"`` compresses each image (HDF5
+chunks of one frame, so a training loader reads a frame without decompressing its
+neighbours): gzip halved a 640x480 frame of the benchmark scene but ran at about 50 MB/s;
+lzf is faster and larger. ``include_images=False`` or ``include_next_obs=False`` drop them
+(robomimic's default config loads ``next_obs``; set ``train.hdf5_load_next_obs=False``).
 
 robomimic expects actions normalized to [-1, 1] (``docs/datasets/overview.md``, "Storing
 actions"; ``scripts/get_dataset_info.py`` stops on any other): by default ``actions`` are
@@ -73,6 +79,10 @@ from proving_ground.exports.common import (
 ENV_TYPE_GYM = 2
 # Images are decoded and written this many rows at a time, to bound memory on long episodes.
 _IMAGE_BLOCK_ROWS = 64
+#: gzip level of compressed images: level 4 is close to level 9's size at a fraction of its
+#: time (h5py's own default level is 4 too).
+GZIP_LEVEL = 4
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 1024
 
 
 def export_robomimic(
@@ -85,6 +95,7 @@ def export_robomimic(
     include_next_obs: bool = True,
     image_compression: str | None = None,
     normalize_actions: bool = True,
+    image_size: int | None = None,
 ) -> ExportResult:
     """Write `episodes`, in order, as ``data/demo_0``, ``data/demo_1``, ... of one robomimic
     HDF5 file at `out_path`.
@@ -92,7 +103,9 @@ def export_robomimic(
     `fps` (rows per second) sets the grid; None takes the lowest camera rate of the first
     episode when images are written and cameras exist, else its nominal control rate.
     Masks: ``success`` / ``failure`` / ``partial`` from the labels, and one per split.
-    `image_compression` is None, ``"gzip"`` or ``"lzf"`` (h5py filters, images only).
+    `image_compression` is None, ``"gzip"`` (level 4) or ``"lzf"`` (h5py filters, images
+    only, chunks of one frame). `image_size` (pixels, 8 to 1024) resizes every camera's
+    frames to `image_size` x `image_size`; None keeps each camera's own size.
     `normalize_actions` writes ``actions`` scaled per dimension to [-1, 1] over the whole
     export (robomimic trains on such actions), the recorded ones as ``actions_raw``, and the
     scale as ``data.attrs["action_normalization"]`` (`action_normalization`); False writes the
@@ -105,6 +118,10 @@ def export_robomimic(
     check_episodes(episodes)
     if image_compression not in (None, "gzip", "lzf"):
         raise ValueError("image_compression must be None, 'gzip' or 'lzf'")
+    if image_size is not None and not (
+        isinstance(image_size, int) and MIN_IMAGE_SIZE <= image_size <= MAX_IMAGE_SIZE
+    ):
+        raise ValueError(f"image_size must be an integer from {MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE}")
     if any(ep.split in OUTCOMES for ep in episodes):
         raise ValueError(f"a split may not be named like an outcome mask ({', '.join(OUTCOMES)})")
     out_path = Path(out_path)
@@ -146,6 +163,7 @@ def export_robomimic(
                         cameras,
                         include_next_obs,
                         image_compression,
+                        image_size,
                     )
                 total += len(aligned)
                 outcome = normalized_label(episode).outcome
@@ -169,6 +187,8 @@ def export_robomimic(
             )
             data.attrs["pg_exporter_version"] = EXPORTER_VERSION
             data.attrs["pg_fps"] = float(fps)
+            if cameras:
+                data.attrs["pg_image_size"] = image_size or 0  # 0: each camera's own size
             data.attrs["pg_alignment"] = (
                 f"rows every 1/{fps:g} s from the first instant every stream has a sample; "
                 "each row holds the latest control step and camera frame at or before it"
@@ -227,6 +247,7 @@ def _write_demo(
     cameras: Sequence[str],
     include_next_obs: bool,
     image_compression: str | None,
+    image_size: int | None = None,
 ) -> None:
     """One episode as ``data/demo_<i>``: observations, images, actions, rewards, dones and
     the label and metadata as attributes."""
@@ -241,7 +262,9 @@ def _write_demo(
         if next_obs is not None:
             next_obs.create_dataset(key, data=np.concatenate([values[1:], values[-1:]]))
     for cam in cameras:
-        _write_images(reader, cam, aligned.frames[cam], obs, next_obs, image_compression)
+        _write_images(
+            reader, cam, aligned.frames[cam], obs, next_obs, image_compression, image_size
+        )
     actions = rows_of(reader, None, aligned.steps)
     # SequenceDataset / get_shape_metadata_from_dataset expect actions of shape (N, A).
     group.create_dataset(actions_name, data=actions.reshape(n, -1))
@@ -278,19 +301,24 @@ def _write_images(
     obs: h5py.Group,
     next_obs: h5py.Group | None,
     compression: str | None,
+    image_size: int | None = None,
 ) -> None:
     """Decode the frames the rows use into ``obs/<cam>_image`` (and ``next_obs``), a block of
-    rows at a time; each distinct frame is decoded once, frames no row uses not at all."""
+    rows at a time, resized to `image_size` squared if given; each distinct frame is decoded
+    (and resized) once, frames no row uses not at all."""
     from PIL import Image  # Pillow decodes here, so a robomimic export needs no PyAV
 
     info = reader.camera_info(cam)
     n = len(frame_rows)
-    shape = (n, info.height, info.width, 3)
+    source_shape = (info.height, info.width, 3)
+    shape = (n, image_size, image_size, 3) if image_size else (n, *source_shape)
     name = f"{cam}_image"
     # Contiguous unless compressed (filters need chunks: one image each).
-    layout: dict[str, Any] = (
-        {"chunks": (1, *shape[1:]), "compression": compression} if compression else {}
-    )
+    layout: dict[str, Any] = {}
+    if compression:
+        layout = {"chunks": (1, *shape[1:]), "compression": compression}
+        if compression == "gzip":
+            layout["compression_opts"] = GZIP_LEVEL
     target = obs.create_dataset(name, shape=shape, dtype=np.uint8, **layout)
     shifted = (
         next_obs.create_dataset(name, shape=shape, dtype=np.uint8, **layout) if next_obs else None
@@ -307,12 +335,16 @@ def _write_images(
                 data = next(encoded)
                 current_index += 1
                 if current_index == wanted:
-                    current = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
-                    if current.shape != shape[1:]:
+                    image = Image.open(io.BytesIO(data)).convert("RGB")
+                    if (image.height, image.width, 3) != source_shape:
                         raise ValueError(
-                            f"camera {cam}: a frame is {current.shape[1]}x{current.shape[0]}, "
+                            f"camera {cam}: a frame is {image.width}x{image.height}, "
                             f"the file says {info.width}x{info.height}"
                         )
+                    if image_size:
+                        # Pillow's bilinear filter widens with the scale: it antialiases.
+                        image = image.resize((image_size, image_size), Image.Resampling.BILINEAR)
+                    current = np.asarray(image)
             block[i] = current
         count = len(rows)
         target[block_start : block_start + count] = block[:count]
