@@ -386,7 +386,7 @@ def _forget_account(erasure: Erasure, user) -> None:
         key__endswith=f"_{principal}"
     )
     sign_ins = _sign_in_records(erasure.username)
-    admin_log = _admin_log(user)
+    admin_log = _admin_log(erasure, user)
     erasure.add(
         "stored API answers and rate counters of the account",
         _count(idempotency, throttles),
@@ -424,14 +424,18 @@ def _sign_in_records(username: str) -> list:
     return found
 
 
-def _admin_log(user):
-    """The Django admin's log entries about the account (its own entries go with it)."""
+def _admin_log(erasure: Erasure, user):
+    """The Django admin's log entries about the account, or whose label names the person
+    (a membership's "olga is operator of Lab"); the account's own entries go with it."""
     from django.contrib.admin.models import LogEntry
     from django.contrib.contenttypes.models import ContentType
 
-    return LogEntry.objects.filter(
-        content_type=ContentType.objects.get_for_model(user), object_id=str(user.pk)
-    )
+    about_account = Q(content_type=ContentType.objects.get_for_model(user), object_id=str(user.pk))
+    candidates = LogEntry.objects.filter(
+        _text_match("object_repr", [*erasure.needles, erasure.username])
+    ).values_list("pk", "object_repr")
+    naming = [pk for pk, text in candidates if erasure.scrub(text, bare_username=True) != text]
+    return LogEntry.objects.filter(about_account | Q(pk__in=naming))
 
 
 def delete_stored_files(keys) -> int:

@@ -11,7 +11,9 @@ import tarfile
 import uuid
 
 import pytest
+from django.contrib.admin.models import ADDITION, LogEntry
 from django.contrib.auth import get_user_model
+from django.contrib.contenttypes.models import ContentType
 from django.core.files.storage import default_storage
 from django.test import Client
 
@@ -370,6 +372,14 @@ def test_the_api_previews_then_erases_once_confirmed(world, api, people):
     url = f"/api/v1/operators/{people['erased'].pk}/erasure"
     client = api(world.a.admin)
     data_requests.request_access(actor=world.a.admin, operator=people["erased"])
+    membership = Membership.objects.get(user=people["person"])
+    LogEntry.objects.create(  # the Django admin's own log, of an admin adding the membership
+        user=world.a.admin,
+        content_type=ContentType.objects.get_for_model(Membership),
+        object_id=str(membership.pk),
+        object_repr=str(membership),
+        action_flag=ADDITION,
+    )
     preview = client.get(url).json()
     assert preview["erased"] is False and preview["episodes"] == "keep"
     assert any(s["what"] == "sessions naming the person" for s in preview["steps"])
@@ -381,6 +391,7 @@ def test_the_api_previews_then_erases_once_confirmed(world, api, people):
     assert not OperatorIdentity.objects.filter(operator=people["erased"]).exists()
     # The access archive held the identity: the request is gone with it.
     assert not DataRequest.objects.filter(operator=people["erased"]).exists()
+    assert not LogEntry.objects.filter(object_repr__icontains=USERNAME).exists()
 
 
 def test_an_account_another_team_uses_is_only_a_superusers_to_erase(world, people):
