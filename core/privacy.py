@@ -304,7 +304,7 @@ CLASSIFICATION: dict[str, dict[str, Kind]] = {
         {NONE: ("id", "upload", "offset", "size_bytes", "key", "created_at")}
     ),
     "teleop.datasetview": _model(
-        _CATALOG, {IDENTITY: ("created_by",), NONE: ("name", "description")}
+        _CATALOG, {IDENTITY: ("created_by",), NONE: ("name", "description", "archived_at")}
     ),
     "teleop.datasetviewversion": _model(
         {
@@ -334,6 +334,7 @@ CLASSIFICATION: dict[str, dict[str, Kind]] = {
                 "view_version",
                 "format",
                 "images",
+                "image_size",
                 "state",
                 "exporter_version",
                 "checksum",
