@@ -12,6 +12,7 @@ from core.errors import DomainError
 from core.models import (
     AuditEvent,
     Condition,
+    DataRequest,
     Embodiment,
     IdempotencyRecord,
     Membership,
@@ -521,3 +522,17 @@ class ThrottleWindowAdmin(ViewOnlyAdmin):
     deletable = True
     list_display = ["key", "window_start", "hits"]
     search_fields = ["key"]
+
+
+@admin.register(DataRequest)
+class DataRequestAdmin(ViewOnlyAdmin):
+    """Operators' access requests and their archives' state (docs/privacy.md); asked for and
+    downloaded on the Data requests page, never here (the archive goes only to whoever
+    asked)."""
+
+    list_display = ["created_at", "operator", "team", "kind", "state", "progress", "expires_at"]
+    list_filter = ["state", "kind", "team"]
+    search_fields = ["operator__code"]
+    list_select_related = ["operator", "team"]
+    exclude = ["file"]
+    date_hierarchy = "created_at"

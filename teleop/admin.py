@@ -10,6 +10,7 @@ from core.admin import AuditedAdmin, ViewOnlyAdmin, run_per_row
 from core.errors import DomainError
 from core.pages.refusals import show_refusal
 from core.services import task_versions
+from teleop import consent
 from teleop.models import (
     CollectionProtocol,
     DatasetExport,
@@ -196,9 +197,11 @@ class EpisodeAdmin(admin.ModelAdmin):
         "measured_hz",
         "truncated",
         "discarded_at",
+        "licence",
     ]
     list_filter = [
         "state",
+        "licence",
         "truncated",
         "team",
         "robot",
@@ -209,6 +212,29 @@ class EpisodeAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     readonly_fields = [f.name for f in Episode._meta.fields]
     inlines = [LabelInline]
+    # The licence scope is an admin's decision (docs/privacy.md, "Consent and licence").
+    actions = ["licence_internal", "licence_teams", "licence_public"]
+
+    def _set_licence(self, request, queryset, licence: str) -> None:
+        run_per_row(
+            self,
+            request,
+            queryset,
+            lambda e: consent.set_licence(actor=request.user, episodes=[e], licence=licence),
+            f"episode(s) licensed '{licence}'",
+        )
+
+    @admin.action(description="Licence: internal training only")
+    def licence_internal(self, request, queryset):
+        self._set_licence(request, queryset, "internal")
+
+    @admin.action(description="Licence: sharing with named teams")
+    def licence_teams(self, request, queryset):
+        self._set_licence(request, queryset, "teams")
+
+    @admin.action(description="Licence: public release")
+    def licence_public(self, request, queryset):
+        self._set_licence(request, queryset, "public")
 
     def has_add_permission(self, request):
         return False

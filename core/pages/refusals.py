@@ -10,9 +10,10 @@ from core.errors import DomainError
 def show_refusal(form: forms.Form, exc: DomainError, *, aliases: dict[str, str] | None = None):
     """Put `exc`'s messages on `form`: each of `exc.fields` beside its field (a service's
     field name may be mapped to the form's through `aliases`), the rest, or the detail when
-    no field is named, above the form."""
+    no field of the form is named (an export refused for its episodes names them, not a
+    field: their ids alone would not say why), above the form."""
     aliases = aliases or {}
-    if not exc.fields:
+    if not any(aliases.get(name, name) in form.fields for name in exc.fields or {}):
         form.add_error(None, exc.detail)
         return
     for name, field_messages in (exc.fields or {}).items():

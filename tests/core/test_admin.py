@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from core.models import (
     AuditEvent,
+    DataRequest,
     IdempotencyRecord,
     Operator,
     OperatorIdentity,
@@ -28,7 +29,7 @@ from core.models import (
     ThrottleWindow,
     WorkerHeartbeat,
 )
-from core.services import idempotency, operators
+from core.services import data_requests, idempotency, operators
 from evaluation.models import (
     Benchmark,
     BenchmarkCell,
@@ -93,6 +94,7 @@ ADD_DISABLED = {
     LeaderboardSnapshot,
     WorkerHeartbeat,
     ThrottleWindow,
+    DataRequest,
 }
 
 # Created on a page that checks them (tests/core/test_admin_refusals.py): "Add" leads there.
@@ -124,7 +126,7 @@ def _url(model, view, *args):
 def _populate(world):
     """One row (or more) of every model, made through the real services."""
     a = world.a
-    operators.create_operator(
+    operator = operators.create_operator(
         actor=a.admin,
         team=a.team,
         code="OP-ADA",
@@ -132,6 +134,7 @@ def _populate(world):
         email=IDENTITY_EMAIL,
         consent_version="consent-v1",
     )
+    data_requests.request_access(actor=a.admin, operator=operator)
     record = idempotency.begin_idempotent_request(
         principal="user:x", key="key-1", fingerprint="f" * 64, method="POST", path="/api/x/"
     )

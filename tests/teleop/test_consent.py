@@ -190,7 +190,8 @@ def test_the_export_page_shows_the_refusal(world):
     consent_services.withdraw_consent(actor=world.a.admin, operator=operator)
     client = Client()
     client.force_login(world.a.researcher)
-    page = client.post(f"/datasets/{view.pk}/", {"format": "robomimic", "images": "raw"})
+    form = {"format": "robomimic", "images": "raw", "image_size": "84"}
+    page = client.post(f"/datasets/{view.pk}/", form)
     assert page.status_code == 400
     assert "1 with consent withdrawn by their operator" in page.content.decode()
 
@@ -235,3 +236,21 @@ def test_another_operator_may_not_withdraw_and_another_teams_admin_gets_404(worl
             actor=world.a.researcher, episodes=[ready_episode_row(session)], licence="public"
         )
     assert not Episode.objects.exclude(consent_withdrawn_at=None).exists()
+
+
+def test_admins_set_episode_licences_from_the_django_admin(world):
+    from tests.core.factories import superuser
+
+    _, session = _operator_session(world, "OP-ADM")
+    episode = ready_episode_row(session)
+    client = Client()
+    client.force_login(superuser())
+    answer = client.post(
+        "/admin/teleop/episode/",
+        {"action": "licence_public", "_selected_action": [str(episode.pk)]},
+    )
+    assert answer.status_code == 302
+    episode.refresh_from_db()
+    assert episode.licence == "public"
+    event = AuditEvent.objects.get(object_id=str(episode.pk), action="update")
+    assert (event.before, event.after) == ({"licence": "internal"}, {"licence": "public"})
