@@ -354,7 +354,7 @@ def test_an_export_chooses_its_images_and_the_page_says_what_they_cost(
 
     # The estimate, before any export: uncompressed at the cameras' size is the bound above.
     assert "Estimated size of the images" in page and "An estimate" in page
-    assert f"<td class=\"num\">{filesizeformat(expected)}</td>" in page
+    assert f'<td class="num">{filesizeformat(expected)}</td>' in page
     assert f"by {world.a.researcher.username}</li>" in page and "by user:" not in page
 
     client.post(f"/datasets/{view.pk}/", {"format": "robomimic", "images": "gzip"})
