@@ -198,7 +198,12 @@ def benchmark_list(request):
 @login_required
 def benchmark_new(request):
     _require_author(request, what="define benchmarks")
-    form = BenchmarkForm(request.POST or None, user=request.user)
+    # ?task_version=<id> (the task page's "New benchmark with vN") ticks that row.
+    form = BenchmarkForm(
+        request.POST or None,
+        user=request.user,
+        initial={"task_versions": request.GET.getlist("task_version")},
+    )
     status = 200
     if request.method == "POST":
         if form.is_valid():
@@ -281,8 +286,9 @@ def benchmark_publish(request, pk):
 # --- Campaigns: the planner -----------------------------------------------------------------
 
 
-def _plan(form: PlanForm, robots: int = 0) -> dict | None:
-    """The planner's figures for a valid PlanForm, with what the page shows beside them."""
+def _plan(form: PlanForm, robots: int = 0, with_power: bool = True) -> dict | None:
+    """The planner's figures for a valid PlanForm, with what the page shows beside them
+    (without the power when `with_power` is False: `planner.plan_campaign`)."""
     if not form.is_valid():
         return None
     design = form.cells_and_trials()
@@ -297,6 +303,7 @@ def _plan(form: PlanForm, robots: int = 0) -> dict | None:
         mode=data["mode"],
         baseline=data["baseline"],
         difference=data["difference"],
+        with_power=with_power,
     )
     minutes = round(figures.duration_s / 60)
     parallel = round(figures.duration_s / 60 / robots) if robots > 1 else None
@@ -304,6 +311,7 @@ def _plan(form: PlanForm, robots: int = 0) -> dict | None:
     return {
         "figures": figures,
         "trials_per_cell": trials_per_cell,
+        "on_benchmark": data["design"] == "benchmark",  # its trials per cell are frozen
         "duration": _hours(minutes),
         "parallel": _hours(parallel) if parallel is not None else None,
         "robots": robots,
@@ -347,10 +355,16 @@ def _plan_html(plan: dict | None, form: PlanForm) -> str:
 @require_GET
 def campaign_plan(request):
     """The planner's figures for the form's current values, as JSON (the page's live panel):
-    `{"html": the panel, "figures": {...} or null, "errors": {field: [messages]}}`."""
+    `{"html": the panel, "figures": {...} or null, "errors": {field: [messages]}}`. With
+    `power=later` the power and trials needed are left out (`power_pending`), so the page
+    shows the trials and duration at once while the exact tests run in a second request."""
     _require_author(request, what="plan campaigns")
     form = PlanForm(request.GET, user=request.user)
-    plan = _plan(form, robots=len(request.GET.getlist("robots")))
+    plan = _plan(
+        form,
+        robots=len(request.GET.getlist("robots")),
+        with_power=request.GET.get("power") != "later",
+    )
     return JsonResponse(
         {
             "html": _plan_html(plan, form),
@@ -372,7 +386,6 @@ def campaign_new(request):
     plan = None
     status = 200
     if request.method == "POST":
-        plan = _plan(PlanForm(data, user=request.user), robots=len(data.getlist("robots")))
         if "preview" not in data:
             if form.is_valid():
                 try:
@@ -387,6 +400,8 @@ def campaign_new(request):
                     )
                     return redirect("campaign", campaign.pk)
             status = 400
+        # Only for a page shown again: the power's exact tests can take seconds.
+        plan = _plan(PlanForm(data, user=request.user), robots=len(data.getlist("robots")))
     return render(
         request,
         "evaluation/campaign_new.html",

@@ -606,6 +606,7 @@ def view_detail(request, pk):
                 format=form.cleaned_data["format"],
                 images=form.cleaned_data["images"],
                 image_size=form.cleaned_data["image_size"],
+                blur_faces=form.cleaned_data["blur_faces"],
             )
             messages.success(request, "Export queued; it is built in the background.")
             return redirect("teleop:view", view.pk)
@@ -774,7 +775,10 @@ def protocol_new(request):
     if not rights.teams_where(request.user, rights.Right.AUTHOR).exists():
         raise PermissionDenied("Only an admin or researcher of a team defines protocols.")
     data = request.POST if request.method == "POST" else None
-    form = ProtocolForm(data, user=request.user)
+    # ?task_version=<id> (the task page's "New protocol for vN") chooses that version.
+    form = ProtocolForm(
+        data, user=request.user, initial={"task_version": request.GET.get("task_version")}
+    )
     targets = ProtocolTargetFormSet(data, prefix="targets", form_kwargs={"user": request.user})
     target_errors: list[str] = []
     if data is not None and form.is_valid() and targets.is_valid():

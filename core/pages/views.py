@@ -122,6 +122,8 @@ def task_detail(request, pk):
             "newer": newer,
             "diff": version_diff(older, newer) if older and newer and older != newer else None,
             "may_author": rights.may(request.user, AUTHOR, task.team_id),
+            # Any author may build protocols and benchmarks on a task they see.
+            "may_build_on": _author_teams(request).exists(),
         },
     )
 

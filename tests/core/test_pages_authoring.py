@@ -216,6 +216,15 @@ def test_the_diff_compares_the_two_chosen_versions(world):
     assert "What changed" not in same
 
 
+def test_the_task_page_leads_authors_to_a_protocol_and_a_benchmark_for_its_newest_version(world):
+    version = world.a.task.versions.get()
+    page = _as(world.b.researcher).get(f"/tasks/{world.a.task.pk}/").content.decode()
+    assert f'href="/protocols/new?task_version={version.pk}">New protocol for v1' in page
+    assert f'href="/benchmarks/new?task_version={version.pk}">New benchmark with v1' in page
+    seen = _as(world.a.operator).get(f"/tasks/{world.a.task.pk}/").content.decode()
+    assert "New protocol for" not in seen and "New benchmark with" not in seen
+
+
 # --- the validation endpoint ------------------------------------------------------------------
 
 

@@ -2,6 +2,8 @@
 start, finish and unblind on the campaign page. Each as anonymous, another team, an operator,
 a researcher and an admin; refusals beside the field with nothing stored."""
 
+import re
+
 import pytest
 from django.test import Client
 
@@ -202,6 +204,20 @@ def test_the_benchmark_form_offers_the_newest_scoring_and_not_the_own_team(world
     assert f'name="shared_with" value="{world.b.team.pk}"' in html
 
 
+def test_the_task_version_in_the_address_is_ticked_in_the_grid(world):
+    version = world.a.task.versions.get()
+    empty = _as(world.a.researcher).get(f"/benchmarks/new?task_version={version.pk}")
+    assert (
+        'No condition you can see: <a href="/conditions/">add one first</a>'
+        in empty.content.decode()
+    )
+    make_conditions(world.a)
+    response = _as(world.a.researcher).get(f"/benchmarks/new?task_version={version.pk}")
+    ticked = rf'<input type="checkbox" name="task_versions" value="{version.pk}"[^>]* checked>'
+    assert re.search(ticked, response.content.decode())
+    assert response.context["form"]["task_versions"].value() == [str(version.pk)]
+
+
 def test_a_researcher_creates_and_publishes_a_benchmark(world):
     conditions = make_conditions(world.a)
     client = _as(world.a.researcher)
@@ -349,6 +365,19 @@ def test_the_live_figures_match_the_preview(world):
     assert incomplete["figures"] is None and "policy_versions" in incomplete["errors"]
 
 
+def test_the_live_panel_can_give_the_counts_before_the_power(world):
+    versions = [make_policy_version(world.a), make_policy_version(world.a)]
+    data = _grid_plan(world, versions, make_conditions(world.a), trials_per_cell=3)
+    answer = _as(world.a.researcher).get("/campaigns/plan", data | {"power": "later"}).json()
+    figures = answer["figures"]
+    assert figures["trials"] == 12 and figures["duration_s"] == 12 * 120
+    assert figures["power"] is None and figures["needed"] is None and figures["power_pending"]
+    assert '<strong data-figure="trials">12</strong>' in answer["html"]
+    assert "data-power-pending" in answer["html"] and "data-underpowered" not in answer["html"]
+    full = _as(world.a.researcher).get("/campaigns/plan", data).json()
+    assert full["figures"]["power"] is not None and not full["figures"]["power_pending"]
+
+
 def test_a_researcher_creates_a_campaign_on_a_grid(world):
     versions = [make_policy_version(world.a), make_policy_version(world.a)]
     conditions = make_conditions(world.a)
@@ -374,6 +403,10 @@ def test_an_admin_plans_on_a_published_benchmark(world):
     )
     data = _grid_plan(world, versions, [], design="benchmark", benchmark=benchmark.pk)
     del data["task_versions"], data["trials_per_cell"]
+    # Underpowered: the advice is another benchmark, not more trials (its cells are frozen).
+    preview = _as(world.a.admin).post("/campaigns/new", data | {"preview": "1"})
+    assert "The benchmark fixes its trials per cell (4): plan on one with" in preview.text
+    assert "Raise the trials per cell" not in preview.text
     response = _as(world.a.admin).post("/campaigns/new", data)
     assert response.status_code == 302
     campaign = Campaign.objects.get(name="Spring run")

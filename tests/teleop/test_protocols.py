@@ -141,6 +141,16 @@ def test_the_form_offers_the_embodiments_cameras_and_other_teams(world):
     assert world.a.team.name not in shared_with  # not offered its own team
 
 
+def test_the_task_version_in_the_address_is_chosen(world):
+    version = world.a.task.versions.get()
+    response = _as(world.a.researcher).get(f"/protocols/new?task_version={version.pk}")
+    assert response.context["form"]["task_version"].value() == str(version.pk)
+    assert f'<option value="{version.pk}" selected>' in response.content.decode()
+    junk = _as(world.a.researcher).get("/protocols/new?task_version=nonsense")
+    assert junk.status_code == 200
+    assert f'<option value="{version.pk}" selected>' not in junk.content.decode()
+
+
 def test_a_researcher_creates_a_protocol_in_the_page(world):
     bright, dim = _conditions(world.a, "bright", "dim")
     client = _as(world.a.researcher)

@@ -1,7 +1,8 @@
 // Authoring forms (benchmark, campaign planner): the cell grid's dots follow the ticked rows
 // and columns; the planner shows the part of the design chosen (benchmark or grid) and asks
-// /campaigns/plan for its figures as the form changes. Without JavaScript every part shows
-// and "Preview the plan" gives the same figures from the server.
+// /campaigns/plan for its figures as the form changes: the trials and duration first, then
+// the power. Without JavaScript every part shows and "Preview the plan" gives the same
+// figures from the server.
 (function () {
   "use strict";
 
@@ -40,22 +41,34 @@
         }
       });
       if (pending) pending.abort();
-      pending = new AbortController();
-      panel.setAttribute("aria-busy", "true");
-      panel.classList.add("stale");
-      fetch(url + "?" + params.toString(), {
-        headers: { Accept: "application/json" },
-        credentials: "same-origin",
-        signal: pending.signal,
-      })
-        .then(function (response) {
+      var controller = new AbortController();
+      pending = controller;
+      function load(query) {
+        return fetch(url + "?" + query, {
+          headers: { Accept: "application/json" },
+          credentials: "same-origin",
+          signal: controller.signal,
+        }).then(function (response) {
           if (!response.ok) throw new Error("HTTP " + response.status);
           return response.json();
-        })
+        });
+      }
+      function show(answer) {
+        panel.innerHTML = answer.html; // rendered and escaped by the server's template
+      }
+      panel.setAttribute("aria-busy", "true");
+      panel.classList.add("stale");
+      // The trials and the duration at once; the power (exact tests, seconds the first
+      // time for a difference) in a second request.
+      load(params.toString() + "&power=later")
         .then(function (answer) {
-          panel.innerHTML = answer.html; // rendered and escaped by the server's template
-          panel.removeAttribute("aria-busy");
+          show(answer);
           panel.classList.remove("stale");
+          if (!answer.figures || !answer.figures.power_pending) return null;
+          return load(params.toString()).then(show);
+        })
+        .then(function () {
+          panel.removeAttribute("aria-busy");
         })
         .catch(function (error) {
           if (error.name === "AbortError") return;
