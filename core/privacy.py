@@ -335,6 +335,8 @@ CLASSIFICATION: dict[str, dict[str, Kind]] = {
                 "format",
                 "images",
                 "image_size",
+                "blur_faces",
+                "frame_filter",
                 "state",
                 "exporter_version",
                 "checksum",

@@ -30,6 +30,7 @@ from core.errors import Conflict, InvalidInput
 from core.models import Embodiment, Team
 from core.services import audit
 from proving_ground.criteria.spec import canonical_json
+from proving_ground.exports import faces
 from teleop import consent, storage
 from teleop.models import DatasetExport, DatasetView, DatasetViewVersion, Episode, Label
 from teleop.selectors import FILTER_KEYS, filter_episodes
@@ -281,13 +282,15 @@ def start_export(
     format: str,
     images: str | None = None,
     image_size: int | None = DEFAULT_IMAGE_SIZE,
+    blur_faces: bool = False,
 ) -> DatasetExport:
     """Queue an export of a view version; the job builds it. `images` says how a robomimic
     export holds camera images (DatasetExport.Images; default gzip), `image_size` at what
     square size (pixels; None keeps each camera's size). Both are robomimic's: LeRobot
-    stores AV1 video at the cameras' size (`image_size` is ignored). Raises NotPermitted,
-    InvalidInput (unknown format or images choice, an images choice for LeRobot, a size out
-    of range, empty view)."""
+    stores AV1 video at the cameras' size (`image_size` is ignored). `blur_faces` blurs the
+    faces found in every camera frame, in either format (`proving_ground.exports.faces`).
+    Raises NotPermitted, InvalidInput (unknown format or images choice, an images choice for
+    LeRobot, a size out of range, empty view, faces to blur without OpenCV installed)."""
     _require_curator(actor, version.view.team_id)
     if format not in DatasetExport.Format.values:
         raise InvalidInput(f"Unknown format '{format}'.", fields={"format": ["Unknown."]})
@@ -317,6 +320,11 @@ def start_export(
             )
     if not version.episode_ids:
         raise InvalidInput("This view version holds no episodes.")
+    if blur_faces and not faces.opencv_available():
+        raise InvalidInput(
+            "Blurring faces needs OpenCV, which this server lacks (requirements.txt pins it).",
+            fields={"blur_faces": ["Not available on this server."]},
+        )
     consent.require_export_consent(version)
     with transaction.atomic():
         export = DatasetExport.objects.create(
@@ -324,6 +332,7 @@ def start_export(
             format=format,
             images=images,
             image_size=image_size,
+            blur_faces=blur_faces,
             created_by=access.actor_label(actor),
         )
         audit.record_audit(
@@ -331,7 +340,12 @@ def start_export(
             action="create",
             obj=export,
             team=version.view.team,
-            after={"format": format, "images": images, "image_size": image_size},
+            after={
+                "format": format,
+                "images": images,
+                "image_size": image_size,
+                "blur_faces": blur_faces,
+            },
         )
         job_queue.enqueue_on_commit("teleop.tasks.build_export_job", str(export.pk))
     return export
@@ -443,10 +457,12 @@ def write_export(
     out: Path,
     images: str = DatasetExport.Images.RAW,
     image_size: int | None = None,
+    frame_filter: Any = None,
 ) -> Any:
     """Write a version in `format` to `out` (a directory for LeRobot, a file for robomimic,
     with camera `images` as DatasetExport.Images says, resized to `image_size` squared if
-    given). Used by the job and by `manage.py export_view`."""
+    given), every camera frame through `frame_filter` if given (`faces.FaceBlur()` blurs
+    faces). Used by the job and by `manage.py export_view`."""
     episodes = Episode.objects.filter(pk__in=version.episode_ids).select_related(
         "robot__embodiment"
     )
@@ -467,6 +483,7 @@ def write_export(
                 fps=fps,
                 robot_type=episodes[0].robot.embodiment.name,
                 joint_names=spec["joint_names"],
+                frame_filter=frame_filter,
             )
         from proving_ground.exports.robomimic import export_robomimic
 
@@ -479,6 +496,7 @@ def write_export(
                 DatasetExport.Images.LZF: "lzf",
             }.get(images),
             image_size=image_size,
+            frame_filter=frame_filter,
         )
 
 
@@ -499,10 +517,13 @@ def build_export(*, export_id) -> DatasetExport:
         return export
     started = time.perf_counter()
     try:
+        frame_filter = faces.FaceBlur() if export.blur_faces else None
         with tempfile.TemporaryDirectory(prefix="pg-export-") as tmp:
             tmp = Path(tmp)
             if export.format == DatasetExport.Format.LEROBOT:
-                result = write_export(export.view_version, export.format, tmp / "dataset")
+                result = write_export(
+                    export.view_version, export.format, tmp / "dataset", frame_filter=frame_filter
+                )
                 packed = tmp / "dataset.tar"
                 with tarfile.open(packed, "w") as tar:
                     tar.add(tmp / "dataset", arcname=f"export-{export.pk}")
@@ -510,7 +531,12 @@ def build_export(*, export_id) -> DatasetExport:
             else:
                 packed = tmp / "dataset.hdf5"
                 result = write_export(
-                    export.view_version, export.format, packed, export.images, export.image_size
+                    export.view_version,
+                    export.format,
+                    packed,
+                    export.images,
+                    export.image_size,
+                    frame_filter,
                 )
                 key = f"exports/{export.pk}.hdf5"
             if default_storage.exists(key):  # left by a build that died after storing it
@@ -536,6 +562,8 @@ def build_export(*, export_id) -> DatasetExport:
         exporter_version=result.exporter_version,
         num_episodes=result.num_episodes,
         num_frames=result.num_frames,
+        # What the files say was done to camera frames (none when no camera was exported).
+        frame_filter=result.frame_filter or "",
         finished_at=timezone.now(),
     )
     log.info("export %s built in %.1f s", export_id, time.perf_counter() - started)

@@ -379,6 +379,10 @@ class DatasetExport(models.Model):
     # robomimic: camera images resized to image_size x image_size pixels; null keeps each
     # camera's own size (and is all a LeRobot export has).
     image_size = models.PositiveSmallIntegerField(null=True, blank=True)
+    # Faces in camera frames blurred (proving_ground.exports.faces, docs/privacy.md "Faces and
+    # voices"); frame_filter says with what, as the export's own files say it, once built.
+    blur_faces = models.BooleanField(default=False)
+    frame_filter = models.CharField(max_length=300, blank=True)
     state = models.CharField(max_length=20, choices=State.choices, default=State.QUEUED)
     exporter_version = models.CharField(max_length=40, blank=True)
     checksum = models.CharField(max_length=64, blank=True)

@@ -402,6 +402,13 @@ class ExportIn(StrictInputSerializer):
         help_text="robomimic only: every camera frame resized to image_size x image_size "
         "pixels (default 84, as robomimic's image datasets); null keeps each camera's size.",
     )
+    blur_faces = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Blur the faces found in every camera frame (OpenCV's Haar cascades; either "
+        "format; default false). Small, turned-away and covered faces are missed "
+        "(docs/privacy.md). The export's frame_filter says what was done.",
+    )
 
 
 class ExportOut(serializers.ModelSerializer):
@@ -415,6 +422,8 @@ class ExportOut(serializers.ModelSerializer):
             "format",
             "images",
             "image_size",
+            "blur_faces",
+            "frame_filter",
             "state",
             "exporter_version",
             "checksum",
@@ -428,6 +437,14 @@ class ExportOut(serializers.ModelSerializer):
             "finished_at",
             "download_url",
         ]
+        extra_kwargs = {
+            "blur_faces": {"help_text": "Faces in camera frames blurred, as asked."},
+            "frame_filter": {
+                "help_text": "What the built export did to camera frames, as its files say it "
+                "(e.g. 'faces blurred with OpenCV 4.14.0 Haar cascades (...)'); empty: frames "
+                "as recorded, or not built yet."
+            },
+        }
 
     def get_download_url(self, export) -> str | None:
         if export.state != DatasetExport.State.DONE:

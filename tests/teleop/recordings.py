@@ -37,12 +37,14 @@ def record_episode(
     operator: str = "OP-TEST",
     embodiment: str = "arm",
     stages: tuple[tuple[str, float], ...] = (("reach", 0.5), ("grasp", 1.0)),
+    frames: tuple[bytes, ...] | None = None,
 ) -> Path:
-    """Record a synthetic episode: joints at the spec's control rate, every camera at its fps,
+    """Record a synthetic episode: joints at the spec's control rate, every camera at its fps
+    cycling through `frames` (encoded, of the cameras' size; default `distinct_frames`),
     stage events; returns the final path."""
     hz = spec["control_hz"]
     episode_id = episode_id or str(uuid.uuid4())
-    frames = distinct_frames()
+    frames = frames or distinct_frames()
     joints = spec["action"]["shape"][0]
     with EpisodeWriter(
         path,

@@ -75,9 +75,15 @@ def export(world, session):
 
 @pytest.fixture
 def fake_writer(monkeypatch):
-    def write_export(version, format, out, images=None):
+    def write_export(version, format, out, *options, **named_options):
         out.write_bytes(b"the whole export")
-        return SimpleNamespace(sha256="f" * 64, exporter_version="t", num_episodes=1, num_frames=9)
+        return SimpleNamespace(
+            sha256="f" * 64,
+            exporter_version="t",
+            num_episodes=1,
+            num_frames=9,
+            frame_filter=None,
+        )
 
     monkeypatch.setattr(datasets, "write_export", write_export)
 

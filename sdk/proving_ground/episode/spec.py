@@ -50,6 +50,16 @@ ALLOWED_DTYPES = (
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 RESERVED_OBSERVATION_KEYS = ("images",)  # /observations/images holds the cameras
 
+# Audio. The format has no audio stream of its own, and a microphone records voices, which
+# are personal data (docs/privacy.md, "Faces and voices"). An embodiment declares audio by
+# listing it as an observation whose key names it (e.g. "audio": {"shape": [160], "dtype":
+# "int16"}, 160 samples a control step); the validator refuses any other group, dataset or
+# attribute named like audio (`is_audio_name`), anywhere in a file: audio_not_declared.
+AUDIO_NAME_WORDS = frozenset(
+    {"audio", "microphone", "microphones", "mic", "mics", "sound", "voice", "voices", "speech"}
+    | {"pcm", "wav"}
+)
+
 # Chunking. Joints: a few thousand rows (at most ~1 MiB a chunk), so an hour at 200 Hz is
 # ~180 chunks per dataset. Camera streams: 256 KiB (64 KiB to 1 MiB measured alike; larger
 # chunks bypass nothing more and make the rewritten last chunk costlier).
@@ -180,11 +190,25 @@ class EmbodimentSpec:
             out["name"] = self.name
         return out
 
+    @property
+    def audio_observations(self) -> tuple[str, ...]:
+        """The observation keys that name audio (`is_audio_name`): the audio this embodiment
+        declares, if any."""
+        return tuple(key for key in self.observations if is_audio_name(key))
+
     def camera(self, name: str) -> CameraSpec:
         for cam in self.cameras:
             if cam.name == name:
                 return cam
         raise KeyError(name)
+
+
+def is_audio_name(name: str) -> bool:
+    """True when `name` (one HDF5 link or attribute name) names audio: one of its words, split
+    at anything but a letter and case-folded, is in `AUDIO_NAME_WORDS`. ``audio``,
+    ``mic_left``, ``Microphone0`` and ``voice-pcm`` do; ``qpos``, ``microwave_door`` and
+    ``waveform`` do not."""
+    return any(word in AUDIO_NAME_WORDS for word in re.split(r"[^a-z]+", name.lower()))
 
 
 def _checked_name(name: str, what: str) -> str:

@@ -28,6 +28,7 @@ from proving_ground.episode.spec import (
     SCHEMA,
     EmbodimentSpec,
     frame_encoding,
+    is_audio_name,
 )
 from proving_ground.episode.validate_report import (
     ERROR,
@@ -163,6 +164,7 @@ class _Content:
     def run(self) -> None:
         if not self.root_attributes():
             return
+        self.audio()
         n = self.steps()
         if n:
             self.cameras()
@@ -224,6 +226,43 @@ class _Content:
             )
         return True
 
+    def audio(self) -> None:
+        """Refuse audio the embodiment does not declare (spec.py, `AUDIO_NAME_WORDS`): every
+        group, dataset or attribute named like audio, anywhere, unless it is an observation
+        or camera of the spec (whose attributes are still looked at). Without a spec nothing
+        is declared. A refused group's contents are not listed again."""
+        declared: set[str] = set()
+        if self.spec:
+            declared |= {f"/observations/{key}" for key in self.spec.observations}
+            declared |= {f"/observations/images/{cam.name}" for cam in self.spec.cameras}
+        refused: list[str] = []
+
+        def refuse(path: str, what: str) -> None:
+            refused.append(path)
+            self.add(
+                "audio_not_declared",
+                f"{what} named like audio, which the embodiment does not declare: voices are "
+                "personal data, recorded only when the embodiment lists them as an observation",
+                path,
+            )
+
+        def visit(name: str) -> None:
+            path = "/" + name
+            if any(path.startswith(r + "/") for r in refused):
+                return
+            if path not in declared and is_audio_name(name.rsplit("/", 1)[-1]):
+                refuse(path, "a group" if isinstance(self.f[path], h5py.Group) else "a dataset")
+                return
+            for attr in self.f[path].attrs:
+                if is_audio_name(attr):
+                    refuse(f"{path}@{attr}", "an attribute")
+
+        for attr in self.f.attrs:
+            if is_audio_name(attr):
+                refuse(f"/@{attr}", "an attribute")
+        # Hard links only: the structure phase refused soft and external ones.
+        self.f.visit(visit)
+
     def steps(self) -> int:
         spec = self.spec
         required: dict[str, tuple[str | None, tuple[int, ...] | None]] = {
@@ -235,7 +274,11 @@ class _Content:
             required["/action"] = (spec.action.dtype, spec.action.shape)
             for path in self.datasets:
                 parent, _, key = path.rpartition("/")
-                if parent == "/observations" and key not in spec.observations:
+                if (
+                    parent == "/observations"
+                    and key not in spec.observations
+                    and not is_audio_name(key)  # refused as audio_not_declared
+                ):
                     self.add("unexpected_dataset", "not in the embodiment spec", path, WARNING)
         else:
             required["/action"] = (None, None)

@@ -40,7 +40,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -105,6 +105,8 @@ class ExportResult:
     SHA-256 of its manifest (one ``"<file sha256>  <relative path>\\n"`` line per file, in
     sorted path order, i.e. ``sha256sum`` output of the sorted file list); for a single
     file, that file's SHA-256. `size_bytes` sums the files; `seconds` is wall time.
+    `frame_filter` is what was done to camera frames, as the export records it (e.g.
+    ``"faces blurred with OpenCV 4.14.0 Haar cascades (...)"``), None for frames as recorded.
     """
 
     files: tuple[str, ...]
@@ -114,6 +116,41 @@ class ExportResult:
     exporter_version: str
     seconds: float
     size_bytes: int
+    frame_filter: str | None = None
+
+
+class FrameFilter(Protocol):
+    """Something done to every camera frame an export writes, before any resize or encoding:
+    called with an RGB ``(H, W, 3)`` uint8 array, it returns one of the same shape and dtype
+    and must not modify its input. `description` says what it does, in the export's own
+    words (`proving_ground.exports.faces.FaceBlur`: ``"faces blurred with ..."``); the
+    exports record it. A plain function without one is described by its qualified name."""
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray: ...
+
+
+def frame_filter_description(frame_filter: FrameFilter | None) -> str | None:
+    """What the export records of `frame_filter`: its ``description``, else its module and
+    qualified name; None without a filter."""
+    if frame_filter is None:
+        return None
+    description = getattr(frame_filter, "description", None)
+    if description:
+        return str(description)
+    kind = frame_filter if hasattr(frame_filter, "__qualname__") else type(frame_filter)
+    return f"frames filtered by {kind.__module__}.{kind.__qualname__}"
+
+
+def filtered_frame(frame_filter: FrameFilter, frame: np.ndarray, camera: str) -> np.ndarray:
+    """`frame_filter(frame)`, checked: the same shape, uint8. Raises ValueError naming
+    `camera` otherwise."""
+    out = np.asarray(frame_filter(frame))
+    if out.shape != frame.shape or out.dtype != np.uint8:
+        raise ValueError(
+            f"camera {camera}: the frame filter returned {out.dtype} {out.shape}, "
+            f"not uint8 {frame.shape}"
+        )
+    return out
 
 
 @dataclass(frozen=True)

@@ -37,9 +37,11 @@ from proving_ground.exports.common import (
     EXPORTER_VERSION,
     ExportEpisode,
     ExportResult,
+    FrameFilter,
     Layout,
     align_episode,
     check_episodes,
+    frame_filter_description,
     manifest_sha256,
     metadata_columns,
     normalized_label,
@@ -85,6 +87,7 @@ def export_lerobot(
     chunks_size: int = DEFAULT_CHUNK_SIZE,
     data_files_size_in_mb: int = DEFAULT_DATA_FILE_SIZE_IN_MB,
     video_files_size_in_mb: int = DEFAULT_VIDEO_FILE_SIZE_IN_MB,
+    frame_filter: FrameFilter | None = None,
 ) -> ExportResult:
     """Write `episodes` as a LeRobot v3.0 dataset directory at `out_dir`, in input order
     grouped by split (`split_order`), so that info.json's ``splits`` are index ranges.
@@ -94,7 +97,9 @@ def export_lerobot(
     name the dimensions of every 1-D feature of that length (state, velocities, action).
     `vcodec` is ``"libsvtav1"`` (AV1, LeRobot's default) or ``"h264"``. The other keywords
     are LeRobot's file-size policy. Every episode must have the same observation keys,
-    shapes, dtypes and cameras as the first.
+    shapes, dtypes and cameras as the first. `frame_filter` is applied to every camera frame
+    before it is encoded (`proving_ground.exports.faces.FaceBlur` blurs faces); its
+    description is recorded as ``frame_filter`` in ``meta/pg_export.json``.
 
     Side effects: creates `out_dir` atomically (see
     `proving_ground.exports.common.staged_directory`). Raises FileExistsError if it exists,
@@ -114,7 +119,7 @@ def export_lerobot(
     with staged_directory(out_dir) as root:
         writer = _DatasetWriter(
             root, episodes, fps_int, robot_type, tuple(joint_names), vcodec,
-            chunks_size, data_files_size_in_mb, video_files_size_in_mb,
+            chunks_size, data_files_size_in_mb, video_files_size_in_mb, frame_filter,
         )  # fmt: skip
         total_frames = writer.write()
         files = relative_files(root)
@@ -128,6 +133,7 @@ def export_lerobot(
         exporter_version=EXPORTER_VERSION,
         seconds=time.perf_counter() - started,
         size_bytes=size,
+        frame_filter=writer.frame_filter_note,
     )
 
 
@@ -167,10 +173,13 @@ class _DatasetWriter:
     def __init__(
         self, root: Path, episodes: Sequence[ExportEpisode], fps: int, robot_type: str,
         joint_names: tuple[str, ...], vcodec: str, chunks_size: int, data_mb: int, video_mb: int,
+        frame_filter: FrameFilter | None = None,
     ):  # fmt: skip
         self.root, self.episodes, self.fps = root, episodes, fps
         self.robot_type, self.joint_names, self.vcodec = robot_type, joint_names, vcodec
         self.chunks_size, self.data_mb, self.video_mb = chunks_size, data_mb, video_mb
+        self.frame_filter = frame_filter
+        self.frame_filter_note: str | None = None  # set by write() when cameras were filtered
         self.tasks: dict[str, int] = {}
 
     def _names(self, shape: tuple[int, ...]) -> list[str] | None:
@@ -200,6 +209,8 @@ class _DatasetWriter:
     def write(self) -> int:
         with EpisodeReader(self.episodes[0].path) as first:
             layout = Layout.of(first)
+        if layout.cameras:
+            self.frame_filter_note = frame_filter_description(self.frame_filter)
         features = self._features(layout)
         data_features = {k: f for k, f in features.items() if f["dtype"] != "video"}
         schema = pa.schema(
@@ -285,7 +296,9 @@ class _DatasetWriter:
             for cam, _w, _h, encoding in layout.cameras:
                 video = videos[cam]
                 v_chunk, v_file, from_s = video.begin_episode(n)
-                samples = encode_camera(reader, cam, encoding, aligned.frames[cam], video)
+                samples = encode_camera(
+                    reader, cam, encoding, aligned.frames[cam], video, self.frame_filter
+                )
                 key = _video_key(cam)
                 row[f"videos/{key}/chunk_index"] = v_chunk
                 row[f"videos/{key}/file_index"] = v_file
@@ -355,6 +368,8 @@ class _DatasetWriter:
                     "before its instant"
                 ),
                 "episode_ids": [ep.episode_id for ep in self.episodes],
+                # What was done to camera frames ("faces blurred with ..."); null: as recorded.
+                "frame_filter": self.frame_filter_note,
             },
         )
 

@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from av.video.reformatter import VideoReformatter
 
 from proving_ground.episode.reader import EpisodeReader
-from proving_ground.exports.common import sample_rows
+from proving_ground.exports.common import FrameFilter, filtered_frame, sample_rows
 from proving_ground.exports.lerobot_stats import stats_image_size
 
 # src/lerobot/datasets/dataset_metadata.py: CODEBASE_VERSION
@@ -256,10 +256,12 @@ def encode_camera(
     encoding: str,
     frame_rows: np.ndarray,
     video: VideoFiles,
+    frame_filter: FrameFilter | None = None,
 ) -> list[np.ndarray]:
     """Decode the camera frames the rows use, in order, and encode one video frame per row.
-    Frames no row uses are skipped undecoded. Returns small RGB samples (h, w, 3) uint8 of
-    up to 100 rows for stats."""
+    Frames no row uses are skipped undecoded; each one used is filtered by `frame_filter`
+    (as RGB, once) when given. Returns small RGB samples (h, w, 3) uint8 of up to 100 rows
+    for stats, taken from the filtered frames."""
     decoder = av.CodecContext.create("mjpeg" if encoding == "jpeg" else "png", "r")
     sample_width, sample_height = stats_image_size(*video.size)
     # A reformatter keeps its swscale context between frames of the same size and format;
@@ -276,6 +278,8 @@ def encode_camera(
             current_index += 1
             if current_index == wanted:
                 current = _decode(decoder, data, video.size, cam)
+                if frame_filter is not None:
+                    current = _filtered(current, frame_filter, cam)
         assert current is not None
         # Limited-range yuv420p, as LeRobot's RGB -> yuv420p conversion produces (JPEG is
         # full range). A new frame per row, so a repeated camera frame is never a frame
@@ -301,6 +305,15 @@ def encode_camera(
             )
             samples.append(small.to_ndarray())
     return samples
+
+
+def _filtered(frame: av.VideoFrame, frame_filter: FrameFilter, cam: str) -> av.VideoFrame:
+    """`frame` as full-range RGB, through `frame_filter`, back as an RGB video frame (the
+    encoder's conversion to limited-range yuv420p follows as for any frame)."""
+    rgb = frame.reformat(
+        format="rgb24", src_color_range=frame.color_range or None, threads=1
+    ).to_ndarray()
+    return av.VideoFrame.from_ndarray(filtered_frame(frame_filter, rgb, cam), format="rgb24")
 
 
 def _decode(decoder: Any, data: bytes, size: tuple[int, int], cam: str) -> av.VideoFrame:

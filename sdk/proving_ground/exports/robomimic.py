@@ -5,7 +5,8 @@ The structure is robomimic's dataset format (``ARISE-Initiative/robomimic``,
 (``robomimic/utils/dataset.py`` ``SequenceDataset``, ``robomimic/utils/file_utils.py``)::
 
     data                attrs: total (rows in all demos), env_args (JSON: env_name, type,
-                        env_kwargs)
+                        env_kwargs); ours: pg_frame_filter ("faces blurred with ...") when
+                        a frame filter ran
       demo_<i>          attrs: num_samples; ours, beside them: pg_episode_id, pg_task,
                         pg_outcome, pg_stage_score, pg_stages_reached, pg_failure_codes,
                         pg_split, pg_metadata (JSON), pg_source_from_s, pg_source_to_s
@@ -64,10 +65,13 @@ from proving_ground.exports.common import (
     Alignment,
     ExportEpisode,
     ExportResult,
+    FrameFilter,
     Layout,
     align_episode,
     check_episodes,
     file_sha256,
+    filtered_frame,
+    frame_filter_description,
     normalized_label,
     rows_of,
     staged_file,
@@ -96,6 +100,7 @@ def export_robomimic(
     image_compression: str | None = None,
     normalize_actions: bool = True,
     image_size: int | None = None,
+    frame_filter: FrameFilter | None = None,
 ) -> ExportResult:
     """Write `episodes`, in order, as ``data/demo_0``, ``data/demo_1``, ... of one robomimic
     HDF5 file at `out_path`.
@@ -109,7 +114,9 @@ def export_robomimic(
     `normalize_actions` writes ``actions`` scaled per dimension to [-1, 1] over the whole
     export (robomimic trains on such actions), the recorded ones as ``actions_raw``, and the
     scale as ``data.attrs["action_normalization"]`` (`action_normalization`); False writes the
-    recorded actions as ``actions``.
+    recorded actions as ``actions``. `frame_filter` is applied to every camera frame written,
+    at the camera's size before any resize (`proving_ground.exports.faces.FaceBlur` blurs
+    faces); its description is recorded as ``data.attrs["pg_frame_filter"]``.
 
     Side effects: creates `out_path` atomically (see `proving_ground.exports.common.staged_file`).
     Raises FileExistsError if it exists, ValueError for inputs that cannot be exported.
@@ -164,6 +171,7 @@ def export_robomimic(
                         include_next_obs,
                         image_compression,
                         image_size,
+                        frame_filter,
                     )
                 total += len(aligned)
                 outcome = normalized_label(episode).outcome
@@ -189,6 +197,9 @@ def export_robomimic(
             data.attrs["pg_fps"] = float(fps)
             if cameras:
                 data.attrs["pg_image_size"] = image_size or 0  # 0: each camera's own size
+            filter_note = frame_filter_description(frame_filter) if cameras else None
+            if filter_note:  # absent: frames as recorded
+                data.attrs["pg_frame_filter"] = filter_note
             data.attrs["pg_alignment"] = (
                 f"rows every 1/{fps:g} s from the first instant every stream has a sample; "
                 "each row holds the latest control step and camera frame at or before it"
@@ -207,6 +218,7 @@ def export_robomimic(
         exporter_version=EXPORTER_VERSION,
         seconds=time.perf_counter() - started,
         size_bytes=size,
+        frame_filter=filter_note,
     )
 
 
@@ -248,6 +260,7 @@ def _write_demo(
     include_next_obs: bool,
     image_compression: str | None,
     image_size: int | None = None,
+    frame_filter: FrameFilter | None = None,
 ) -> None:
     """One episode as ``data/demo_<i>``: observations, images, actions, rewards, dones and
     the label and metadata as attributes."""
@@ -263,7 +276,14 @@ def _write_demo(
             next_obs.create_dataset(key, data=np.concatenate([values[1:], values[-1:]]))
     for cam in cameras:
         _write_images(
-            reader, cam, aligned.frames[cam], obs, next_obs, image_compression, image_size
+            reader,
+            cam,
+            aligned.frames[cam],
+            obs,
+            next_obs,
+            image_compression,
+            image_size,
+            frame_filter,
         )
     actions = rows_of(reader, None, aligned.steps)
     # SequenceDataset / get_shape_metadata_from_dataset expect actions of shape (N, A).
@@ -302,10 +322,12 @@ def _write_images(
     next_obs: h5py.Group | None,
     compression: str | None,
     image_size: int | None = None,
+    frame_filter: FrameFilter | None = None,
 ) -> None:
     """Decode the frames the rows use into ``obs/<cam>_image`` (and ``next_obs``), a block of
-    rows at a time, resized to `image_size` squared if given; each distinct frame is decoded
-    (and resized) once, frames no row uses not at all."""
+    rows at a time, filtered by `frame_filter` and then resized to `image_size` squared if
+    given; each distinct frame is decoded (filtered, resized) once, frames no row uses not
+    at all."""
     from PIL import Image  # Pillow decodes here, so a robomimic export needs no PyAV
 
     info = reader.camera_info(cam)
@@ -340,6 +362,11 @@ def _write_images(
                         raise ValueError(
                             f"camera {cam}: a frame is {image.width}x{image.height}, "
                             f"the file says {info.width}x{info.height}"
+                        )
+                    if frame_filter is not None:
+                        # At the camera's size: a face is found before the resize shrinks it.
+                        image = Image.fromarray(
+                            filtered_frame(frame_filter, np.asarray(image), cam)
                         )
                     if image_size:
                         # Pillow's bilinear filter widens with the scale: it antialiases.

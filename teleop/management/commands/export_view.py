@@ -1,10 +1,12 @@
-"""`manage.py export_view <view> --format lerobot|robomimic [--images raw|gzip|none] --out DIR`:
+"""`manage.py export_view <view> --format lerobot|robomimic [--images raw|gzip|none]
+[--blur-faces] --out DIR`:
 write a view version to a directory, for scripted use (the same writer the export job uses)."""
 
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from proving_ground.exports import faces
 from teleop import consent, datasets
 from teleop.models import DatasetExport, DatasetView
 
@@ -29,10 +31,17 @@ class Command(BaseCommand):
             help="robomimic camera images: uncompressed (raw, the default), gzip, or none",
         )
         parser.add_argument(
+            "--blur-faces",
+            action="store_true",
+            dest="blur_faces",
+            help="blur the faces found in camera frames (OpenCV's Haar cascades; "
+            "docs/privacy.md says what they miss)",
+        )
+        parser.add_argument(
             "--out", required=True, type=Path, help="output directory (must not exist yet)"
         )
 
-    def handle(self, *args, view, team, view_version, format, images, out, **options):
+    def handle(self, *args, view, team, view_version, format, images, blur_faces, out, **options):
         views = DatasetView.objects.filter(name=view)
         if team:
             views = views.filter(team__slug=team)
@@ -57,11 +66,15 @@ class Command(BaseCommand):
         target = out if format == DatasetExport.Format.LEROBOT else out / "dataset.hdf5"
         if format != DatasetExport.Format.LEROBOT:
             out.mkdir(parents=True)
-        result = datasets.write_export(chosen, format, target, images)
+        if blur_faces and not faces.opencv_available():
+            raise CommandError("--blur-faces needs OpenCV (opencv-python-headless 4.x).")
+        frame_filter = faces.FaceBlur() if blur_faces else None
+        result = datasets.write_export(chosen, format, target, images, frame_filter=frame_filter)
         self.stdout.write(
             f"Exported {result.num_episodes} episodes, {result.num_frames} "
             f"frames of '{found[0].name}' v{chosen.number} to {target} "
-            f"(sha256 {result.sha256}, {result.exporter_version})."
+            f"(sha256 {result.sha256}, {result.exporter_version}"
+            f"{', ' + result.frame_filter if result.frame_filter else ''})."
         )
 
 
