@@ -54,8 +54,15 @@ def at(page, path: str):
     return page.locator(f'[data-path="{path}"]')
 
 
+def open_catalog(page, name: str) -> None:
+    """Follow a link of the main navigation's Catalog menu (Tasks, Conditions, Policies...)."""
+    nav = page.get_by_role("navigation", name="Main")
+    nav.get_by_text("Catalog", exact=True).click()
+    nav.get_by_role("link", name=name, exact=True).click()
+
+
 def open_new_task(page) -> None:
-    page.get_by_role("link", name="Tasks", exact=True).click()
+    open_catalog(page, "Tasks")
     page.get_by_role("link", name="New task").click()
     expect(page.locator("#criteria-editor")).to_be_visible(timeout=WAIT_MS)
 

@@ -19,6 +19,7 @@ from tests.browser.task_authoring import (
     WAIT_MS,
     create_task,
     dry_run,
+    open_catalog,
     open_new_task,
     recorded_episode,
     sign_in,
@@ -37,7 +38,7 @@ POWER_WAIT_MS = 120_000
 
 
 def _create_condition(page) -> None:
-    page.get_by_role("link", name="Conditions", exact=True).click()
+    open_catalog(page, "Conditions")
     page.get_by_label("Factor").fill("lighting")
     page.get_by_label("Level").fill("dim")
     page.get_by_label("Reset instructions").fill("Ceiling lights off; desk lamp on.")
@@ -47,7 +48,7 @@ def _create_condition(page) -> None:
 
 def _create_protocol(page) -> None:
     """From the task's page: a protocol for its version 1, 20 episodes under dim lighting."""
-    page.get_by_role("link", name="Tasks", exact=True).click()
+    open_catalog(page, "Tasks")
     page.get_by_role("link", name="Lift the cube").click()
     page.get_by_role("link", name="New protocol for v1").click()
     expect(page.locator("#id_task_version option:checked")).to_have_text(re.compile("lift-cube"))
@@ -72,7 +73,7 @@ def _register_policy(page, name: str) -> None:
 
 def _create_and_publish_benchmark(page) -> None:
     """From the task's page: the new version x dim lighting, published."""
-    page.get_by_role("link", name="Tasks", exact=True).click()
+    open_catalog(page, "Tasks")
     page.get_by_role("link", name="Lift the cube").click()
     page.get_by_role("link", name="New benchmark with v1").click()
     expect(page.get_by_label("Lift the cube v1 (30 s)")).to_be_checked()
