@@ -59,6 +59,7 @@ def face_episode(api, world, session, tmp_path, settings, django_capture_on_comm
     return episode
 
 
+@pytest.mark.slow  # upload, processing and 12 frames searched for faces: ~25 s
 def test_an_export_with_faces_blurred_holds_blurred_frames_and_says_so(
     api, world, face_episode, django_capture_on_commit_callbacks
 ):

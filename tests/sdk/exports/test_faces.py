@@ -154,6 +154,7 @@ def _decoded(offset: int) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB"))
 
 
+@pytest.mark.slow  # three exports, each frame searched for faces: ~5 s
 def test_a_robomimic_export_with_a_face_blur_writes_blurred_frames_and_says_so(
     face_episode, tmp_path, blur
 ):
@@ -180,6 +181,7 @@ def test_a_robomimic_export_with_a_face_blur_writes_blurred_frames_and_says_so(
     assert again.sha256 == result.sha256  # the same frames, the same finds, the same bytes
 
 
+@pytest.mark.slow
 def test_a_lerobot_export_with_a_face_blur_encodes_blurred_frames_and_says_so(
     face_episode, tmp_path, blur
 ):
