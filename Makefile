@@ -13,7 +13,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/proving_ground
 SQLITE_TEST_DATABASE_URL ?= sqlite:///$(CURDIR)/var/test.sqlite3
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test install install-dev assets browser interop-venvs migrate seed lint check test-postgres test-sqlite clean
+.PHONY: run test install install-dev install-sim assets browser interop-venvs migrate seed lint check test-postgres test-sqlite clean
 
 $(VENV)/.runtime: requirements.txt sdk/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,8 +25,16 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt $(VENV)/.runtime
 	$(PIP) install --quiet -r requirements-dev.txt
 	touch $@
 
+# Simulation (docs/simulation.md): Gymnasium environments as robots. gym-pusht without its
+# dependencies: it asks for opencv-python, which would clobber opencv-python-headless's cv2.
+$(VENV)/.sim: requirements-sim.txt requirements-sim-nodeps.txt $(VENV)/.runtime
+	$(PIP) install --quiet -r requirements-sim.txt
+	$(PIP) install --quiet --no-deps -r requirements-sim-nodeps.txt
+	touch $@
+
 install: $(VENV)/.runtime
 install-dev: $(VENV)/.dev
+install-sim: $(VENV)/.sim
 
 # Front-end assets from the npm registry, and Rerun's web viewer copied out of the pinned
 # rerun-sdk wheel, into var/ where Django serves static files from. No CDN at run time.
@@ -47,7 +55,7 @@ migrate: install
 seed: migrate
 	$(PY) manage.py seed_demo_evaluation
 
-run: assets seed
+run: assets seed install-sim
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	HOST=$(HOST) PORT=$(PORT) ./scripts/run-dev.sh
 
@@ -96,7 +104,7 @@ test-sqlite: install-dev assets
 	mkdir -p var
 	DATABASE_URL=$(SQLITE_TEST_DATABASE_URL) $(VENV)/bin/pytest -n $(PYTEST_WORKERS) -q -m "not postgres_only and not slow" tests
 
-test: install-dev
+test: install-dev install-sim
 	./scripts/ensure-postgres.sh $(notdir $(TEST_DATABASE_URL))
 	$(MAKE) lint
 	$(MAKE) check
