@@ -338,6 +338,27 @@ class ProvingGroundClient:
             body = body["condition"]
         return body or None
 
+    # -- evaluation trials ------------------------------------------------------------------
+
+    def next_trial(self, campaign_id: str | uuid.UUID) -> dict[str, Any] | None:
+        """The trial this robot holds in the campaign, or its next one (``load``: what to
+        run, ``task_version``, ``condition``, ``alias``, ``report_url``), or None when none
+        is left. Asking again returns the held trial (docs/evaluation.md)."""
+        body = self._json("POST", f"campaigns/{campaign_id}/next-trial", json_body={})
+        return (body or {}).get("trial")
+
+    def report_trial(self, trial_id: str | uuid.UUID, result: Mapping[str, Any]) -> dict:
+        """Report a held trial's result once (``outcome``, ``stages_reached``,
+        ``failure_codes``, ``episode``, ``notes``...). The Idempotency-Key is derived from the
+        trial, so a retry, even from a restarted process, replays the stored answer instead
+        of reporting twice."""
+        return self._json(
+            "POST",
+            f"trials/{trial_id}/result",
+            json_body=dict(result),
+            idempotency_key=f"result-{trial_id}",
+        )
+
     # -- episodes ---------------------------------------------------------------------------
 
     def create_episode(
