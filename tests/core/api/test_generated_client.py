@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 PACKAGE = "pg_generated_client"
 # No post hooks (they would run ruff from PATH on the generated code); the generator knows
-# no binary media types but application/octet-stream, so the file downloads (HDF5, tar) and
+# no binary media types but application/octet-stream, so the file downloads (HDF5, tar, zip) and
 # the tus chunk upload are generated as that.
 GENERATOR_CONFIG = f"""
 package_name_override: {PACKAGE}
@@ -29,6 +29,7 @@ post_hooks: []
 content_type_overrides:
   application/x-hdf5: application/octet-stream
   application/x-tar: application/octet-stream
+  application/zip: application/octet-stream
   application/offset+octet-stream: application/octet-stream
 """
 
