@@ -222,44 +222,67 @@ def has_live_job(statuses: list[str]) -> bool:
     return any(status in LIVE_STATUSES for status in statuses)
 
 
+def requeue_unfinished_builds(
+    model,
+    job: Task,
+    rows,
+    *,
+    grace_s: float,
+    max_attempts: int,
+    on_hopeless: Callable[[object, int], None] | None = None,
+) -> int:
+    """The shared part of the build finders (access archives, dataset exports): of `rows`
+    (a queryset of `model`, which has `state` QUEUED/RUNNING/FAILED, `created_at`,
+    `started_at`, `finished_at` and `error`), those queued or running for longer than
+    `grace_s` with no live `job` are queued again; one that already had `max_attempts` jobs
+    is marked failed instead (after `on_hopeless(pk, attempts)`), so its page stops saying
+    it is on the way. Returns how many were queued."""
+    cutoff = timezone.now() - timedelta(seconds=grace_s)
+    with transaction.atomic():
+        ids = list(
+            rows.select_for_update(skip_locked=True)
+            .filter(state__in=[model.State.QUEUED, model.State.RUNNING], created_at__lt=cutoff)
+            .exclude(started_at__gte=cutoff)
+            .order_by("created_at")
+            .values_list("pk", flat=True)[:REQUEUE_BATCH]
+        )
+        known = jobs_for(job, values=ids)
+        queued = 0
+        for pk in ids:
+            statuses = known.get(str(pk), [])
+            if has_live_job(statuses):
+                continue
+            if len(statuses) >= max_attempts:
+                if on_hopeless is not None:
+                    on_hopeless(pk, len(statuses))
+                model.objects.filter(pk=pk).update(
+                    state=model.State.FAILED,
+                    error=f"Its build was tried {len(statuses)} times and never finished.",
+                    finished_at=timezone.now(),
+                )
+                continue
+            job.enqueue(str(pk))
+            queued += 1
+    return queued
+
+
 # --- Core's own work ------------------------------------------------------------------------
 
 
 @lost_work_finder
 def requeue_access_archives_unfinished(*, grace_s: float, max_attempts: int) -> int:
     """Access archives `queued` or `running` with no live build job (failed after
-    `max_attempts` jobs)."""
+    `max_attempts` jobs); expired ones are left to `expire_access_archives`."""
     from core.models import DataRequest
     from core.tasks import build_access_archive_job
 
-    cutoff = timezone.now() - timedelta(seconds=grace_s)
-    with transaction.atomic():
-        request_ids = list(
-            DataRequest.objects.select_for_update(skip_locked=True)
-            .filter(
-                state__in=[DataRequest.State.QUEUED, DataRequest.State.RUNNING],
-                created_at__lt=cutoff,
-                expires_at__gt=timezone.now(),
-            )
-            .exclude(started_at__gte=cutoff)
-            .values_list("pk", flat=True)[:REQUEUE_BATCH]
-        )
-        known = jobs_for(build_access_archive_job, values=request_ids)
-        queued = 0
-        for request_id in request_ids:
-            statuses = known.get(str(request_id), [])
-            if has_live_job(statuses):
-                continue
-            if len(statuses) >= max_attempts:
-                DataRequest.objects.filter(pk=request_id).update(
-                    state=DataRequest.State.FAILED,
-                    error=f"Its build was tried {len(statuses)} times and never finished.",
-                    finished_at=timezone.now(),
-                )
-                continue
-            build_access_archive_job.enqueue(str(request_id))
-            queued += 1
-    return queued
+    return requeue_unfinished_builds(
+        DataRequest,
+        build_access_archive_job,
+        DataRequest.objects.filter(expires_at__gt=timezone.now()),
+        grace_s=grace_s,
+        max_attempts=max_attempts,
+    )
 
 
 @lost_work_finder

@@ -15,7 +15,13 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from core.jobs import REQUEUE_BATCH, has_live_job, jobs_for, lost_work_finder
+from core.jobs import (
+    REQUEUE_BATCH,
+    has_live_job,
+    jobs_for,
+    lost_work_finder,
+    requeue_unfinished_builds,
+)
 from teleop.models import DatasetExport, Episode
 
 log = logging.getLogger(__name__)
@@ -110,34 +116,14 @@ def requeue_exports_unfinished(*, grace_s: float, max_attempts: int) -> int:
     jobs is marked failed, so its page stops saying it is on the way."""
     from teleop.tasks import build_export_job
 
-    cutoff = timezone.now() - timedelta(seconds=grace_s)
-    with transaction.atomic():
-        export_ids = list(
-            DatasetExport.objects.select_for_update(skip_locked=True)
-            .filter(
-                state__in=[DatasetExport.State.QUEUED, DatasetExport.State.RUNNING],
-                created_at__lt=cutoff,
-            )
-            .exclude(started_at__gte=cutoff)
-            .order_by("created_at")
-            .values_list("pk", flat=True)[:REQUEUE_BATCH]
-        )
-        known = jobs_for(build_export_job, values=export_ids)
-        queued = 0
-        for export_id in export_ids:
-            statuses = known.get(str(export_id), [])
-            if has_live_job(statuses):
-                continue
-            if _hopeless(statuses, max_attempts):
-                log.error(
-                    "export %s: %d build jobs never finished; failed", export_id, len(statuses)
-                )
-                DatasetExport.objects.filter(pk=export_id).update(
-                    state=DatasetExport.State.FAILED,
-                    error=f"Its build was tried {len(statuses)} times and never finished.",
-                    finished_at=timezone.now(),
-                )
-                continue
-            build_export_job.enqueue(str(export_id))
-            queued += 1
-    return queued
+    def hopeless(export_id, attempts: int) -> None:
+        log.error("export %s: %d build jobs never finished; failed", export_id, attempts)
+
+    return requeue_unfinished_builds(
+        DatasetExport,
+        build_export_job,
+        DatasetExport.objects.all(),
+        grace_s=grace_s,
+        max_attempts=max_attempts,
+        on_hopeless=hopeless,
+    )
