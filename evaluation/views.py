@@ -141,10 +141,13 @@ def leaderboard_compare(request, pk):
     }
     a, b = request.GET.get("a"), request.GET.get("b")
     chosen = bool(a or b)
+    board = leaderboards.leaderboard_data(
+        LeaderboardSnapshot.Scope.BENCHMARK, benchmark, reader=request.user
+    )
     if not chosen:
         # Nothing chosen yet: the board's top two rows (none on a board of fewer), compared.
-        a, b = (_top_two(benchmark, request.user, versions) + [None, None])[:2]
-    comparison = None
+        a, b = (_top_two(board, versions) + [None, None])[:2]
+    comparison = board_pair = None
     problem = ""
     if a == b and a in versions:
         problem = (
@@ -155,6 +158,7 @@ def leaderboard_compare(request, pk):
         comparison = selectors.compare_policies(
             trials, a, b, a_label=str(versions[a]), b_label=str(versions[b])
         )
+        board_pair = _board_pair(board, a, b)
     elif chosen:
         problem = "Choose two policies of this leaderboard."
     return render(
@@ -166,6 +170,7 @@ def leaderboard_compare(request, pk):
             "a": a,
             "b": b,
             "comparison": comparison,
+            "board_pair": board_pair,
             "problem": problem,
         },
         # The same policy twice is a choice to correct, answered on the page; an id that is
@@ -174,12 +179,31 @@ def leaderboard_compare(request, pk):
     )
 
 
-def _top_two(benchmark, reader, versions: dict) -> list[str]:
-    """The ids of the two best-ranked different policy versions on the reader's board (fewer
-    when the board has fewer), in rank order."""
-    data = leaderboards.leaderboard_data(
-        LeaderboardSnapshot.Scope.BENCHMARK, benchmark, reader=reader
-    )
+def _board_pair(board: dict, a: str, b: str) -> dict | None:
+    """The leaderboard's own comparison of A and B, oriented A - B, on a board whose pairs
+    test its ranking's estimand (pg-score/2: the macro average); None on pg-score/1 boards,
+    whose pairs are the pooled comparison this page shows anyway. The page shows it first,
+    so the page cannot contradict the board."""
+    if board.get("scoring_version") == "pg-score/1":
+        return None
+    for pair in board.get("pairwise", []):
+        if {pair["first"], pair["second"]} != {a, b}:
+            continue
+        if pair["first"] == a:
+            return pair
+        return pair | {
+            "first": a,
+            "second": b,
+            "difference": -pair["difference"],
+            "difference_low": -pair["difference_high"],
+            "difference_high": -pair["difference_low"],
+        }
+    return None
+
+
+def _top_two(data: dict, versions: dict) -> list[str]:
+    """The ids of the two best-ranked different policy versions on the reader's board `data`
+    (fewer when the board has fewer), in rank order."""
     ranked = sorted(data["rows"], key=lambda r: (r.get("rank") is None, r.get("rank") or 0))
     top: list[str] = []
     for row in ranked:

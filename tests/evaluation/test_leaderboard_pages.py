@@ -255,3 +255,41 @@ def test_interval_ends_are_rounded_outward(value, low, high):
     from evaluation.templatetags.leaderboard_format import lower_bound, upper_bound
 
     assert (lower_bound(value), upper_bound(value)) == (low, high)
+
+
+def test_compare_page_leads_with_the_boards_own_comparison_in_either_order(world):
+    """A pg-score/2 board ranks, groups and tests by macro success; the compare page shows
+    that pair first (oriented A − B), so the page cannot contradict the board, and labels
+    the pooled counts as a reference."""
+    benchmark = played_board(world.a)
+    versions, data = _versions(benchmark)
+    assert data["scoring_version"] == "pg-score/2"
+    mid, good = versions["mid-policy"], versions["good-policy"]
+    pair = next(p for p in data["pairwise"] if {p["first"], p["second"]} == {mid, good})
+    sign = 1 if pair["first"] == mid else -1
+    for a, b, orientation in ((mid, good, sign), (good, mid, -sign)):
+        page = _text(
+            Client().get(f"/leaderboards/{benchmark.pk}/compare", {"a": a, "b": b}).content.decode()
+        )
+        board_part, pooled_part = page.split("Pooled counts (for reference)")
+        assert "On the leaderboard (macro success, what it ranks by)" in board_part
+        assert f"Difference (A − B) {_two(orientation * pair['difference'])}" in board_part
+        assert "Holm-adjusted over the board's pairs" in board_part
+        assert "Successes, A" in pooled_part
+
+
+def test_a_pg_score_1_board_keeps_its_one_comparison(world):
+    benchmark = played_board(world.a)
+    type(benchmark).objects.filter(pk=benchmark.pk).update(scoring_version="pg-score/1")
+    leaderboards.refresh_leaderboard(scope="benchmark", object_id=benchmark.pk)
+    versions, _ = _versions(benchmark)
+    page = _text(
+        Client()
+        .get(
+            f"/leaderboards/{benchmark.pk}/compare",
+            {"a": versions["mid-policy"], "b": versions["good-policy"]},
+        )
+        .content.decode()
+    )
+    assert "On the leaderboard (macro success" not in page
+    assert "Unpaired" in page
