@@ -5,10 +5,8 @@ untouched; another team's admin gets 404; nothing happens without the confirmati
 
 from __future__ import annotations
 
-import hashlib
 import json
 import tarfile
-import uuid
 
 import pytest
 from django.contrib.admin.models import ADDITION, LogEntry
@@ -29,10 +27,9 @@ from teleop.services import labels, sessions
 from teleop.views import recording_token
 from tests.core.factories import make_user
 from tests.evaluation.factories import make_campaign, make_policy_version, robot_actor
-from tests.teleop.recordings import ready_episode_row, record_episode
+from tests.teleop.recordings import ready_episode_row, record_episode, upload_over_api
 
 pytestmark = pytest.mark.django_db
-TUS = {"HTTP_TUS_RESUMABLE": "1.0.0"}
 USERNAME, FULL_NAME, EMAIL = "olgakowalska", "Olga Kowalska", "olga.kowalska@example.org"
 NEEDLES = (USERNAME, FULL_NAME, EMAIL)
 
@@ -98,24 +95,11 @@ def scene(api, world, people, tmp_path, settings, django_capture_on_commit_callb
 
     def upload(session, name):
         data = record_episode(tmp_path / f"{name}.h5", seconds=1.0, operator=session.operator.code)
-        data = data.read_bytes()
-        body = {
-            "id": str(uuid.uuid4()),
-            "session": str(session.pk),
-            "size_bytes": len(data),
-            "sha256": hashlib.sha256(data).hexdigest(),
-        }
-        url = client.post("/api/v1/episodes/", body).json()["upload_url"].split("testserver")[1]
-        with django_capture_on_commit_callbacks(execute=True):
-            client.generic(
-                "PATCH",
-                url,
-                data=data,
-                content_type="application/offset+octet-stream",
-                HTTP_UPLOAD_OFFSET="0",
-                **TUS,
+        return Episode.objects.get(
+            pk=upload_over_api(
+                client, session, data.read_bytes(), django_capture_on_commit_callbacks
             )
-        return Episode.objects.get(pk=body["id"])
+        )
 
     own = [upload(mine, "own-1"), upload(mine, "own-2")]
     others = [upload(theirs, "other-1"), upload(theirs, "other-2")]

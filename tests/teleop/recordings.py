@@ -118,3 +118,29 @@ def checked_episode(session, lifted: str):
     ]
     episode.save(update_fields=["check_results"])
     return episode
+
+
+def upload_over_api(client, session, data: bytes, capture) -> str:
+    """Upload episode bytes into `session` as a robot does: create the episode, send the file
+    in one tus PATCH, and run the processing queued on commit (`capture` is pytest-django's
+    `django_capture_on_commit_callbacks`). Returns the episode id."""
+    import hashlib
+    import uuid
+
+    body = {
+        "id": str(uuid.uuid4()),
+        "session": str(session.pk),
+        "size_bytes": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
+    url = client.post("/api/v1/episodes/", body).json()["upload_url"].split("testserver")[1]
+    with capture(execute=True):
+        client.generic(
+            "PATCH",
+            url,
+            data=data,
+            content_type="application/offset+octet-stream",
+            HTTP_UPLOAD_OFFSET="0",
+            HTTP_TUS_RESUMABLE="1.0.0",
+        )
+    return body["id"]

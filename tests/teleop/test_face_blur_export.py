@@ -2,9 +2,7 @@
 in the API, off by default, built with the blur, and reported as such by the export row, the
 API, the page and the exported file itself."""
 
-import hashlib
 import io
-import uuid
 
 import h5py
 import numpy as np
@@ -19,10 +17,9 @@ from proving_ground.exports.faces import FaceBlur, padded
 from teleop import datasets
 from teleop.models import DatasetExport, Episode
 from tests.sdk.exports.face_images import face_box, face_frame
-from tests.teleop.recordings import ready_episode_row, record_episode
+from tests.teleop.recordings import ready_episode_row, record_episode, upload_over_api
 
 pytestmark = pytest.mark.django_db
-TUS = {"HTTP_TUS_RESUMABLE": "1.0.0"}
 OFFSETS = (64, 0)  # the operator's face, in two places
 
 
@@ -37,24 +34,10 @@ def face_episode(api, world, session, tmp_path, settings, django_capture_on_comm
     client = api(key=world.a.robot_key)
     frames = tuple(_jpeg(offset) for offset in OFFSETS)
     path = record_episode(tmp_path / "face.h5", seconds=0.2, stages=(), frames=frames)
-    data = path.read_bytes()
-    body = {
-        "id": str(uuid.uuid4()),
-        "session": str(session.pk),
-        "size_bytes": len(data),
-        "sha256": hashlib.sha256(data).hexdigest(),
-    }
-    url = client.post("/api/v1/episodes/", body).json()["upload_url"].split("testserver")[1]
-    with django_capture_on_commit_callbacks(execute=True):
-        client.generic(
-            "PATCH",
-            url,
-            data=data,
-            content_type="application/offset+octet-stream",
-            HTTP_UPLOAD_OFFSET="0",
-            **TUS,
-        )
-    episode = Episode.objects.get(pk=body["id"])
+    episode_id = upload_over_api(
+        client, session, path.read_bytes(), django_capture_on_commit_callbacks
+    )
+    episode = Episode.objects.get(pk=episode_id)
     assert episode.state == "ready", episode.validation_report
     return episode
 
